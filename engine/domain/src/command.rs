@@ -1,0 +1,71 @@
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Fields;
+
+/// What a person or a machine asks the engine to do to a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Create {
+        title: String,
+        description: String,
+        fields: Fields,
+    },
+    Transition {
+        name: String,
+        fields: Fields,
+        comment: Option<String>,
+    },
+    Update {
+        title: Option<String>,
+        description: Option<String>,
+        fields: Fields,
+    },
+    Comment {
+        text: String,
+    },
+}
+
+impl Command {
+    /// Short name used in logs and journal entries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Create { .. } => "create",
+            Command::Transition { .. } => "transition",
+            Command::Update { .. } => "update",
+            Command::Comment { .. } => "comment",
+        }
+    }
+}
+
+/// A change that a rule asks for. Rules never write: the engine validates each effect
+/// against the definition and applies the valid ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Sets a declared field; `assignment_group` and `assignee` assign the record.
+    SetField { field: String, value: Value },
+    /// Suggests a plugin action that a technician can start with one click.
+    Recommend { action: String, params: Value },
+    /// Adds an internal note to the journal.
+    Note { text: String },
+}
+
+/// An effect together with the rule that produced it and the rule's stated reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposedEffect {
+    pub rule: String,
+    pub reason: String,
+    #[serde(flatten)]
+    pub effect: Effect,
+}
+
+/// A recommended action kept on the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub action: String,
+    pub params: Value,
+    pub rule: String,
+    pub reason: String,
+}

@@ -1,0 +1,87 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Fields;
+
+/// One fact in a record's history. The journal is append-only; each event is written in
+/// the same transaction as the change it describes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JournalEvent {
+    Created {
+        title: String,
+        description: String,
+        state: String,
+        fields: Fields,
+    },
+    FieldChanged {
+        field: String,
+        from: Value,
+        to: Value,
+        /// The rule that set the value, or none when a person did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    TextChanged {
+        field: String,
+        from: String,
+        to: String,
+    },
+    Transitioned {
+        transition: String,
+        from: String,
+        to: String,
+    },
+    Commented {
+        text: String,
+    },
+    Note {
+        text: String,
+        rule: String,
+        reason: String,
+    },
+    Recommended {
+        action: String,
+        params: Value,
+        rule: String,
+        reason: String,
+    },
+    /// A rule failed, exceeded a limit or proposed an invalid effect; the command went on.
+    RuleFailed {
+        rule: String,
+        error: String,
+    },
+}
+
+impl JournalEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JournalEvent::Created { .. } => "created",
+            JournalEvent::FieldChanged { .. } => "field_changed",
+            JournalEvent::TextChanged { .. } => "text_changed",
+            JournalEvent::Transitioned { .. } => "transitioned",
+            JournalEvent::Commented { .. } => "commented",
+            JournalEvent::Note { .. } => "note",
+            JournalEvent::Recommended { .. } => "recommended",
+            JournalEvent::RuleFailed { .. } => "rule_failed",
+        }
+    }
+}
+
+/// A stored journal event with its actor, time and place in the record's hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Position in the record's journal, from 1.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    #[serde(flatten)]
+    pub event: JournalEvent,
+    /// Hex SHA-256 of the previous entry of the same record (empty for the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 over `prev_hash` and this entry's canonical content.
+    pub hash: String,
+}

@@ -1,0 +1,595 @@
+//! The state machine: a command, a record and its definition in; the new record and the
+//! journal events that describe the change out. Pure: no IO, no clock, no database.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tend_domain::{
+    Actor, Command, Effect, Fields, JournalEvent, ProposedEffect, Recommendation, Record, Role,
+};
+
+use crate::model::{Definition, TransitionDef};
+use crate::rejection::Rejection;
+use crate::rules::{Hook, RuleInput, RuleRunner};
+use crate::values::{check_value, is_present};
+
+/// Longest accepted title, in characters.
+pub const MAX_TITLE_LENGTH: usize = 300;
+/// Longest accepted description or comment, in characters.
+pub const MAX_TEXT_LENGTH: usize = 100_000;
+
+/// Everything a command is decided against.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub definition: &'a Definition,
+    /// Version of the definition set, stored on new records.
+    pub version: &'a str,
+    pub rules: &'a dyn RuleRunner,
+    pub actor: &'a Actor,
+    pub now: DateTime<Utc>,
+}
+
+/// The result of an accepted command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub record: Record,
+    pub events: Vec<JournalEvent>,
+}
+
+impl Outcome {
+    /// Whether the command changed nothing (for example an update with the same values).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Decides a command against an existing record, or a `Create` against none.
+pub fn execute(
+    context: &Context<'_>,
+    record: Option<&Record>,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match (command, record) {
+        (
+            Command::Create {
+                title,
+                description,
+                fields,
+            },
+            _,
+        ) => create(context, title, description, fields),
+        (
+            Command::Transition {
+                name,
+                fields,
+                comment,
+            },
+            Some(record),
+        ) => transition(context, record, name, fields, comment.as_deref()),
+        (
+            Command::Update {
+                title,
+                description,
+                fields,
+            },
+            Some(record),
+        ) => update(
+            context,
+            record,
+            title.as_deref(),
+            description.as_deref(),
+            fields,
+        ),
+        (Command::Comment { text }, Some(record)) => comment(context, record, text),
+        (_, None) => Err(Rejection::InvalidInput {
+            field: "record".into(),
+            message: format!("a {} command needs an existing record", command.kind()),
+        }),
+    }
+}
+
+fn check_role(actor: &Actor, allowed: &[Role], what: impl Into<String>) -> Result<(), Rejection> {
+    if actor.may(allowed) {
+        Ok(())
+    } else {
+        Err(Rejection::Forbidden {
+            what: what.into(),
+            roles: allowed.to_vec(),
+        })
+    }
+}
+
+fn check_text(field: &str, text: &str, limit: usize, required: bool) -> Result<(), Rejection> {
+    if required && text.trim().is_empty() {
+        return Err(Rejection::RequiredFieldMissing {
+            field: field.into(),
+            context: String::new(),
+        });
+    }
+    let length = text.chars().count();
+    if length > limit {
+        return Err(Rejection::InvalidInput {
+            field: field.into(),
+            message: format!("it is {length} characters long; the limit is {limit}"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks fields given by a person: declared, writable and well-typed.
+fn check_input_fields(definition: &Definition, fields: &Fields) -> Result<(), Rejection> {
+    for (name, value) in fields {
+        let Some(field) = definition.fields.get(name) else {
+            return Err(Rejection::UnknownField {
+                process: definition.process.clone(),
+                field: name.clone(),
+                known: definition
+                    .fields
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if field.read_only {
+            return Err(Rejection::ReadOnlyField {
+                field: name.clone(),
+            });
+        }
+        check_value(field, value).map_err(|message| Rejection::InvalidValue {
+            field: name.clone(),
+            message,
+        })?;
+    }
+    Ok(())
+}
+
+fn create(
+    context: &Context<'_>,
+    title: &str,
+    description: &str,
+    input: &Fields,
+) -> Result<Outcome, Rejection> {
+    let definition = context.definition;
+    let actor = context.actor;
+    check_role(
+        actor,
+        &definition.permissions.create,
+        format!("creating a {} record", definition.process),
+    )?;
+    check_text("title", title, MAX_TITLE_LENGTH, true)?;
+    check_text("description", description, MAX_TEXT_LENGTH, false)?;
+    check_input_fields(definition, input)?;
+
+    let mut fields = Fields::new();
+    // Defaults first, so that rules see the same record whatever channel created it.
+    for (name, field) in &definition.fields {
+        if let Some(default) = &field.default {
+            fields.insert(name.clone(), default.clone());
+        }
+    }
+    for (name, value) in input {
+        fields.insert(name.clone(), value.clone());
+    }
+    if definition.fields.contains_key("requester") {
+        let given = fields
+            .get("requester")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match given {
+            Some(other) if !actor.is_staff() && other != actor.name => {
+                return Err(Rejection::Forbidden {
+                    what: "opening a record for someone else".into(),
+                    roles: vec![Role::Technician],
+                });
+            }
+            Some(_) => {}
+            None => {
+                fields.insert("requester".into(), Value::String(actor.name.clone()));
+            }
+        }
+    }
+    for (name, field) in &definition.fields {
+        if field.required && !is_present(fields.get(name)) {
+            return Err(Rejection::RequiredFieldMissing {
+                field: name.clone(),
+                context: format!(" to create a {} record", definition.process),
+            });
+        }
+    }
+    let state = definition
+        .initial_state()
+        .expect("a validated definition has an initial state")
+        .to_owned();
+    let mut record = Record {
+        id: 0,
+        number: String::new(),
+        process: definition.process.clone(),
+        definition_version: context.version.to_owned(),
+        open: definition.is_open_state(&state),
+        state: state.clone(),
+        title: title.trim().to_owned(),
+        description: description.to_owned(),
+        fields,
+        recommendations: Vec::new(),
+        created_at: context.now,
+        updated_at: context.now,
+        revision: 0,
+    };
+    let mut events = vec![JournalEvent::Created {
+        title: record.title.clone(),
+        description: record.description.clone(),
+        state,
+        fields: record.fields.clone(),
+    }];
+    run_rules(
+        context,
+        Hook::OnCreate,
+        &mut record,
+        None,
+        None,
+        &mut events,
+    );
+    Ok(Outcome { record, events })
+}
+
+fn update(
+    context: &Context<'_>,
+    current: &Record,
+    title: Option<&str>,
+    description: Option<&str>,
+    input: &Fields,
+) -> Result<Outcome, Rejection> {
+    let definition = context.definition;
+    check_role(
+        context.actor,
+        &definition.permissions.update,
+        format!("updating {}", current.number),
+    )?;
+    check_input_fields(definition, input)?;
+    let mut record = current.clone();
+    let mut events = Vec::new();
+    if let Some(title) = title {
+        check_text("title", title, MAX_TITLE_LENGTH, true)?;
+        let title = title.trim();
+        if title != record.title {
+            events.push(JournalEvent::TextChanged {
+                field: "title".into(),
+                from: record.title.clone(),
+                to: title.to_owned(),
+            });
+            record.title = title.to_owned();
+        }
+    }
+    if let Some(description) = description {
+        check_text("description", description, MAX_TEXT_LENGTH, false)?;
+        if description != record.description {
+            events.push(JournalEvent::TextChanged {
+                field: "description".into(),
+                from: record.description.clone(),
+                to: description.to_owned(),
+            });
+            record.description = description.to_owned();
+        }
+    }
+    apply_field_changes(&mut record, input, &mut events);
+    check_required_in_state(definition, &record, &record.state)?;
+    if !events.is_empty() {
+        record.updated_at = context.now;
+        run_rules(
+            context,
+            Hook::OnUpdate,
+            &mut record,
+            Some(current),
+            None,
+            &mut events,
+        );
+    }
+    Ok(Outcome { record, events })
+}
+
+fn transition(
+    context: &Context<'_>,
+    current: &Record,
+    name: &str,
+    input: &Fields,
+    comment: Option<&str>,
+) -> Result<Outcome, Rejection> {
+    let definition = context.definition;
+    let Some(step) = definition.transition(name) else {
+        return Err(Rejection::UnknownTransition {
+            process: definition.process.clone(),
+            name: name.to_owned(),
+            known: definition
+                .transitions
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    if !step.from.contains(&current.state) {
+        return Err(Rejection::TransitionNotAllowed {
+            name: name.to_owned(),
+            state: current.state.clone(),
+            allowed: step.from.join(", "),
+        });
+    }
+    check_role(
+        context.actor,
+        &step.roles,
+        format!("transition `{name}` on {}", current.number),
+    )?;
+    check_input_fields(definition, input)?;
+    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    if let Some(text) = comment {
+        check_text("comment", text, MAX_TEXT_LENGTH, false)?;
+    } else if step.comment_required {
+        return Err(Rejection::CommentRequired {
+            name: name.to_owned(),
+        });
+    }
+
+    let mut record = current.clone();
+    let mut events = Vec::new();
+    let fields_changed = apply_field_changes(&mut record, input, &mut events);
+    for field in &step.requires {
+        if !is_present(record.fields.get(field)) {
+            return Err(Rejection::RequiredFieldMissing {
+                field: field.clone(),
+                context: format!(" to take transition `{name}`"),
+            });
+        }
+    }
+    check_required_in_state(definition, &record, &step.to)?;
+
+    if fields_changed {
+        run_rules(
+            context,
+            Hook::OnUpdate,
+            &mut record,
+            Some(current),
+            None,
+            &mut events,
+        );
+    }
+    events.push(JournalEvent::Transitioned {
+        transition: name.to_owned(),
+        from: current.state.clone(),
+        to: step.to.clone(),
+    });
+    if let Some(text) = comment {
+        events.push(JournalEvent::Commented {
+            text: text.to_owned(),
+        });
+    }
+    record.state = step.to.clone();
+    record.open = definition.is_open_state(&record.state);
+    record.updated_at = context.now;
+    run_rules(
+        context,
+        Hook::OnTransition,
+        &mut record,
+        Some(current),
+        Some(name),
+        &mut events,
+    );
+    Ok(Outcome { record, events })
+}
+
+fn comment(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcome, Rejection> {
+    let definition = context.definition;
+    check_role(
+        context.actor,
+        &definition.permissions.comment,
+        format!("commenting on {}", current.number),
+    )?;
+    check_text("text", text, MAX_TEXT_LENGTH, true)?;
+    let mut record = current.clone();
+    record.updated_at = context.now;
+    Ok(Outcome {
+        record,
+        events: vec![JournalEvent::Commented {
+            text: text.trim().to_owned(),
+        }],
+    })
+}
+
+/// Applies field values given by a person; returns whether any value changed.
+fn apply_field_changes(
+    record: &mut Record,
+    input: &Fields,
+    events: &mut Vec<JournalEvent>,
+) -> bool {
+    let mut changed = false;
+    for (name, value) in input {
+        let old = record.fields.get(name).cloned().unwrap_or(Value::Null);
+        if old == *value {
+            continue;
+        }
+        events.push(JournalEvent::FieldChanged {
+            field: name.clone(),
+            from: old,
+            to: value.clone(),
+            rule: None,
+            reason: None,
+        });
+        if value.is_null() {
+            record.fields.remove(name);
+        } else {
+            record.fields.insert(name.clone(), value.clone());
+        }
+        changed = true;
+    }
+    changed
+}
+
+fn check_required_in_state(
+    definition: &Definition,
+    record: &Record,
+    state: &str,
+) -> Result<(), Rejection> {
+    for (name, field) in &definition.fields {
+        if field.required_in.iter().any(|s| s == state) && !is_present(record.fields.get(name)) {
+            return Err(Rejection::RequiredFieldMissing {
+                field: name.clone(),
+                context: format!(" in state `{state}`"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs the rules of one hook in order. Each rule sees the effects of those before it.
+/// A failing rule, or an effect that the definition does not allow, is journaled and
+/// skipped; the command itself goes on.
+fn run_rules(
+    context: &Context<'_>,
+    hook: Hook,
+    record: &mut Record,
+    previous: Option<&Record>,
+    transition: Option<&str>,
+    events: &mut Vec<JournalEvent>,
+) {
+    let rules = match hook {
+        Hook::OnCreate => &context.definition.rules.on_create,
+        Hook::OnUpdate => &context.definition.rules.on_update,
+        Hook::OnTransition => &context.definition.rules.on_transition,
+    };
+    for rule in rules {
+        let input = RuleInput {
+            hook,
+            record,
+            previous,
+            actor: context.actor,
+            transition,
+        };
+        match context.rules.run(rule, &input) {
+            Ok(effects) => {
+                for proposed in effects {
+                    apply_effect(context.definition, record, proposed, events);
+                }
+            }
+            Err(failure) => events.push(JournalEvent::RuleFailed {
+                rule: rule.clone(),
+                error: failure.message,
+            }),
+        }
+    }
+}
+
+fn apply_effect(
+    definition: &Definition,
+    record: &mut Record,
+    proposed: ProposedEffect,
+    events: &mut Vec<JournalEvent>,
+) {
+    let ProposedEffect {
+        rule,
+        reason,
+        effect,
+    } = proposed;
+    match effect {
+        Effect::SetField { field, value } => {
+            let Some(declaration) = definition.fields.get(&field) else {
+                events.push(JournalEvent::RuleFailed {
+                    rule,
+                    error: format!(
+                        "proposed a value for undeclared field `{field}`; declare it in the {} definition or fix the rule",
+                        definition.process
+                    ),
+                });
+                return;
+            };
+            if let Err(message) = check_value(declaration, &value) {
+                events.push(JournalEvent::RuleFailed {
+                    rule,
+                    error: format!("proposed an invalid value for `{field}`: {message}"),
+                });
+                return;
+            }
+            let old = record.fields.get(&field).cloned().unwrap_or(Value::Null);
+            if old == value {
+                return;
+            }
+            if value.is_null() {
+                record.fields.remove(&field);
+            } else {
+                record.fields.insert(field.clone(), value.clone());
+            }
+            events.push(JournalEvent::FieldChanged {
+                field,
+                from: old,
+                to: value,
+                rule: Some(rule),
+                reason: Some(reason),
+            });
+        }
+        Effect::Recommend { action, params } => {
+            record.recommendations.retain(|r| r.action != action);
+            record.recommendations.push(Recommendation {
+                action: action.clone(),
+                params: params.clone(),
+                rule: rule.clone(),
+                reason: reason.clone(),
+            });
+            events.push(JournalEvent::Recommended {
+                action,
+                params,
+                rule,
+                reason,
+            });
+        }
+        Effect::Note { text } => events.push(JournalEvent::Note { text, rule, reason }),
+    }
+}
+
+/// The transitions `actor` may take from the record's current state.
+pub fn available_transitions<'d>(
+    definition: &'d Definition,
+    record: &Record,
+    actor: &Actor,
+) -> Vec<&'d TransitionDef> {
+    definition
+        .transitions
+        .iter()
+        .filter(|t| t.from.contains(&record.state) && actor.may(&t.roles))
+        .collect()
+}
+
+/// Shortest sequence of transitions from `from` to `to`, for replays whose history starts
+/// after creation. Returns `None` when `to` cannot be reached.
+pub fn path_between<'d>(
+    definition: &'d Definition,
+    from: &str,
+    to: &str,
+) -> Option<Vec<&'d TransitionDef>> {
+    use std::collections::{HashMap, VecDeque};
+    if from == to {
+        return Some(Vec::new());
+    }
+    let mut came_from: HashMap<&str, (&str, &TransitionDef)> = HashMap::new();
+    let mut queue = VecDeque::from([from]);
+    while let Some(state) = queue.pop_front() {
+        for step in &definition.transitions {
+            if step.from.iter().any(|s| s == state)
+                && step.to != from
+                && !came_from.contains_key(step.to.as_str())
+            {
+                came_from.insert(&step.to, (state, step));
+                if step.to == to {
+                    let mut path = Vec::new();
+                    let mut at = to;
+                    while at != from {
+                        let (previous, step) = came_from[at];
+                        path.push(step);
+                        at = previous;
+                    }
+                    path.reverse();
+                    return Some(path);
+                }
+                queue.push_back(&step.to);
+            }
+        }
+    }
+    None
+}

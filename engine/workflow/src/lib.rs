@@ -1,0 +1,26 @@
+//! Process definitions and the state machine.
+//!
+//! - [`model`]: the YAML model of a definition; [`calendar`]: business-hours calendars.
+//! - [`load`]: loading a definitions directory and validating all of it at once, with
+//!   file, line and column for every error.
+//! - [`engine`]: the pure state machine, `command + record + definition -> outcome`.
+//! - [`rules`]: the trait through which the state machine runs rules.
+
+pub mod calendar;
+mod diagnostic;
+pub mod engine;
+pub mod load;
+pub mod model;
+mod rejection;
+pub mod rules;
+mod validate;
+pub mod values;
+mod yaml_index;
+
+pub use diagnostic::{Diagnostic, LoadError};
+pub use engine::{Context, Outcome, available_transitions, execute, path_between};
+pub use load::{DefinitionSet, load_dir, parse_yaml};
+pub use model::{Definition, FieldDef, FieldType, StateDef, TransitionDef};
+pub use rejection::Rejection;
+pub use rules::{CompileError, Hook, NoRules, RuleCheckError, RuleFailure, RuleInput, RuleRunner};
+pub use validate::RESERVED_NAMES;

@@ -1,0 +1,341 @@
+//! Loading a definitions directory: `workflows/*.yaml` (process definitions) and
+//! `workflows/calendars/*.yaml` (business-hours calendars), with the rules they name
+//! under `rules/`. Everything is validated before anything is used, and every problem is
+//! reported at once with file, line and column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::calendar::Calendar;
+use crate::diagnostic::{Diagnostic, LoadError};
+use crate::model::Definition;
+use crate::rules::{RuleCheckError, RuleRunner};
+use crate::validate::validate_definition;
+use crate::yaml_index::YamlIndex;
+
+/// A validated set of definitions, identified by a hash of their content.
+#[derive(Debug, Clone)]
+pub struct DefinitionSet {
+    pub root: PathBuf,
+    /// Hex SHA-256 (first 16 characters) over every loaded file and rule script.
+    pub version: String,
+    pub definitions: BTreeMap<String, Arc<Definition>>,
+    pub calendars: BTreeMap<String, Calendar>,
+}
+
+impl DefinitionSet {
+    pub fn get(&self, process: &str) -> Option<&Arc<Definition>> {
+        self.definitions.get(process)
+    }
+}
+
+/// Collects diagnostics for one file, locating serde paths through the file's index.
+pub(crate) struct FileReport<'a> {
+    pub file: &'a Path,
+    pub index: &'a YamlIndex,
+    pub diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl FileReport<'_> {
+    pub fn error(&mut self, path: &str, message: impl Into<String>) {
+        let position = self.index.position(path);
+        self.diagnostics.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line: position.line,
+            column: position.column,
+            message: message.into(),
+        });
+    }
+}
+
+/// Loads and validates the definitions under `root`. Rule names are checked through
+/// `rules`, which must look for scripts under the same root.
+pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, LoadError> {
+    let mut diagnostics = Vec::new();
+    let mut hasher = Sha256::new();
+    let workflows = root.join("workflows");
+
+    let definition_files = yaml_files(&workflows, &mut diagnostics);
+    let calendar_files = yaml_files(&workflows.join("calendars"), &mut Vec::new());
+    if definition_files.is_empty() && diagnostics.is_empty() {
+        diagnostics.push(Diagnostic {
+            file: workflows.clone(),
+            line: 0,
+            column: 0,
+            message: "no process definitions found: add at least one workflows/NAME.yaml".into(),
+        });
+    }
+
+    let mut definitions: BTreeMap<String, Arc<Definition>> = BTreeMap::new();
+    let mut origins: HashMap<String, PathBuf> = HashMap::new();
+    for file in &definition_files {
+        let Some((_, index, definition)) =
+            parse_file::<Definition>(file, &mut hasher, &mut diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics: &mut diagnostics,
+        };
+        validate_definition(&definition, file, &mut report);
+        check_rules(&definition, root, rules, &mut report, &mut hasher);
+        if let Some(first) = origins.get(&definition.process) {
+            report.error(
+                "process",
+                format!(
+                    "process `{}` is already defined in {}: give each process one file",
+                    definition.process,
+                    first.display()
+                ),
+            );
+            continue;
+        }
+        origins.insert(definition.process.clone(), file.clone());
+        definitions.insert(definition.process.clone(), Arc::new(definition));
+    }
+
+    let mut calendars = BTreeMap::new();
+    for file in &calendar_files {
+        let Some((_, index, calendar)) =
+            parse_file::<Calendar>(file, &mut hasher, &mut diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics: &mut diagnostics,
+        };
+        for (path, message) in calendar.problems() {
+            report.error(&path, message);
+        }
+        if calendars.contains_key(&calendar.calendar) {
+            report.error(
+                "calendar",
+                format!(
+                    "calendar `{}` is defined twice: rename one",
+                    calendar.calendar
+                ),
+            );
+        }
+        calendars.insert(calendar.calendar.clone(), calendar);
+    }
+
+    if !diagnostics.is_empty() {
+        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        return Err(LoadError { diagnostics });
+    }
+    let version = hex::encode(hasher.finalize())[..16].to_owned();
+    Ok(DefinitionSet {
+        root: root.to_path_buf(),
+        version,
+        definitions,
+        calendars,
+    })
+}
+
+/// Parses one YAML string into `T`, reporting duplicate keys, syntax errors and type
+/// errors with their positions. Exposed so that other file kinds share the same checks.
+pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let mut hasher = Sha256::new();
+    match parse_text(file, text, &mut hasher, &mut diagnostics) {
+        Some((_, value)) => Ok(value),
+        None => Err(diagnostics),
+    }
+}
+
+fn yaml_files(dir: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            diagnostics.push(Diagnostic {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the directory: {error}"),
+            });
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.is_file()
+                && matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn parse_file<T: DeserializeOwned>(
+    file: &Path,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(String, YamlIndex, T)> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) => {
+            diagnostics.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {error}"),
+            });
+            return None;
+        }
+    };
+    let (index, value) = parse_text(file, &text, hasher, diagnostics)?;
+    Some((text, index, value))
+}
+
+fn parse_text<T: DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(YamlIndex, T)> {
+    hasher.update(
+        file.file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default(),
+    );
+    hasher.update(text.as_bytes());
+
+    let index = YamlIndex::build(text).unwrap_or_default();
+    if !index.duplicates.is_empty() {
+        for duplicate in &index.duplicates {
+            let place = if duplicate.path.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{}`", duplicate.path)
+            };
+            diagnostics.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: duplicate.again.line,
+                column: duplicate.again.column,
+                message: format!(
+                    "duplicate key `{}`{place} (first at line {}, again at line {}): keep one of them",
+                    duplicate.key, duplicate.first.line, duplicate.again.line
+                ),
+            });
+        }
+        return None;
+    }
+    let mut value: serde_norway::Value = match serde_norway::from_str(text) {
+        Ok(value) => value,
+        Err(error) => {
+            let location = error.location();
+            diagnostics.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: location.as_ref().map_or(0, |l| l.line()),
+                column: location.as_ref().map_or(0, |l| l.column()),
+                message: format!("invalid YAML: {}", strip_location(&error.to_string())),
+            });
+            return None;
+        }
+    };
+    if let Err(error) = value.apply_merge() {
+        diagnostics.push(Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("invalid merge key: {error}"),
+        });
+        return None;
+    }
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(parsed) => Some((index, parsed)),
+        Err(error) => {
+            let path = error.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let message = explain_type_error(&path, &error.inner().to_string());
+            let position = index.position(&path);
+            diagnostics.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: position.line,
+                column: position.column,
+                message,
+            });
+            None
+        }
+    }
+}
+
+/// Turns serde's wording into a sentence that names the field and the fix.
+fn explain_type_error(path: &str, message: &str) -> String {
+    let message = strip_location(message);
+    let field = if path.is_empty() {
+        String::from("the document")
+    } else {
+        format!("`{path}`")
+    };
+    if message.contains("expected a boolean") {
+        return format!(
+            "{field}: {message}; write true or false (words such as yes, no, on and off are text, not booleans)"
+        );
+    }
+    if message.starts_with("unknown field") {
+        return format!("{field}: {message}; fix the spelling or remove the key");
+    }
+    if message.starts_with("missing field") {
+        return format!("{field}: {message}; add it");
+    }
+    if message.starts_with("unknown variant") {
+        return format!("{field}: {message}");
+    }
+    format!("{field}: {message}")
+}
+
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(cut) => message[..cut].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn check_rules(
+    definition: &Definition,
+    root: &Path,
+    rules: &dyn RuleRunner,
+    report: &mut FileReport<'_>,
+    hasher: &mut Sha256,
+) {
+    for (hook, position, rule) in definition.rules.all() {
+        let path = format!("rules.{hook}[{position}]");
+        match rules.check(rule) {
+            Ok(()) => {
+                let script = root.join("rules").join(format!("{rule}.rhai"));
+                if let Ok(bytes) = std::fs::read(&script) {
+                    hasher.update(rule.as_bytes());
+                    hasher.update(&bytes);
+                }
+            }
+            Err(RuleCheckError::Missing { expected, .. }) => report.error(
+                &path,
+                format!("rule `{rule}` has no script: create {}", expected.display()),
+            ),
+            Err(RuleCheckError::Compile(error)) => report.error(
+                &path,
+                format!(
+                    "rule `{rule}` does not compile: {}:{}:{}: {}",
+                    error.path.display(),
+                    error.line,
+                    error.column,
+                    error.message
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The definition of a process as written in `workflows/NAME.yaml`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tend_domain::Role;
+
+/// One process definition. Unknown keys are rejected so that a typo never passes silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Machine name, e.g. `incident`; also the name in API paths.
+    pub process: String,
+    /// Display name, e.g. `Incident`.
+    pub title: String,
+    /// Letters before the record number, e.g. `INC` for `INC0000042`.
+    pub number_prefix: String,
+    /// Digits of the zero-padded counter in record numbers.
+    #[serde(default = "default_number_digits")]
+    pub number_digits: u8,
+    #[serde(default)]
+    pub description: String,
+    /// Who may create, update and comment on records of this process.
+    #[serde(default)]
+    pub permissions: Permissions,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldDef>,
+    pub states: BTreeMap<String, StateDef>,
+    #[serde(default)]
+    pub transitions: Vec<TransitionDef>,
+    #[serde(default)]
+    pub rules: RuleHooks,
+}
+
+fn default_number_digits() -> u8 {
+    7
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    #[serde(default = "default_create_roles")]
+    pub create: Vec<Role>,
+    #[serde(default = "default_staff_roles")]
+    pub update: Vec<Role>,
+    #[serde(default = "default_create_roles")]
+    pub comment: Vec<Role>,
+}
+
+fn default_create_roles() -> Vec<Role> {
+    vec![Role::Requester, Role::Technician]
+}
+
+fn default_staff_roles() -> Vec<Role> {
+    vec![Role::Technician]
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Permissions {
+            create: default_create_roles(),
+            update: default_staff_roles(),
+            comment: default_create_roles(),
+        }
+    }
+}
+
+/// The type of a field and the values it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// One line of text.
+    String,
+    /// Multi-line text.
+    Text,
+    /// One of `values`.
+    Enum,
+    Integer,
+    Number,
+    Boolean,
+    /// Calendar date, `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339 instant.
+    Datetime,
+    /// User name of a Tend user.
+    User,
+    /// Name of an assignment group.
+    Group,
+    /// Name of a configuration item.
+    CiRef,
+}
+
+impl FieldType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Text => "text",
+            FieldType::Enum => "enum",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+            FieldType::Datetime => "datetime",
+            FieldType::User => "user",
+            FieldType::Group => "group",
+            FieldType::CiRef => "ci_ref",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Allowed values of an enum field, in display order.
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub default: Option<Value>,
+    /// Must have a value when the record is created.
+    #[serde(default)]
+    pub required: bool,
+    /// States in which the field must have a value; a transition into one of them is
+    /// rejected while the field is empty.
+    #[serde(default)]
+    pub required_in: Vec<String>,
+    /// Set only by rules and the engine, never by a person's command.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Longest accepted text, in characters.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+}
+
+impl FieldDef {
+    pub fn label_or<'a>(&'a self, name: &'a str) -> &'a str {
+        self.label.as_deref().unwrap_or(name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateDef {
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The state new records start in; exactly one state has it.
+    #[serde(default)]
+    pub initial: bool,
+    /// A record in a final state takes no further transitions.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+    /// Whether the record counts as open (shown in work queues) in this state.
+    #[serde(default)]
+    pub open: Option<bool>,
+    /// How SLA clocks treat time spent in this state.
+    #[serde(default)]
+    pub sla: Option<SlaMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaMode {
+    Running,
+    Paused,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionDef {
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// States the transition may start from.
+    #[serde(deserialize_with = "one_or_many")]
+    pub from: Vec<String>,
+    pub to: String,
+    /// Roles that may take the transition.
+    pub roles: Vec<Role>,
+    /// Fields that must have a value once the transition's own field values are applied.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Whether the command must carry a comment (e.g. the reason for a reopen).
+    #[serde(default)]
+    pub comment_required: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleHooks {
+    /// Rules run, in order, when a record is created.
+    #[serde(default)]
+    pub on_create: Vec<String>,
+    /// Rules run, in order, after fields change.
+    #[serde(default)]
+    pub on_update: Vec<String>,
+    /// Rules run, in order, after any transition.
+    #[serde(default)]
+    pub on_transition: Vec<String>,
+}
+
+impl RuleHooks {
+    /// Every rule reference as (hook name, position in the hook, rule name).
+    pub fn all(&self) -> Vec<(&'static str, usize, &String)> {
+        let mut all = Vec::new();
+        for (hook, rules) in [
+            ("on_create", &self.on_create),
+            ("on_update", &self.on_update),
+            ("on_transition", &self.on_transition),
+        ] {
+            all.extend(rules.iter().enumerate().map(|(i, rule)| (hook, i, rule)));
+        }
+        all
+    }
+}
+
+/// Accepts `from: new` as well as `from: [new, active]`.
+fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(state) => Ok(vec![state]),
+        OneOrMany::Many(states) => Ok(states),
+    }
+}
+
+impl Definition {
+    pub fn initial_state(&self) -> Option<&str> {
+        self.states
+            .iter()
+            .find(|(_, state)| state.initial)
+            .map(|(name, _)| name.as_str())
+    }
+
+    pub fn transition(&self, name: &str) -> Option<&TransitionDef> {
+        self.transitions.iter().find(|t| t.name == name)
+    }
+
+    pub fn state_label<'a>(&'a self, state: &'a str) -> &'a str {
+        self.states
+            .get(state)
+            .and_then(|s| s.label.as_deref())
+            .unwrap_or(state)
+    }
+
+    /// Whether records in `state` are open work (not final, and not marked closed).
+    pub fn is_open_state(&self, state: &str) -> bool {
+        self.states
+            .get(state)
+            .map(|s| s.open.unwrap_or(!s.is_final))
+            .unwrap_or(false)
+    }
+}

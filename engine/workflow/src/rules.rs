@@ -1,0 +1,95 @@
+//! The seam between the state machine and the rule host. The workflow crate calls rules
+//! through [`RuleRunner`]; the scripting crate implements it with Rhai.
+
+use std::path::PathBuf;
+
+use tend_domain::{Actor, ProposedEffect, Record};
+
+/// The hook a rule runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    OnCreate,
+    OnUpdate,
+    OnTransition,
+}
+
+impl Hook {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::OnCreate => "on_create",
+            Hook::OnUpdate => "on_update",
+            Hook::OnTransition => "on_transition",
+        }
+    }
+}
+
+/// What a rule can read. `record` already carries the effects of the rules that ran
+/// before it in the same pass.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInput<'a> {
+    pub hook: Hook,
+    pub record: &'a Record,
+    /// The record as it was before the command, for updates and transitions.
+    pub previous: Option<&'a Record>,
+    pub actor: &'a Actor,
+    /// Name of the transition being taken, for `on_transition`.
+    pub transition: Option<&'a str>,
+}
+
+/// A script that failed to compile, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", path.display())]
+pub struct CompileError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Why a rule is unusable when a definition set is checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleCheckError {
+    /// No script file exists for the rule name; `expected` is where it was looked for.
+    #[error("no script for rule `{rule}`: create {}", expected.display())]
+    Missing { rule: String, expected: PathBuf },
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+/// A rule run that failed; the engine journals it and goes on with the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{rule}` failed: {message}")]
+pub struct RuleFailure {
+    pub rule: String,
+    pub message: String,
+}
+
+/// Runs named rules. Implementations must be sandboxed: a rule reads its input and
+/// returns effects, and can neither write nor reach files or the network.
+pub trait RuleRunner: Send + Sync {
+    /// Checks that the rule exists and compiles.
+    fn check(&self, rule: &str) -> Result<(), RuleCheckError>;
+
+    /// Runs one rule and returns the effects it proposes, in the order it proposed them.
+    fn run(&self, rule: &str, input: &RuleInput<'_>) -> Result<Vec<ProposedEffect>, RuleFailure>;
+}
+
+/// A runner with no rules, for definitions without hooks and for tests of the state machine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRules;
+
+impl RuleRunner for NoRules {
+    fn check(&self, rule: &str) -> Result<(), RuleCheckError> {
+        Err(RuleCheckError::Missing {
+            rule: rule.to_owned(),
+            expected: PathBuf::from(format!("rules/{rule}.rhai")),
+        })
+    }
+
+    fn run(&self, rule: &str, _input: &RuleInput<'_>) -> Result<Vec<ProposedEffect>, RuleFailure> {
+        Err(RuleFailure {
+            rule: rule.to_owned(),
+            message: "no rule runner is configured".to_owned(),
+        })
+    }
+}

@@ -1,0 +1,303 @@
+//! Semantic checks of one definition: everything serde cannot see on its own.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::Path;
+
+use crate::load::FileReport;
+use crate::model::{Definition, FieldType};
+use crate::values::check_value;
+
+/// Names every record has; a field may not reuse them because rules see fields and these
+/// side by side on `record`.
+pub const RESERVED_NAMES: [&str; 8] = [
+    "id",
+    "number",
+    "process",
+    "state",
+    "title",
+    "description",
+    "created_at",
+    "updated_at",
+];
+
+pub(crate) fn validate_definition(
+    definition: &Definition,
+    file: &Path,
+    report: &mut FileReport<'_>,
+) {
+    check_names(definition, file, report);
+    check_fields(definition, report);
+    check_states(definition, report);
+    check_transitions(definition, report);
+    check_reachability(definition, report);
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn check_names(definition: &Definition, file: &Path, report: &mut FileReport<'_>) {
+    if !is_identifier(&definition.process) {
+        report.error(
+            "process",
+            format!(
+                "invalid process name `{}`: use lower-case letters, digits and underscores, starting with a letter",
+                definition.process
+            ),
+        );
+    }
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if stem != definition.process {
+        report.error(
+            "process",
+            format!(
+                "process `{}` is defined in {stem}.yaml: rename the file to {}.yaml or the process to `{stem}`",
+                definition.process, definition.process
+            ),
+        );
+    }
+    let prefix = &definition.number_prefix;
+    if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_uppercase()) {
+        report.error(
+            "number_prefix",
+            format!("invalid number prefix `{prefix}`: use 1 to 8 upper-case letters, e.g. INC"),
+        );
+    }
+    if !(3..=12).contains(&definition.number_digits) {
+        report.error(
+            "number_digits",
+            format!(
+                "number_digits is {}: use a value from 3 to 12",
+                definition.number_digits
+            ),
+        );
+    }
+}
+
+fn check_fields(definition: &Definition, report: &mut FileReport<'_>) {
+    for (name, field) in &definition.fields {
+        let path = format!("fields.{name}");
+        if !is_identifier(name) {
+            report.error(
+                &path,
+                format!(
+                    "invalid field name `{name}`: use lower-case letters, digits and underscores"
+                ),
+            );
+        }
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            report.error(
+                &path,
+                format!("field name `{name}` is reserved for every record: choose another name"),
+            );
+        }
+        if field.kind == FieldType::Enum && field.values.is_empty() {
+            report.error(
+                &format!("{path}.values"),
+                format!("enum field `{name}` has no values: list them under `values`"),
+            );
+        }
+        if field.kind != FieldType::Enum && !field.values.is_empty() {
+            report.error(
+                &format!("{path}.values"),
+                format!(
+                    "field `{name}` is of type {} and cannot have `values`: make it `type: enum` or remove `values`",
+                    field.kind.as_str()
+                ),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, value) in field.values.iter().enumerate() {
+            if !seen.insert(value) {
+                report.error(
+                    &format!("{path}.values[{i}]"),
+                    format!("value `{value}` is listed twice in `{name}`: remove one"),
+                );
+            }
+        }
+        if let Some(default) = &field.default
+            && let Err(message) = check_value(field, default)
+        {
+            report.error(
+                &format!("{path}.default"),
+                format!("default of `{name}` is invalid: {message}"),
+            );
+        }
+        for (i, state) in field.required_in.iter().enumerate() {
+            if !definition.states.contains_key(state) {
+                report.error(
+                    &format!("{path}.required_in[{i}]"),
+                    format!(
+                        "field `{name}` is required in unknown state `{state}`: use one of {}",
+                        list(definition.states.keys())
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_states(definition: &Definition, report: &mut FileReport<'_>) {
+    if definition.states.is_empty() {
+        report.error(
+            "states",
+            "the process has no states: declare at least one under `states`",
+        );
+        return;
+    }
+    for name in definition.states.keys() {
+        if !is_identifier(name) {
+            report.error(
+                &format!("states.{name}"),
+                format!(
+                    "invalid state name `{name}`: use lower-case letters, digits and underscores"
+                ),
+            );
+        }
+    }
+    let initial: Vec<&String> = definition
+        .states
+        .iter()
+        .filter(|(_, s)| s.initial)
+        .map(|(n, _)| n)
+        .collect();
+    match initial.as_slice() {
+        [] => report.error(
+            "states",
+            "no state is marked `initial: true`: mark the state new records start in",
+        ),
+        [_] => {}
+        [_, second, ..] => report.error(
+            &format!("states.{second}.initial"),
+            format!(
+                "more than one initial state ({}): keep `initial: true` on one state",
+                list(initial.iter().copied())
+            ),
+        ),
+    }
+}
+
+fn check_transitions(definition: &Definition, report: &mut FileReport<'_>) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, transition) in definition.transitions.iter().enumerate() {
+        let path = format!("transitions[{i}]");
+        if !is_identifier(&transition.name) {
+            report.error(
+                &format!("{path}.name"),
+                format!(
+                    "invalid transition name `{}`: use lower-case letters, digits and underscores",
+                    transition.name
+                ),
+            );
+        }
+        if let Some(first) = names.insert(&transition.name, i) {
+            report.error(
+                &format!("{path}.name"),
+                format!(
+                    "transition `{}` is declared twice (also transitions[{first}]): give each a unique name",
+                    transition.name
+                ),
+            );
+        }
+        if transition.from.is_empty() {
+            report.error(
+                &format!("{path}.from"),
+                "`from` is empty: list the states the transition starts from",
+            );
+        }
+        for (j, state) in transition.from.iter().enumerate() {
+            match definition.states.get(state) {
+                None => report.error(
+                    &format!("{path}.from[{j}]"),
+                    format!(
+                        "transition `{}` starts from unknown state `{state}`: use one of {}",
+                        transition.name,
+                        list(definition.states.keys())
+                    ),
+                ),
+                Some(s) if s.is_final => report.error(
+                    &format!("{path}.from[{j}]"),
+                    format!(
+                        "transition `{}` starts from final state `{state}`: remove it or make the state not final",
+                        transition.name
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if !definition.states.contains_key(&transition.to) {
+            report.error(
+                &format!("{path}.to"),
+                format!(
+                    "transition `{}` leads to unknown state `{}`: use one of {}",
+                    transition.name,
+                    transition.to,
+                    list(definition.states.keys())
+                ),
+            );
+        }
+        if transition.roles.is_empty() {
+            report.error(
+                &format!("{path}.roles"),
+                format!(
+                    "no role may take transition `{}`: list at least one role",
+                    transition.name
+                ),
+            );
+        }
+        for (j, field) in transition.requires.iter().enumerate() {
+            if !definition.fields.contains_key(field) {
+                report.error(
+                    &format!("{path}.requires[{j}]"),
+                    format!(
+                        "transition `{}` requires undeclared field `{field}`: declare it under `fields`",
+                        transition.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_reachability(definition: &Definition, report: &mut FileReport<'_>) {
+    let Some(initial) = definition.initial_state() else {
+        return;
+    };
+    let mut reached = BTreeSet::from([initial]);
+    let mut queue = VecDeque::from([initial]);
+    while let Some(state) = queue.pop_front() {
+        for transition in &definition.transitions {
+            if transition.from.iter().any(|s| s == state) && reached.insert(&transition.to) {
+                queue.push_back(&transition.to);
+            }
+        }
+    }
+    for (name, state) in &definition.states {
+        if !reached.contains(name.as_str()) {
+            report.error(
+                &format!("states.{name}"),
+                format!(
+                    "state `{name}` cannot be reached from the initial state `{initial}`: add a transition to it or remove it"
+                ),
+            );
+        } else if !state.is_final && !definition.transitions.iter().any(|t| t.from.contains(name)) {
+            report.error(
+                &format!("states.{name}"),
+                format!("state `{name}` has no transition out: add one or mark it `final: true`"),
+            );
+        }
+    }
+}
+
+fn list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

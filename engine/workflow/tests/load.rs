@@ -1,0 +1,331 @@
+//! Loading and validation of definition directories.
+
+use std::path::{Path, PathBuf};
+
+use tend_workflow::{
+    CompileError, RuleCheckError, RuleFailure, RuleInput, RuleRunner, load_dir, parse_yaml,
+};
+
+/// Looks for `rules/NAME.rhai` and treats a script containing `syntax error` as not
+/// compiling; enough to check how the loader reports rule problems.
+struct FileRules(PathBuf);
+
+impl RuleRunner for FileRules {
+    fn check(&self, rule: &str) -> Result<(), RuleCheckError> {
+        let path = self.0.join("rules").join(format!("{rule}.rhai"));
+        let text = std::fs::read_to_string(&path).map_err(|_| RuleCheckError::Missing {
+            rule: rule.into(),
+            expected: path.clone(),
+        })?;
+        if let Some(offset) = text.find("syntax error") {
+            return Err(RuleCheckError::Compile(CompileError {
+                path,
+                line: text[..offset].lines().count().max(1),
+                column: 1,
+                message: "syntax error".into(),
+            }));
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        rule: &str,
+        _: &RuleInput<'_>,
+    ) -> Result<Vec<tend_domain::ProposedEffect>, RuleFailure> {
+        Err(RuleFailure {
+            rule: rule.into(),
+            message: "not run in load tests".into(),
+        })
+    }
+}
+
+fn write(root: &Path, relative: &str, text: &str) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+const GOOD: &str = "\
+process: ticket
+title: Ticket
+number_prefix: TKT
+fields:
+  urgent: { type: boolean, default: false }
+  code: { type: string, required_in: [done] }
+states:
+  open: { initial: true }
+  done: { final: true }
+transitions:
+  - { name: finish, from: open, to: done, roles: [technician], requires: [code] }
+";
+
+fn load_errors(files: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        write(dir.path(), path, text);
+    }
+    match load_dir(dir.path(), &FileRules(dir.path().to_path_buf())) {
+        Ok(_) => Vec::new(),
+        Err(error) => error
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let file = d
+                    .file
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .display()
+                    .to_string();
+                format!("{file}:{}:{}: {}", d.line, d.column, d.message)
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn good_definition_loads_with_version() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "workflows/ticket.yaml", GOOD);
+    let set = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
+    assert_eq!(set.version.len(), 16);
+    assert!(set.get("ticket").is_some());
+
+    write(
+        dir.path(),
+        "workflows/ticket.yaml",
+        &GOOD.replace("Ticket", "Tickets"),
+    );
+    let changed = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
+    assert_ne!(set.version, changed.version);
+}
+
+#[test]
+fn duplicate_top_level_key_names_both_lines() {
+    let errors = load_errors(&[(
+        "workflows/incident.yaml",
+        "process: incident\nsla:\n  response: 4h\n  resolution: 24h\nstates: [new, in_progress, resolved, closed]\nsla:\n  response: 1h\n",
+    )]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("workflows/incident.yaml:6:1: duplicate key `sla`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].contains("first at line 2, again at line 6"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn duplicate_nested_key_is_rejected() {
+    let text = GOOD.replace(
+        "  urgent: { type: boolean, default: false }\n",
+        "  urgent:\n    type: boolean\n    type: string\n",
+    );
+    let errors = load_errors(&[("workflows/ticket.yaml", &text)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("duplicate key `type` in `fields.urgent`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn merge_key_with_override_is_legal() {
+    let text = "\
+process: ticket
+title: Ticket
+number_prefix: TKT
+states:
+  open: &base { initial: true, label: Open }
+  done:
+    <<: *base
+    initial: false
+    final: true
+transitions:
+  - { name: finish, from: open, to: done, roles: [technician] }
+";
+    assert_eq!(
+        load_errors(&[("workflows/ticket.yaml", text)]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn yaml_one_one_booleans_are_rejected_for_boolean_fields() {
+    let text = GOOD.replace("default: false", "default: no");
+    let errors = load_errors(&[("workflows/ticket.yaml", &text)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("workflows/ticket.yaml:5:"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].contains("default of `urgent` is invalid"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].contains("yes, no, on and off are text"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn norway_values_stay_strings() {
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Policy {
+        holiday_calendars: Vec<String>,
+        approval: Approval,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    struct Approval {
+        required: bool,
+        quorum_by_country: std::collections::BTreeMap<String, u32>,
+    }
+    let good = "holiday_calendars: [DE, NO, SE, FI]\napproval:\n  required: true\n  quorum_by_country: { NO: 2, SE: 1 }\n";
+    let policy: Policy = parse_yaml(Path::new("policy.yaml"), good).unwrap();
+    assert_eq!(policy.holiday_calendars, ["DE", "NO", "SE", "FI"]);
+    assert!(policy.approval.required);
+    assert_eq!(policy.approval.quorum_by_country["NO"], 2);
+
+    for word in ["yes", "no", "on", "off", "y", "n"] {
+        let text = good.replace("required: true", &format!("required: {word}"));
+        let errors = parse_yaml::<Policy>(Path::new("policy.yaml"), &text).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 3, "{word}");
+        assert!(
+            errors[0].message.contains("approval.required"),
+            "{word}: {}",
+            errors[0].message
+        );
+    }
+}
+
+#[test]
+fn calendar_times_are_read_as_times() {
+    let text = "calendar: office-berlin\ntimezone: Europe/Berlin\nhours:\n  mon: { start: 08:30, end: 17:30 }\n  fri: { start: 9:00, end: 13:00 }\n";
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "workflows/ticket.yaml", GOOD);
+    write(dir.path(), "workflows/calendars/berlin.yaml", text);
+    let set = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
+    let calendar = &set.calendars["office-berlin"];
+    let monday = calendar.hours["mon"];
+    let friday = calendar.hours["fri"];
+    assert_eq!(
+        (monday.start.to_string(), monday.end.to_string()),
+        ("08:30".into(), "17:30".into())
+    );
+    assert_eq!(
+        (friday.start.to_string(), friday.end.to_string()),
+        ("09:00".into(), "13:00".into())
+    );
+    assert_eq!(monday.end.minutes, 17 * 60 + 30);
+}
+
+#[test]
+fn calendar_time_as_number_suggests_quotes() {
+    let text = "calendar: c\ntimezone: UTC\nhours:\n  mon: { start: 830, end: 1730 }\n";
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        ("workflows/calendars/c.yaml", text),
+    ]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("workflows/calendars/c.yaml:4:"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("write it in quotes"), "{errors:?}");
+}
+
+#[test]
+fn every_semantic_error_is_reported_at_once() {
+    let text = "\
+process: ticket
+title: Ticket
+number_prefix: TKT
+fields:
+  level: { type: enum }
+  code: { type: string, required_in: [finished] }
+states:
+  open: { initial: true }
+  waiting: {}
+  orphan: {}
+  done: { final: true }
+transitions:
+  - { name: finish, from: open, to: completed, roles: [technician], requires: [resolution] }
+  - { name: wait, from: [open, limbo], to: waiting, roles: [] }
+  - { name: finish, from: open, to: done, roles: [technician] }
+rules:
+  on_create: [ticket/missing, ticket/broken]
+";
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", text),
+        ("rules/ticket/broken.rhai", "let x = 1;\nsyntax error\n"),
+    ]);
+    let expected = [
+        "workflows/ticket.yaml:5:3: enum field `level` has no values",
+        "workflows/ticket.yaml:6:39: field `code` is required in unknown state `finished`",
+        "workflows/ticket.yaml:9:3: state `waiting` has no transition out",
+        "workflows/ticket.yaml:10:3: state `orphan` cannot be reached",
+        "workflows/ticket.yaml:13:37: transition `finish` leads to unknown state `completed`",
+        "workflows/ticket.yaml:13:80: transition `finish` requires undeclared field `resolution`",
+        "workflows/ticket.yaml:14:32: transition `wait` starts from unknown state `limbo`",
+        "workflows/ticket.yaml:14:53: no role may take transition `wait`",
+        "workflows/ticket.yaml:15:13: transition `finish` is declared twice",
+        "workflows/ticket.yaml:17:15: rule `ticket/missing` has no script",
+        "workflows/ticket.yaml:17:31: rule `ticket/broken` does not compile",
+    ];
+    for prefix in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(prefix)),
+            "missing `{prefix}` in:\n{}",
+            errors.join("\n")
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn errors_from_several_files_are_all_reported() {
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        ("workflows/broken.yaml", "process: broken\nstates: [\n"),
+        (
+            "workflows/typo.yaml",
+            &GOOD.replace("ticket", "typo").replace("roles:", "rolez:"),
+        ),
+    ]);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("workflows/broken.yaml:"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("invalid YAML"), "{errors:?}");
+    assert!(
+        errors[1].starts_with("workflows/typo.yaml:11:43:"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("unknown field `rolez`"), "{errors:?}");
+}
+
+#[test]
+fn file_name_must_match_process() {
+    let errors = load_errors(&[("workflows/other.yaml", GOOD)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("rename the file to ticket.yaml"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn unknown_transition_role_is_rejected() {
+    let errors = load_errors(&[(
+        "workflows/ticket.yaml",
+        &GOOD.replace("roles: [technician]", "roles: [wizard]"),
+    )]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("unknown variant `wizard`"), "{errors:?}");
+}
