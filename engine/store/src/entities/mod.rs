@@ -1,0 +1,9 @@
+//! sea-orm entities, one per table created by the `tend-migrations` crate.
+
+pub mod api_tokens;
+pub mod audit_checkpoints;
+pub mod idempotency_keys;
+pub mod journal;
+pub mod records;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,36 @@
+//! Schema migrations of the Tend database. The same migrations serve SQLite and PostgreSQL,
+//! so they use only column types and statements that both backends accept.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261204_000001_create_records;
+mod m20261204_000002_create_journal;
+mod m20261204_000003_create_identity;
+mod m20261204_000004_create_idempotency_keys;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261204_000001_create_records::Migration),
+            Box::new(m20261204_000002_create_journal::Migration),
+            Box::new(m20261204_000003_create_identity::Migration),
+            Box::new(m20261204_000004_create_idempotency_keys::Migration),
+        ]
+    }
+}
+
+/// Names of the tables that the migrations create, for checks after `up` and `down`.
+pub const TABLES: [&str; 8] = [
+    "records",
+    "record_counters",
+    "journal",
+    "audit_checkpoints",
+    "users",
+    "api_tokens",
+    "sessions",
+    "idempotency_keys",
+];
