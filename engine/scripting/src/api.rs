@@ -1,0 +1,332 @@
+//! The API rules see: the variables of a run and the host functions.
+//!
+//! Variables, all constants:
+//! - `record`: a map of every field of the record plus `number`, `process`, `state`,
+//!   `title` and `description`.
+//! - `previous`: the same map for the record before the command, or `()` on create.
+//! - `actor`: `#{ name, roles }`, with roles as an array of strings.
+//! - `hook`: `"on_create"`, `"on_update"` or `"on_transition"`.
+//! - `transition`: the transition being taken, or `()`.
+//!
+//! Effects, each with a reason that the journal shows the technician:
+//! `set_field(name, value, reason)`, `assign_group(group, reason)`,
+//! `assign_to(user, reason)`, `recommend(action, params, reason)`, `note(text, reason)`.
+//!
+//! Text helpers: `lower(text)`, `words(text)`, `text_has_any(text, words)`,
+//! `first_match(text, words)` and `find_path(text)`.
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
+use serde_json::Value;
+use tend_domain::{Effect, Record};
+use tend_workflow::RuleInput;
+
+use crate::context;
+use crate::convert::{dynamic_to_json, json_to_dynamic};
+
+/// Names of the variables every run defines, in the order they are pushed.
+pub(crate) const VARIABLES: [&str; 5] = ["record", "previous", "actor", "hook", "transition"];
+
+type HostResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Registers the host functions on the engine.
+pub(crate) fn register(engine: &mut Engine) {
+    engine.register_fn("set_field", set_field);
+    engine.register_fn("assign_group", assign_group);
+    engine.register_fn("assign_to", assign_to);
+    engine.register_fn("recommend", recommend);
+    engine.register_fn("note", note);
+    engine.register_fn("lower", |text: ImmutableString| text.to_lowercase());
+    engine.register_fn("words", |text: ImmutableString| -> Array {
+        words(&text).into_iter().map(Dynamic::from).collect()
+    });
+    engine.register_fn("text_has_any", text_has_any);
+    engine.register_fn("first_match", first_match);
+    engine.register_fn("find_path", |text: ImmutableString| -> Dynamic {
+        find_path(&text).map_or(Dynamic::UNIT, Dynamic::from)
+    });
+}
+
+/// Builds the scope a run starts with. Every run gets a new one, so nothing a script
+/// assigns survives into the next run.
+pub(crate) fn input_scope(input: &RuleInput<'_>) -> Result<Scope<'static>, String> {
+    let record = record_map(input.record).map_err(|error| format!("record: {error}"))?;
+    let previous = match input.previous {
+        Some(previous) => {
+            Dynamic::from_map(record_map(previous).map_err(|error| format!("previous: {error}"))?)
+        }
+        None => Dynamic::UNIT,
+    };
+    let mut actor = Map::new();
+    actor.insert("name".into(), input.actor.name.as_str().into());
+    let roles: Array = input
+        .actor
+        .roles
+        .iter()
+        .map(|role| Dynamic::from(role.as_str()))
+        .collect();
+    actor.insert("roles".into(), Dynamic::from_array(roles));
+    let transition = input
+        .transition
+        .map_or(Dynamic::UNIT, |name| Dynamic::from(name.to_owned()));
+
+    let mut scope = Scope::new();
+    scope.push_constant_dynamic(VARIABLES[0], Dynamic::from_map(record));
+    scope.push_constant_dynamic(VARIABLES[1], previous);
+    scope.push_constant_dynamic(VARIABLES[2], Dynamic::from_map(actor));
+    scope.push_constant_dynamic(VARIABLES[3], Dynamic::from(input.hook.as_str()));
+    scope.push_constant_dynamic(VARIABLES[4], transition);
+    Ok(scope)
+}
+
+/// Builds the scope used when compiling: the same names, as plain variables so that the
+/// optimizer does not fold their placeholder values into the script.
+pub(crate) fn compile_scope() -> Scope<'static> {
+    let mut scope = Scope::new();
+    for name in VARIABLES {
+        scope.push_dynamic(name, Dynamic::UNIT);
+    }
+    scope
+}
+
+fn record_map(record: &Record) -> Result<Map, String> {
+    let mut map = Map::new();
+    for (name, value) in &record.fields {
+        let value = json_to_dynamic(value).map_err(|error| format!("field `{name}`: {error}"))?;
+        map.insert(name.as_str().into(), value);
+    }
+    // The common columns win over a field of the same name.
+    map.insert("number".into(), record.number.as_str().into());
+    map.insert("process".into(), record.process.as_str().into());
+    map.insert("state".into(), record.state.as_str().into());
+    map.insert("title".into(), record.title.as_str().into());
+    map.insert("description".into(), record.description.as_str().into());
+    Ok(map)
+}
+
+fn set_field(name: ImmutableString, value: Dynamic, reason: ImmutableString) -> HostResult<()> {
+    let name = require_text("set_field", "field name", &name)?;
+    let reason = require_text("set_field", "reason", &reason)?;
+    let value =
+        dynamic_to_json(&value).map_err(|error| format!("set_field(\"{name}\"): {error}"))?;
+    let effect = Effect::SetField {
+        field: name.to_owned(),
+        value,
+    };
+    context::propose(reason, effect)
+}
+
+fn assign_group(group: ImmutableString, reason: ImmutableString) -> HostResult<()> {
+    let group = require_text("assign_group", "group", &group)?;
+    let reason = require_text("assign_group", "reason", &reason)?;
+    let effect = Effect::SetField {
+        field: "assignment_group".to_owned(),
+        value: Value::String(group.to_owned()),
+    };
+    context::propose(reason, effect)
+}
+
+fn assign_to(user: ImmutableString, reason: ImmutableString) -> HostResult<()> {
+    let user = require_text("assign_to", "user", &user)?;
+    let reason = require_text("assign_to", "reason", &reason)?;
+    let effect = Effect::SetField {
+        field: "assignee".to_owned(),
+        value: Value::String(user.to_owned()),
+    };
+    context::propose(reason, effect)
+}
+
+fn recommend(action: ImmutableString, params: Map, reason: ImmutableString) -> HostResult<()> {
+    let action = require_text("recommend", "action", &action)?;
+    let reason = require_text("recommend", "reason", &reason)?;
+    let params = dynamic_to_json(&Dynamic::from_map(params))
+        .map_err(|error| format!("recommend(\"{action}\") params: {error}"))?;
+    let effect = Effect::Recommend {
+        action: action.to_owned(),
+        params,
+    };
+    context::propose(reason, effect)
+}
+
+fn note(text: ImmutableString, reason: ImmutableString) -> HostResult<()> {
+    let text = require_text("note", "text", &text)?;
+    let reason = require_text("note", "reason", &reason)?;
+    let effect = Effect::Note {
+        text: text.to_owned(),
+    };
+    context::propose(reason, effect)
+}
+
+/// Rejects an empty or blank argument, because an effect without a name or a reason
+/// cannot be applied or explained.
+fn require_text<'a>(function: &str, argument: &str, value: &'a str) -> HostResult<&'a str> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{function}: the {argument} must not be empty").into());
+    }
+    Ok(trimmed)
+}
+
+/// Splits text into lower-cased words: runs of letters and digits.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    text.split(|character: char| !character.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Checks whether `text` contains any entry of `list` as whole words, ignoring case. An entry
+/// of several words, such as "access denied", matches those words in sequence.
+fn text_has_any(text: ImmutableString, list: Array) -> HostResult<bool> {
+    Ok(find_first("text_has_any", &text, &list)?.is_some())
+}
+
+/// Returns the first entry of `list`, in list order, that `text` contains as whole words,
+/// or `()` when none does. Rules use it to name the matching word in a reason.
+fn first_match(text: ImmutableString, list: Array) -> HostResult<Dynamic> {
+    let found = find_first("first_match", &text, &list)?;
+    Ok(found.cloned().unwrap_or(Dynamic::UNIT))
+}
+
+fn find_first<'a>(function: &str, text: &str, list: &'a Array) -> HostResult<Option<&'a Dynamic>> {
+    let text_words = words(text);
+    for (index, entry) in list.iter().enumerate() {
+        let Ok(phrase) = entry.as_immutable_string_ref() else {
+            return Err(format!(
+                "{function}: the word list must hold strings, but item {index} is of type `{}`",
+                entry.type_name()
+            )
+            .into());
+        };
+        let phrase = words(&phrase);
+        if !phrase.is_empty() && contains_sequence(&text_words, &phrase) {
+            return Ok(Some(entry));
+        }
+    }
+    Ok(None)
+}
+
+/// Returns the first word of `text` that looks like a file path (`/srv/share`,
+/// `C:\data`, `\\server\share`, `~/notes`) or a file name with an extension
+/// (`budget.xlsx`), without surrounding quotes, brackets or punctuation.
+pub(crate) fn find_path(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .map(|token| {
+            token
+                .trim_start_matches(|character: char| "\"'([<{".contains(character))
+                .trim_end_matches(|character: char| "\"')]>},;:!?.".contains(character))
+        })
+        .find(|token| looks_like_path(token))
+        .map(str::to_owned)
+}
+
+fn looks_like_path(token: &str) -> bool {
+    let bytes = token.as_bytes();
+    let drive = bytes.len() > 2
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1] == b':'
+        && matches!(bytes[2], b'\\' | b'/');
+    let rooted = token.len() > 1
+        && (token.starts_with('/') || token.starts_with("~/") || token.starts_with("\\\\"));
+    if drive || rooted {
+        return true;
+    }
+    let file_name = token.rsplit(['/', '\\']).next().unwrap_or(token);
+    match file_name.rsplit_once('.') {
+        Some((stem, extension)) => {
+            !stem.is_empty()
+                && (2..=5).contains(&extension.len())
+                && extension.starts_with(|character: char| character.is_ascii_alphabetic())
+                && extension
+                    .chars()
+                    .all(|character| character.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+fn contains_sequence(haystack: &[String], needle: &[String]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(values: &[&str]) -> Array {
+        values
+            .iter()
+            .map(|value| Dynamic::from(value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn words_split_and_lower() {
+        assert_eq!(
+            words("VPN down; can't log-in!"),
+            ["vpn", "down", "can", "t", "log", "in"]
+        );
+    }
+
+    #[test]
+    fn text_has_any_matches_whole_words() {
+        let text = ImmutableString::from("Reports server is slow");
+        assert!(text_has_any(text.clone(), strings(&["server"])).unwrap());
+        assert!(!text_has_any(text.clone(), strings(&["port"])).unwrap());
+        assert!(!text_has_any(text, strings(&["serve"])).unwrap());
+    }
+
+    #[test]
+    fn text_has_any_ignores_case() {
+        let text = ImmutableString::from("VPN drops");
+        assert!(text_has_any(text, strings(&["vpn"])).unwrap());
+        let text = ImmutableString::from("vpn drops");
+        assert!(text_has_any(text, strings(&["VPN"])).unwrap());
+    }
+
+    #[test]
+    fn text_has_any_matches_phrases() {
+        let text = ImmutableString::from("I get access denied on the share");
+        assert!(text_has_any(text.clone(), strings(&["access denied"])).unwrap());
+        assert!(!text_has_any(text, strings(&["denied access"])).unwrap());
+    }
+
+    #[test]
+    fn first_match_returns_entry_in_list_order() {
+        let text = ImmutableString::from("VPN and DNS both fail");
+        let found = first_match(text, strings(&["dns", "vpn"])).unwrap();
+        assert_eq!(found.into_string().unwrap(), "dns");
+        let none = first_match("all good".into(), strings(&["dns"])).unwrap();
+        assert!(none.is_unit());
+    }
+
+    #[test]
+    fn find_path_finds_paths_and_file_names() {
+        let cases = [
+            (
+                "restore /srv/share/finance please",
+                Some("/srv/share/finance"),
+            ),
+            (
+                "lost C:\\Users\\ana\\notes.txt!",
+                Some("C:\\Users\\ana\\notes.txt"),
+            ),
+            ("share \\\\fs01\\hr is empty", Some("\\\\fs01\\hr")),
+            ("I deleted \"budget.xlsx\".", Some("budget.xlsx")),
+            ("see docs/report.pdf, thanks", Some("docs/report.pdf")),
+            ("e.g. version 2.10 and/or later.", None),
+            ("deleted file yesterday", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(find_path(text).as_deref(), expected, "text: {text}");
+        }
+    }
+
+    #[test]
+    fn text_has_any_rejects_non_strings() {
+        let list: Array = vec![Dynamic::from("vpn"), Dynamic::from_int(3)];
+        let error = text_has_any("text".into(), list).unwrap_err();
+        assert!(error.to_string().contains("item 1"), "{error}");
+    }
+}
