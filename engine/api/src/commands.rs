@@ -1,0 +1,262 @@
+//! The command path shared by every channel (REST API, web console, CLI imports): load
+//! the definition and the record, let the state machine decide, write the outcome and its
+//! journal in one transaction.
+//!
+//! Rules run before the write job is queued, on the caller's task, so that the single
+//! writer only does database work. Updates are optimistic: the write checks the record's
+//! revision and the command is decided again if another writer came first.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use tend_domain::{Actor, Command, Fields, Record};
+use tend_store::Store;
+use tend_workflow::{Context, Definition, DefinitionSet, Outcome, Rejection, RuleRunner};
+
+use crate::error::ApiError;
+
+/// How often a command is decided again after losing an optimistic-lock race.
+const MAX_CONFLICT_RETRIES: usize = 5;
+
+/// The loaded definitions and the rule host; swapped as a whole on reload.
+pub struct Engine {
+    definitions: RwLock<Arc<DefinitionSet>>,
+    rules: Arc<dyn RuleRunner>,
+}
+
+impl Engine {
+    pub fn new(definitions: DefinitionSet, rules: Arc<dyn RuleRunner>) -> Engine {
+        Engine {
+            definitions: RwLock::new(Arc::new(definitions)),
+            rules,
+        }
+    }
+
+    pub fn definitions(&self) -> Arc<DefinitionSet> {
+        self.definitions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn replace_definitions(&self, definitions: DefinitionSet) {
+        *self
+            .definitions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(definitions);
+    }
+
+    pub fn rules(&self) -> &dyn RuleRunner {
+        self.rules.as_ref()
+    }
+
+    pub fn definition(&self, process: &str) -> Result<Arc<Definition>, ApiError> {
+        let set = self.definitions();
+        set.get(process).cloned().ok_or_else(|| {
+            ApiError::Rejected(Rejection::UnknownProcess {
+                process: process.to_owned(),
+                known: set
+                    .definitions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        })
+    }
+}
+
+/// Entry point for commands; cheap to clone.
+#[derive(Clone)]
+pub struct Commands {
+    pub store: Store,
+    pub engine: Arc<Engine>,
+}
+
+/// Input of a create command.
+#[derive(Debug, Clone, Default)]
+pub struct NewRecord {
+    pub title: String,
+    pub description: String,
+    pub fields: Fields,
+    /// Client-chosen key that makes retries of the same create return the same record.
+    pub idempotency_key: Option<String>,
+}
+
+impl Commands {
+    pub fn new(store: Store, engine: Arc<Engine>) -> Commands {
+        Commands { store, engine }
+    }
+
+    /// Creates a record of `process`. Returns the record and whether it was created now
+    /// (false when an idempotency key matched an earlier create).
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        process: &str,
+        input: NewRecord,
+    ) -> Result<(Record, bool), ApiError> {
+        self.create_at(actor, process, input, Utc::now()).await
+    }
+
+    /// Like [`Commands::create`], at a given time; replays of recorded histories use it.
+    pub async fn create_at(
+        &self,
+        actor: &Actor,
+        process: &str,
+        input: NewRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(Record, bool), ApiError> {
+        let definition = self.engine.definition(process)?;
+        let idempotency_key = input
+            .idempotency_key
+            .as_deref()
+            .map(|key| format!("{}:{key}", actor.name));
+        if let Some(key) = &idempotency_key
+            && let Some(record) = self.replayed(key).await?
+        {
+            return Ok((record, false));
+        }
+        let set = self.engine.definitions();
+        let command = Command::Create {
+            title: input.title,
+            description: input.description,
+            fields: input.fields,
+        };
+        let context = Context {
+            definition: &definition,
+            version: &set.version,
+            rules: self.engine.rules(),
+            actor,
+            now,
+        };
+        let outcome = tend_workflow::execute(&context, None, &command)?;
+        let prefix = definition.number_prefix.clone();
+        let digits = definition.number_digits;
+        let actor_name = actor.name.clone();
+        let key = idempotency_key.clone();
+        let stored = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if let Some(key) = &key
+                        && let Some(number) = tend_store::find_idempotent(tx, key).await?
+                    {
+                        return Ok(Err(number));
+                    }
+                    let record = tend_store::insert_record(
+                        tx,
+                        &outcome.record,
+                        &prefix,
+                        digits,
+                        &actor_name,
+                        &outcome.events,
+                    )
+                    .await?;
+                    if let Some(key) = &key {
+                        tend_store::save_idempotent(tx, key, &record.number).await?;
+                    }
+                    Ok(Ok(record))
+                })
+            })
+            .await?;
+        match stored {
+            Ok(record) => Ok((record, true)),
+            Err(number) => Ok((self.load(&number).await?, false)),
+        }
+    }
+
+    async fn replayed(&self, key: &str) -> Result<Option<Record>, ApiError> {
+        let key = key.to_owned();
+        let number = self
+            .store
+            .write(move |tx| Box::pin(async move { tend_store::find_idempotent(tx, &key).await }))
+            .await?;
+        match number {
+            Some(number) => Ok(Some(self.load(&number).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads a record the actor may see. Requesters see only their own records; to them a
+    /// record of someone else does not exist.
+    pub async fn visible(&self, actor: &Actor, number: &str) -> Result<Record, ApiError> {
+        let record = self.load(number).await?;
+        if !actor.is_staff() && record.field_str("requester") != Some(actor.name.as_str()) {
+            return Err(ApiError::NotFound {
+                what: "record",
+                key: number.to_owned(),
+            });
+        }
+        Ok(record)
+    }
+
+    async fn load(&self, number: &str) -> Result<Record, ApiError> {
+        self.store
+            .get_record(number)
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "record",
+                key: number.to_owned(),
+            })
+    }
+
+    /// Applies a transition, update or comment to an existing record.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        number: &str,
+        command: Command,
+    ) -> Result<Record, ApiError> {
+        self.apply_at(actor, number, command, None).await
+    }
+
+    /// Like [`Commands::apply`], at a given time (`None` for the current time).
+    pub async fn apply_at(
+        &self,
+        actor: &Actor,
+        number: &str,
+        command: Command,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Record, ApiError> {
+        let mut attempt = 0;
+        loop {
+            let current = self.visible(actor, number).await?;
+            let definition = self.engine.definition(&current.process)?;
+            let set = self.engine.definitions();
+            let context = Context {
+                definition: &definition,
+                version: &set.version,
+                rules: self.engine.rules(),
+                actor,
+                now: at.unwrap_or_else(Utc::now),
+            };
+            let Outcome { record, events } =
+                tend_workflow::execute(&context, Some(&current), &command)?;
+            if events.is_empty() {
+                return Ok(current);
+            }
+            let actor_name = actor.name.clone();
+            let result = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tend_store::update_record(tx, &record, &actor_name, &events).await
+                    })
+                })
+                .await;
+            match result {
+                Ok(record) => return Ok(record),
+                Err(tend_store::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(
+                        record.number = number,
+                        attempt,
+                        "retrying after a write conflict"
+                    );
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}

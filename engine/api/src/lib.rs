@@ -1,0 +1,76 @@
+//! HTTP channels of Tend: the JSON REST API under `/api/v1`, the web console (server-rendered
+//! handlebars pages that work without JavaScript) and the health check.
+
+pub mod auth;
+pub mod commands;
+pub mod error;
+pub mod rest;
+pub mod views;
+pub mod web;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use commands::{Commands, Engine, NewRecord};
+pub use error::ApiError;
+
+/// Largest accepted request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: Commands,
+    pub web: Arc<web::Web>,
+}
+
+impl AppState {
+    pub fn new(commands: Commands, secure_cookies: bool) -> AppState {
+        AppState {
+            commands,
+            web: Arc::new(web::Web::new(secure_cookies)),
+        }
+    }
+}
+
+/// Builds the router with every route; tests call it directly or through [`serve`].
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/records", get(rest::list))
+        .route(
+            "/records/{key}",
+            get(rest::read).post(rest::create).patch(rest::update),
+        )
+        .route(
+            "/records/{number}/transitions/{name}",
+            post(rest::transition),
+        )
+        .route("/records/{number}/comments", post(rest::comment))
+        .route("/processes", get(rest::processes))
+        .fallback(rest::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(rest::healthz))
+        .merge(web::routes())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,317 @@
+//! The JSON REST API under `/api/v1`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tend_domain::{Command, Fields};
+use tend_store::RecordFilter;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::commands::NewRecord;
+use crate::error::ApiError;
+use crate::views::{record_json, record_summary_json};
+
+/// A JSON body whose parse errors come back in the API's error shape, naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.contains("unknown field") || text.contains("missing field"))
+        .map(str::to_owned);
+    let code = match rejection {
+        JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+        _ => "invalid_json",
+    };
+    ApiError::BadRequest {
+        code,
+        message: format!("invalid request body: {text}"),
+        field,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    fields: Fields,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(process): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|key| !key.is_empty() && key.len() <= 200)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        "the Idempotency-Key header must be 1 to 200 visible ASCII characters",
+                        Some("Idempotency-Key"),
+                    )
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let input = NewRecord {
+        title: body.title,
+        description: body.description,
+        fields: body.fields,
+        idempotency_key,
+    };
+    let (record, created) = state
+        .commands
+        .create(&caller.actor, &process, input)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = record_view(&state, &caller, &record.number).await?;
+    Ok((status, Json(body)).into_response())
+}
+
+/// The full view of one record, with its journal.
+async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<Value, ApiError> {
+    let record = state.commands.visible(&caller.actor, number).await?;
+    let definition = state.commands.engine.definition(&record.process)?;
+    let journal = state.commands.store.journal(record.id).await?;
+    Ok(record_json(
+        &definition,
+        &record,
+        &caller.actor,
+        Some(&journal),
+    ))
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(record_view(&state, &caller, &number).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    process: Option<String>,
+    state: Option<String>,
+    assignee: Option<String>,
+    #[serde(alias = "group")]
+    assignment_group: Option<String>,
+    priority: Option<String>,
+    requester: Option<String>,
+    open: Option<bool>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text(), None))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit is {limit}: use a value from 1 to 500"),
+            Some("limit"),
+        ));
+    }
+    if let Some(process) = &query.process {
+        state.commands.engine.definition(process)?;
+    }
+    // Requesters list only their own records.
+    let requester = if caller.actor.is_staff() {
+        query.requester
+    } else {
+        Some(caller.actor.name.clone())
+    };
+    let filter = RecordFilter {
+        process: query.process,
+        state: query.state,
+        assignee: query.assignee,
+        assignment_group: query.assignment_group,
+        requester,
+        priority: query.priority,
+        open: query.open,
+        q: query.q.filter(|q| !q.trim().is_empty()),
+        limit,
+        cursor: query.cursor,
+    };
+    let page = state.commands.store.list_records(&filter).await?;
+    let definitions = state.commands.engine.definitions();
+    let records: Vec<Value> = page
+        .records
+        .iter()
+        .map(|r| record_summary_json(definitions.get(&r.process).map(|d| d.as_ref()), r))
+        .collect();
+    Ok(Json(
+        json!({ "records": records, "next_cursor": page.next_cursor }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    #[serde(default)]
+    fields: Fields,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+pub async fn transition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((number, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional: a transition without fields or comment may send nothing.
+    let body: TransitionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TransitionBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("invalid request body: {error}"),
+                None,
+            )
+        })?
+    };
+    let command = Command::Transition {
+        name,
+        fields: body.fields,
+        comment: body.comment,
+    };
+    state
+        .commands
+        .apply(&caller.actor, &number, command)
+        .await?;
+    Ok(Json(record_view(&state, &caller, &number).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    text: String,
+}
+
+pub async fn comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Response, ApiError> {
+    let command = Command::Comment { text: body.text };
+    state
+        .commands
+        .apply(&caller.actor, &number, command)
+        .await?;
+    let view = record_view(&state, &caller, &number).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    fields: Fields,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::Update {
+        title: body.title,
+        description: body.description,
+        fields: body.fields,
+    };
+    state
+        .commands
+        .apply(&caller.actor, &number, command)
+        .await?;
+    Ok(Json(record_view(&state, &caller, &number).await?))
+}
+
+pub async fn processes(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let set = state.commands.engine.definitions();
+    let processes: Vec<Value> = set
+        .definitions
+        .values()
+        .map(|d| {
+            json!({
+                "process": d.process,
+                "title": d.title,
+                "number_prefix": d.number_prefix,
+                "version": set.version,
+                "states": d.states.keys().collect::<Vec<_>>(),
+                "fields": d.fields,
+            })
+        })
+        .collect();
+    Json(json!({ "version": set.version, "processes": processes }))
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match state.commands.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "health check failed: the store is unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "the store is unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        what: "API path",
+        key: "this path".into(),
+    }
+}

@@ -1,0 +1,1176 @@
+//! The web console driven as a browser would: forms posted to the router, with a real
+//! SQLite store in a temporary directory and a small definitions directory whose one rule
+//! assigns, prioritises and recommends.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use serde_json::Value;
+use tempfile::TempDir;
+use tend_api::{AppState, Commands, Engine};
+use tend_domain::Role;
+use tend_scripting::RuleHost;
+use tend_store::{RecordFilter, Store};
+use tower::ServiceExt;
+
+const TICKET: &str = r#"
+process: ticket
+title: Ticket
+number_prefix: TCK
+description: A request for help, used by the web console tests.
+fields:
+  impact: { type: enum, label: Impact, values: [high, medium, low], default: medium }
+  priority: { type: enum, label: Priority, values: [P1, P3], read_only: true }
+  requester: { type: user, label: Requester }
+  assignment_group: { type: group, label: Assignment group }
+  assignee: { type: user, label: Assigned to }
+  effort: { type: integer, label: Effort in hours }
+  resolution_code: { type: string, label: Resolution code, required_in: [resolved] }
+  notes: { type: text, label: Notes }
+states:
+  new: { label: New, initial: true }
+  in_progress: { label: In progress }
+  resolved: { label: Resolved, open: false }
+  closed: { label: Closed, final: true }
+transitions:
+  - { name: start, label: Start work, from: [new], to: in_progress, roles: [technician] }
+  - { name: resolve, label: Resolve, from: [new, in_progress], to: resolved, roles: [technician], requires: [resolution_code] }
+  - { name: reopen, label: Reopen, from: [resolved], to: in_progress, roles: [requester, technician], comment_required: true }
+  - { name: close, label: Close, from: [resolved], to: closed, roles: [requester, technician] }
+rules:
+  on_create: [ticket/route]
+"#;
+
+const ROUTE_RULE: &str = r#"
+let text = lower(record.title + " " + record.description);
+if text.contains("vpn") {
+    assign_group("network", "the text mentions VPN, which the network team runs");
+    recommend("restart_vpn", #{ host: "vpn1" }, "VPN outages usually end with a restart of the gateway");
+}
+if record.impact == "high" {
+    set_field("priority", "P1", "high impact");
+} else {
+    set_field("priority", "P3", "impact is not high");
+}
+"#;
+
+const XSS_TITLE: &str = r#""><img src=x onerror=alert(document.domain)>"#;
+const XSS_DESCRIPTION: &str = "<b onmouseover=alert(1)>click</b><script>alert(2)</script>";
+const XSS_EXTRA: &str = r#"<script>alert("x")</script>"#;
+
+struct App {
+    router: Router,
+    store: Store,
+    _dir: TempDir,
+}
+
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+fn write_definitions(root: &Path) {
+    std::fs::create_dir_all(root.join("workflows")).unwrap();
+    std::fs::create_dir_all(root.join("rules/ticket")).unwrap();
+    std::fs::write(root.join("workflows/ticket.yaml"), TICKET).unwrap();
+    std::fs::write(root.join("rules/ticket/route.rhai"), ROUTE_RULE).unwrap();
+}
+
+async fn app_with(secure_cookies: bool) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("definitions");
+    write_definitions(&root);
+    let rules = Arc::new(RuleHost::new(&root));
+    let definitions = tend_workflow::load_dir(&root, rules.as_ref()).unwrap();
+    let store = Store::connect(&Store::sqlite_url(&dir.path().join("data")))
+        .await
+        .unwrap();
+    store
+        .add_user("tech", None, &[Role::Technician], "tech-password")
+        .await
+        .unwrap();
+    store
+        .add_user("ann", None, &[Role::Requester], "ann-password")
+        .await
+        .unwrap();
+    let engine = Arc::new(Engine::new(definitions, rules));
+    let state = AppState::new(Commands::new(store.clone(), engine), secure_cookies);
+    App {
+        router: tend_api::router(state),
+        store,
+        _dir: dir,
+    }
+}
+
+async fn app() -> App {
+    app_with(false).await
+}
+
+impl App {
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str, session: Option<&Session>) -> Reply {
+        let mut request = Request::get(path);
+        if let Some(session) = session {
+            request = request.header(header::COOKIE, &session.cookie);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_form(
+        &self,
+        path: &str,
+        session: Option<&Session>,
+        pairs: &[(&str, &str)],
+    ) -> Reply {
+        let mut request =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(session) = session {
+            request = request.header(header::COOKIE, &session.cookie);
+        }
+        let body = serde_urlencoded::to_string(pairs).unwrap();
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Session {
+        let reply = self
+            .post_form("/login", None, &[("user", user), ("password", password)])
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let set_cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let mut session = Session {
+            cookie,
+            csrf: String::new(),
+        };
+        let page = self.get("/records", Some(&session)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        session.csrf = hidden_value(&page.body, "csrf");
+        session
+    }
+
+    async fn record_count(&self) -> usize {
+        let filter = RecordFilter {
+            limit: 500,
+            ..RecordFilter::default()
+        };
+        self.store
+            .list_records(&filter)
+            .await
+            .unwrap()
+            .records
+            .len()
+    }
+
+    /// Opens the new-ticket form and returns its form token.
+    async fn new_form_token(&self, session: &Session) -> String {
+        let form = self.get("/records/new?process=ticket", Some(session)).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        hidden_value(&form.body, "form_token")
+    }
+
+    /// Creates a ticket through the form and returns its number.
+    async fn create_ticket(&self, session: &Session, title: &str, description: &str) -> String {
+        let token = self.new_form_token(session).await;
+        let reply = self
+            .post_form(
+                "/records/new?process=ticket",
+                Some(session),
+                &[
+                    ("csrf", &session.csrf),
+                    ("form_token", &token),
+                    ("title", title),
+                    ("description", description),
+                    ("impact", "high"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        reply.location().trim_start_matches("/records/").to_owned()
+    }
+}
+
+/// Extracts the value of the hidden input `name` from a page.
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden input `{name}` in:\n{html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+fn assert_no_raw_markup(html: &str, page: &str) {
+    for raw in ["<script>alert", "<img src=x", "<b onmouseover", "<script"] {
+        assert!(!html.contains(raw), "{page} contains raw `{raw}`:\n{html}");
+    }
+}
+
+#[tokio::test]
+async fn login_with_wrong_password_fails() {
+    let app = app().await;
+    let reply = app
+        .post_form("/login", None, &[("user", "tech"), ("password", "wrong")])
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        reply.body.contains("Invalid user name or password"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains(r#"value="tech""#),
+        "the user name is kept"
+    );
+    assert!(reply.headers.get(header::SET_COOKIE).is_none());
+
+    let unknown = app
+        .post_form("/login", None, &[("user", "nobody"), ("password", "x")])
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_sets_session_cookie() {
+    let app = app().await;
+    let reply = app
+        .post_form(
+            "/login",
+            None,
+            &[("user", "tech"), ("password", "tech-password")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/records");
+    let cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("tend_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.contains("Secure"), "{cookie}");
+
+    let secure = app_with(true).await;
+    let reply = secure
+        .post_form(
+            "/login",
+            None,
+            &[("user", "tech"), ("password", "tech-password")],
+        )
+        .await;
+    let cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn login_returns_to_requested_page() {
+    let app = app().await;
+    let page = app.get("/records?q=vpn", None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login?next=%2Frecords%3Fq%3Dvpn");
+    let form = app.get(page.location(), None).await;
+    let next = hidden_value(&form.body, "next");
+    assert_eq!(next, "/records?q=vpn");
+    let reply = app
+        .post_form(
+            "/login",
+            None,
+            &[
+                ("user", "tech"),
+                ("password", "tech-password"),
+                ("next", "/records?q=vpn"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.location(), "/records?q=vpn");
+
+    let hostile = app
+        .post_form(
+            "/login",
+            None,
+            &[
+                ("user", "tech"),
+                ("password", "tech-password"),
+                ("next", "//evil.test/"),
+            ],
+        )
+        .await;
+    assert_eq!(hostile.location(), "/records");
+}
+
+#[tokio::test]
+async fn pages_redirect_to_login_without_session() {
+    let app = app().await;
+    let root = app.get("/", None).await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.location(), "/records");
+
+    for path in [
+        "/records",
+        "/records/new?process=ticket",
+        "/records/TCK0000001",
+    ] {
+        let reply = app.get(path, None).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            reply.location().starts_with("/login?next="),
+            "{path}: {}",
+            reply.location()
+        );
+    }
+
+    let stale = Session {
+        cookie: "tend_session=not-a-session".into(),
+        csrf: String::new(),
+    };
+    let reply = app.get("/records", Some(&stale)).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+
+    let post = app
+        .post_form(
+            "/records/new?process=ticket",
+            None,
+            &[("title", "No session")],
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::SEE_OTHER);
+    assert_eq!(post.location(), "/login");
+    assert_eq!(app.record_count().await, 0);
+
+    let api = app.get("/api/v1/records", None).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
+}
+
+#[tokio::test]
+async fn post_without_csrf_is_forbidden() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let token = app.new_form_token(&tech).await;
+
+    let missing = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[("form_token", &token), ("title", "Printer jammed")],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(
+        missing.body.contains("nothing was saved"),
+        "{}",
+        missing.body
+    );
+
+    let mut wrong = tech.csrf.clone();
+    wrong.replace_range(0..1, if wrong.starts_with('A') { "B" } else { "A" });
+    let wrong_reply = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &wrong),
+                ("form_token", &token),
+                ("title", "Printer jammed"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.record_count().await, 0);
+
+    let number = app.create_ticket(&tech, "Printer jammed", "").await;
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    let entries_before = app.store.journal(record.id).await.unwrap().len();
+
+    let transition = app
+        .post_form(
+            &format!("/records/{number}/transitions/start"),
+            Some(&tech),
+            &[("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(transition.status, StatusCode::FORBIDDEN);
+    let comment = app
+        .post_form(
+            &format!("/records/{number}/comments"),
+            Some(&tech),
+            &[("text", "hello")],
+        )
+        .await;
+    assert_eq!(comment.status, StatusCode::FORBIDDEN);
+    let edit = app
+        .post_form(
+            &format!("/records/{number}/edit"),
+            Some(&tech),
+            &[("title", "Changed")],
+        )
+        .await;
+    assert_eq!(edit.status, StatusCode::FORBIDDEN);
+    let after = app.store.get_record(&number).await.unwrap().unwrap();
+    assert_eq!(after.state, "new");
+    assert_eq!(after.title, "Printer jammed");
+    assert_eq!(
+        app.store.journal(record.id).await.unwrap().len(),
+        entries_before
+    );
+
+    let logout = app.post_form("/logout", Some(&tech), &[]).await;
+    assert_eq!(logout.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/records", Some(&tech)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_session() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let reply = app
+        .post_form("/logout", Some(&tech), &[("csrf", &tech.csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/login");
+    let cleared = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let after = app.get("/records", Some(&tech)).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn create_through_form_shows_record() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let form = app.get("/records/new?process=ticket", Some(&tech)).await;
+    assert!(
+        form.body.contains(r#"<label for="new-title">"#),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body
+            .contains(r#"<select id="new-impact" name="impact""#)
+    );
+    assert!(
+        form.body
+            .contains(r#"<textarea id="new-notes" name="notes""#)
+    );
+    assert!(
+        form.body
+            .contains(r#"<input type="number" id="new-effort" name="effort""#)
+    );
+    assert!(
+        !form.body.contains(r#"name="priority""#),
+        "read-only fields are not offered"
+    );
+    assert!(
+        form.body.contains(r#"<option value="medium" selected>"#),
+        "the default is preselected"
+    );
+
+    let number = app
+        .create_ticket(
+            &tech,
+            "VPN drops every hour",
+            "Since Monday.\r\nAll laptops.",
+        )
+        .await;
+    assert_eq!(number, "TCK0000001");
+    let page = app.get(&format!("/records/{number}"), Some(&tech)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let policy = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(policy.starts_with("default-src 'none';"), "{policy}");
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    let html = &page.body;
+    assert!(html.contains("TCK0000001: VPN drops every hour"), "{html}");
+    assert!(html.contains(r#"<span class="state">New</span>"#));
+    assert!(
+        html.contains("Since Monday.\nAll laptops."),
+        "line breaks are normalised"
+    );
+    assert!(
+        html.contains("<dt>Assignment group</dt><dd>network</dd>"),
+        "{html}"
+    );
+    assert!(html.contains("<dt>Priority</dt><dd>P1</dd>"));
+    // Why the record was assigned: the recommendation and the journal name rule and reason.
+    assert!(html.contains("<strong>restart_vpn</strong>"));
+    assert!(html.contains(
+        "Why: VPN outages usually end with a restart of the gateway (rule ticket/route)"
+    ));
+    assert!(html.contains("Assignment group: (empty) → network"));
+    assert!(html.contains("Rule ticket/route: the text mentions VPN, which the network team runs"));
+    assert!(html.contains("Created in state New"));
+    // Transitions a technician may take from `new`, each with its own form.
+    assert!(html.contains(r#"action="/records/TCK0000001/transitions/start""#));
+    assert!(html.contains(r#"action="/records/TCK0000001/transitions/resolve""#));
+    assert!(
+        html.contains(r#"id="t-resolve-resolution_code""#),
+        "resolve asks for its required field"
+    );
+    assert!(
+        !html.contains("transitions/reopen"),
+        "reopen is not possible from new"
+    );
+
+    let list = app.get("/records", Some(&tech)).await;
+    assert!(
+        list.body
+            .contains(r#"<a href="/records/TCK0000001">TCK0000001</a>"#),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("<td>VPN drops every hour</td>"));
+    assert!(list.body.contains("<td>network</td>"));
+}
+
+#[tokio::test]
+async fn create_rejection_keeps_input() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let token = app.new_form_token(&tech).await;
+    let reply = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("form_token", &token),
+                ("title", "Laptop broken"),
+                ("effort", "three"),
+                ("notes", "keep me"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(reply.body.contains(r#"<p class="error" id="new-effort-error">invalid value for `effort`: expected a whole number, got the text &quot;three&quot;</p>"#), "{}", reply.body);
+    assert!(reply.body.contains(r#"value="Laptop broken""#));
+    assert!(reply.body.contains(">keep me</textarea>"));
+    assert_eq!(
+        hidden_value(&reply.body, "form_token"),
+        token,
+        "the form keeps its token"
+    );
+    assert_eq!(app.record_count().await, 0);
+
+    let blank = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("form_token", &token),
+                ("title", "  "),
+            ],
+        )
+        .await;
+    assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        blank
+            .body
+            .contains(r#"id="new-title-error">field `title` is required</p>"#),
+        "{}",
+        blank.body
+    );
+
+    let unknown = app
+        .post_form(
+            "/records/new?process=nothing",
+            Some(&tech),
+            &[("csrf", &tech.csrf), ("title", "x")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.record_count().await, 0);
+}
+
+#[tokio::test]
+async fn transition_and_comment_through_forms() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let number = app.create_ticket(&tech, "Mail stuck", "").await;
+    let record_path = format!("/records/{number}");
+
+    let missing = app
+        .post_form(
+            &format!("{record_path}/transitions/resolve"),
+            Some(&tech),
+            &[("csrf", &tech.csrf), ("resolution_code", "")],
+        )
+        .await;
+    assert_eq!(
+        missing.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        missing.body
+    );
+    assert!(
+        missing.body.contains(r#"id="t-resolve-resolution_code-error">field `resolution_code` is required to take transition `resolve`</p>"#),
+        "{}",
+        missing.body
+    );
+    assert_eq!(
+        missing
+            .body
+            .matches("is required to take transition")
+            .count(),
+        1,
+        "the message is shown once, beside its field"
+    );
+
+    let resolved = app
+        .post_form(
+            &format!("{record_path}/transitions/resolve"),
+            Some(&tech),
+            &[("csrf", &tech.csrf), ("resolution_code", "fixed")],
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER, "{}", resolved.body);
+    assert_eq!(resolved.location(), record_path);
+    let page = app.get(&record_path, Some(&tech)).await;
+    assert!(page.body.contains(r#"<span class="state">Resolved</span>"#));
+    assert!(page.body.contains("Resolve: New → Resolved"));
+    assert!(page.body.contains("<dt>Resolution code</dt><dd>fixed</dd>"));
+    assert!(
+        page.body
+            .contains(r#"<textarea id="t-reopen-comment" name="comment" rows="3" required>"#),
+        "reopen asks for a comment"
+    );
+
+    let no_comment = app
+        .post_form(
+            &format!("{record_path}/transitions/reopen"),
+            Some(&tech),
+            &[("csrf", &tech.csrf)],
+        )
+        .await;
+    assert_eq!(no_comment.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        no_comment
+            .body
+            .contains("transition `reopen` needs a comment that says why")
+    );
+
+    let stale = app
+        .post_form(
+            &format!("{record_path}/transitions/start"),
+            Some(&tech),
+            &[("csrf", &tech.csrf)],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert!(
+        stale
+            .body
+            .contains("transition `start` is not allowed from state `resolved`"),
+        "{}",
+        stale.body
+    );
+
+    let comment = app
+        .post_form(
+            &format!("{record_path}/comments"),
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("text", "Restarted the queue.\r\nWatching it."),
+            ],
+        )
+        .await;
+    assert_eq!(comment.status, StatusCode::SEE_OTHER);
+    let page = app.get(&record_path, Some(&tech)).await;
+    assert!(
+        page.body.contains(
+            r#"<div class="text">Restarted the queue.
+Watching it.</div>"#
+        ),
+        "{}",
+        page.body
+    );
+
+    let empty = app
+        .post_form(
+            &format!("{record_path}/comments"),
+            Some(&tech),
+            &[("csrf", &tech.csrf), ("text", " ")],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty
+            .body
+            .contains(r#"id="comment-error">field `text` is required</p>"#),
+        "{}",
+        empty.body
+    );
+}
+
+#[tokio::test]
+async fn requester_sees_own_records_only() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let ann = app.login("ann", "ann-password").await;
+    let theirs = app.create_ticket(&tech, "Server room too warm", "").await;
+    let mine = app.create_ticket(&ann, "VPN slow", "").await;
+
+    let list = app.get("/records", Some(&ann)).await;
+    assert!(list.body.contains(&mine), "{}", list.body);
+    assert!(!list.body.contains(&theirs));
+    assert!(
+        !list.body.contains(r#"name="requester""#),
+        "requesters cannot filter by requester"
+    );
+    let other = app.get(&format!("/records/{theirs}"), Some(&ann)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+
+    let page = app.get(&format!("/records/{mine}"), Some(&ann)).await;
+    assert!(page.body.contains("<dt>Requester</dt><dd>ann</dd>"));
+    assert!(
+        !page.body.contains("Recommendations"),
+        "recommendations are for staff"
+    );
+    assert!(
+        !page.body.contains("transitions/start"),
+        "a requester cannot start work"
+    );
+    assert!(!page.body.contains("/edit"), "a requester cannot edit");
+    assert_eq!(
+        app.get(&format!("/records/{mine}/edit"), Some(&ann))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        page.body
+            .contains(r#"action="/records/TCK0000002/comments""#)
+    );
+
+    let forced = app.get("/records?requester=tech", Some(&ann)).await;
+    assert!(!forced.body.contains(&theirs));
+}
+
+#[tokio::test]
+async fn list_filters_and_pages() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    for i in 0..52 {
+        let title = if i % 2 == 0 {
+            format!("VPN issue {i}")
+        } else {
+            format!("Printer issue {i}")
+        };
+        app.create_ticket(&tech, &title, "").await;
+    }
+    let first = app.get("/records", Some(&tech)).await;
+    assert_eq!(
+        first.body.matches("<tr>").count(),
+        1 + 50,
+        "a header row and 50 records"
+    );
+    let next = first
+        .body
+        .split(r#"<a href=""#)
+        .find_map(|part| {
+            part.split_once(r#"" rel="next">Next page</a>"#)
+                .map(|(href, _)| href.to_owned())
+        })
+        .expect("a next page link");
+    let next = next.replace("&amp;", "&");
+    let second = app.get(&next, Some(&tech)).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body.matches("<tr>").count(), 1 + 2);
+    assert!(second.body.contains("First page"));
+    assert!(!second.body.contains("Next page"));
+
+    let filtered = app
+        .get("/records?q=printer&open=true&process=ticket", Some(&tech))
+        .await;
+    assert_eq!(filtered.body.matches("<tr>").count(), 1 + 26);
+    assert!(
+        filtered
+            .body
+            .contains(r#"<input type="text" id="f-q" name="q" value="printer">"#)
+    );
+    let group = app
+        .get("/records?assignment_group=network", Some(&tech))
+        .await;
+    assert_eq!(group.body.matches("<tr>").count(), 1 + 26);
+    let none = app.get("/records?open=false", Some(&tech)).await;
+    assert!(none.body.contains("No records match these filters."));
+
+    let invalid = app.get("/records?open=maybe", Some(&tech)).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert!(invalid.body.contains("invalid value `maybe` for open"));
+    let cursor = app.get("/records?cursor=zz", Some(&tech)).await;
+    assert_eq!(cursor.status, StatusCode::BAD_REQUEST);
+    let process = app.get("/records?process=nothing", Some(&tech)).await;
+    assert_eq!(process.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn edit_form_updates_record() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let number = app.create_ticket(&tech, "Old title", "").await;
+    let form = app
+        .get(&format!("/records/{number}/edit"), Some(&tech))
+        .await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(r#"value="Old title""#));
+    let revision = hidden_value(&form.body, "revision");
+
+    let saved = app
+        .post_form(
+            &format!("/records/{number}/edit"),
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("revision", &revision),
+                ("title", "New title"),
+                ("description", ""),
+                ("assignee", "tech"),
+                ("effort", "4"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    assert_eq!(record.title, "New title");
+    assert_eq!(record.fields["effort"], Value::from(4));
+    assert_eq!(record.fields["assignee"], "tech");
+
+    let stale = app
+        .post_form(
+            &format!("/records/{number}/edit"),
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("revision", &revision),
+                ("title", "Lost update"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert!(stale.body.contains("was changed by someone else"));
+    assert!(
+        stale.body.contains(r#"value="Lost update""#),
+        "the input is kept"
+    );
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    assert_eq!(record.title, "New title");
+}
+
+/// Markup typed into form fields is shown as text on every page and kept literally in the
+/// JSON API.
+#[tokio::test]
+async fn script_in_form_fields_is_escaped() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let token = app.new_form_token(&tech).await;
+    let escaped_title = "&quot;&gt;&lt;img src=x onerror=alert(document.domain)&gt;";
+    let escaped_description =
+        "&lt;b onmouseover=alert(1)&gt;click&lt;/b&gt;&lt;script&gt;alert(2)&lt;/script&gt;";
+
+    let with_extra = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("form_token", &token),
+                ("title", XSS_TITLE),
+                ("description", XSS_DESCRIPTION),
+                ("requester_name", XSS_EXTRA),
+            ],
+        )
+        .await;
+    assert_eq!(
+        with_extra.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        with_extra.body
+    );
+    assert!(
+        with_extra.body.contains("unknown field `requester_name`"),
+        "{}",
+        with_extra.body
+    );
+    assert!(
+        with_extra
+            .body
+            .contains(&format!(r#"value="{escaped_title}""#)),
+        "{}",
+        with_extra.body
+    );
+    assert!(
+        with_extra
+            .body
+            .contains(&format!(">{escaped_description}</textarea>"))
+    );
+    assert!(
+        !with_extra.body.contains("alert(\"x\")"),
+        "the unknown field's value is not echoed"
+    );
+    assert_no_raw_markup(&with_extra.body, "rejected new form");
+    assert_eq!(app.record_count().await, 0);
+
+    let created = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("form_token", &token),
+                ("title", XSS_TITLE),
+                ("description", XSS_DESCRIPTION),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let path = created.location().to_owned();
+
+    let detail = app.get(&path, Some(&tech)).await;
+    assert!(detail.body.contains(escaped_title), "{}", detail.body);
+    assert!(detail.body.contains(escaped_description));
+    assert_no_raw_markup(&detail.body, "detail page");
+
+    let list = app.get("/records", Some(&tech)).await;
+    assert!(
+        list.body.contains(&format!("<td>{escaped_title}</td>")),
+        "{}",
+        list.body
+    );
+    assert_no_raw_markup(&list.body, "list page");
+
+    let edit = app.get(&format!("{path}/edit"), Some(&tech)).await;
+    assert!(
+        edit.body.contains(&format!(r#"value="{escaped_title}""#)),
+        "{}",
+        edit.body
+    );
+    assert!(
+        edit.body
+            .contains(&format!(">{escaped_description}</textarea>"))
+    );
+    assert_no_raw_markup(&edit.body, "edit form");
+
+    let filtered = app.get("/records?q=%3Cscript%3Ealert", Some(&tech)).await;
+    assert!(filtered.body.contains(r#"value="&lt;script&gt;alert""#));
+    assert_no_raw_markup(&filtered.body, "list filtered by markup");
+
+    let token = app.store.create_token("tech", "test").await.unwrap();
+    let number = path.trim_start_matches("/records/");
+    let api = app
+        .send(
+            Request::get(format!("/api/v1/records/{number}"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::OK);
+    let json: Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(json["title"], XSS_TITLE);
+    assert_eq!(json["description"], XSS_DESCRIPTION);
+}
+
+/// The same form posted twice, one after the other or at once, creates one record.
+#[tokio::test]
+async fn double_submit_creates_one_record() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let token = app.new_form_token(&tech).await;
+    let pairs = [
+        ("csrf", tech.csrf.as_str()),
+        ("form_token", token.as_str()),
+        ("title", "Double click"),
+    ];
+    let first = app
+        .post_form("/records/new?process=ticket", Some(&tech), &pairs)
+        .await;
+    let second = app
+        .post_form("/records/new?process=ticket", Some(&tech), &pairs)
+        .await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert_eq!(second.status, StatusCode::SEE_OTHER);
+    assert_eq!(first.location(), second.location());
+    assert_eq!(app.record_count().await, 1);
+
+    let token = app.new_form_token(&tech).await;
+    let pairs = [
+        ("csrf", tech.csrf.as_str()),
+        ("form_token", token.as_str()),
+        ("title", "Concurrent click"),
+    ];
+    let (one, two) = tokio::join!(
+        app.post_form("/records/new?process=ticket", Some(&tech), &pairs),
+        app.post_form("/records/new?process=ticket", Some(&tech), &pairs),
+    );
+    assert_eq!(one.status, StatusCode::SEE_OTHER, "{}", one.body);
+    assert_eq!(two.status, StatusCode::SEE_OTHER, "{}", two.body);
+    assert_eq!(one.location(), two.location());
+    assert_ne!(one.location(), first.location());
+    assert_eq!(app.record_count().await, 2);
+
+    // The same token from another user is another user's form.
+    let ann = app.login("ann", "ann-password").await;
+    let theirs = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&ann),
+            &[
+                ("csrf", &ann.csrf),
+                ("form_token", &token),
+                ("title", "Concurrent click"),
+            ],
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::SEE_OTHER);
+    assert_ne!(theirs.location(), one.location());
+    assert_eq!(app.record_count().await, 3);
+}
+
+fn multipart_request(
+    session: Option<&Session>,
+    csrf_header: Option<&str>,
+    body: &'static str,
+) -> Request<Body> {
+    let mut request = Request::post("/records/new?process=ticket").header(
+        header::CONTENT_TYPE,
+        r#"multipart/form-data; boundary="boundary""#,
+    );
+    if let Some(session) = session {
+        request = request.header(header::COOKIE, &session.cookie);
+    }
+    if let Some(csrf) = csrf_header {
+        request = request.header("x-csrf-token", csrf);
+    }
+    request.body(Body::from(body)).unwrap()
+}
+
+/// An empty or cut multipart body is a client error, never a server error.
+#[tokio::test]
+async fn malformed_multipart_is_rejected() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+
+    let empty = "--boundary--";
+    assert_eq!(empty.len(), 12);
+    let reply = app
+        .send(multipart_request(Some(&tech), Some(&tech.csrf), empty))
+        .await;
+    assert!(
+        reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{}: {}",
+        reply.status,
+        reply.body
+    );
+    assert!(
+        reply.body.contains("field `title` is required"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(app.record_count().await, 0);
+
+    let token = app.store.create_token("tech", "test").await.unwrap();
+    let mut with_token = multipart_request(None, None, empty);
+    with_token.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    let reply = app.send(with_token).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("field `title` is required"));
+
+    // Pages work for token callers too; they have no session, so no logout button.
+    let form_page = Request::get("/records/new?process=ticket")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let form_page = app.send(form_page).await;
+    assert_eq!(form_page.status, StatusCode::OK, "{}", form_page.body);
+    assert!(
+        form_page
+            .body
+            .contains(r#"<input type="hidden" name="csrf" value="">"#)
+    );
+    assert!(!form_page.body.contains("Log out"));
+
+    let no_csrf = app.send(multipart_request(Some(&tech), None, empty)).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+
+    let cut = "--boundary\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nPrinter on fi";
+    let reply = app
+        .send(multipart_request(Some(&tech), Some(&tech.csrf), cut))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(reply.body.contains("malformed"), "{}", reply.body);
+    assert_eq!(app.record_count().await, 0);
+
+    let whole = "--boundary\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nPrinter on fire\r\n--boundary\r\nContent-Disposition: form-data; name=\"impact\"\r\n\r\nhigh\r\n--boundary--\r\n";
+    let reply = app
+        .send(multipart_request(Some(&tech), Some(&tech.csrf), whole))
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let record = app.store.get_record("TCK0000001").await.unwrap().unwrap();
+    assert_eq!(record.title, "Printer on fire");
+    assert_eq!(record.fields["priority"], "P1");
+}
+
+#[tokio::test]
+async fn new_record_chooser_lists_processes() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let chooser = app.get("/records/new", Some(&tech)).await;
+    assert_eq!(chooser.status, StatusCode::OK);
+    assert!(
+        chooser
+            .body
+            .contains(r#"<a href="/records/new?process=ticket">Ticket</a>"#),
+        "{}",
+        chooser.body
+    );
+    let unknown = app.get("/records/new?process=nothing", Some(&tech)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.body.contains("unknown process `nothing`"),
+        "{}",
+        unknown.body
+    );
+}
