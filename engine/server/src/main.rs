@@ -1,0 +1,50 @@
+//! The `tend` binary: command line, configuration and wiring of the crates.
+
+mod admin;
+mod cli;
+mod import;
+mod replay;
+mod serve;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    setup::init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Validate(args) => admin::validate(args),
+        Command::TestRules(args) => admin::test_rules(args),
+        Command::User(command) => admin::user(command).await,
+        Command::Token(command) => admin::token(command).await,
+        Command::Audit(command) => admin::audit(command).await,
+        Command::ImportTickets(args) => import::run(args).await,
+        Command::ReplayLog(args) => replay::run(args).await,
+    }
+}

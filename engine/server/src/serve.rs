@@ -1,0 +1,87 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use tend_api::{AppState, Commands, Engine};
+use tend_domain::Role;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::setup::{load_definitions, open_store, redact};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (set, host) = load_definitions(&args.definitions.definitions)?;
+    tracing::info!(
+        definitions.version = %set.version,
+        processes = set.definitions.len(),
+        "definitions loaded from {}",
+        args.definitions.definitions.display()
+    );
+    let url = args.store.url();
+    let store = open_store(&url).await?;
+    tracing::info!(store = %redact(&url), "store opened");
+    bootstrap_admin(&store).await?;
+
+    let commands = Commands::new(store, Arc::new(Engine::new(set, host)));
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| anyhow::anyhow!("failed to listen on {}: {error}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "tend is serving");
+    println!("Tend is listening on http://{address}/ (web console) and http://{address}/api/v1/");
+    tend_api::serve(
+        listener,
+        AppState::new(commands, args.secure_cookies),
+        shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("tend stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the `admin` user with a random one-time password when the store has no user.
+async fn bootstrap_admin(store: &tend_store::Store) -> anyhow::Result<()> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let password: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    store
+        .add_user("admin", None, &[Role::Admin], &password)
+        .await?;
+    println!("Created the first user `admin` with password: {password}");
+    println!("Log in at the web console and keep this password safe; it is not shown again.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "failed to listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
