@@ -1,0 +1,12 @@
+//! Integration tests of Tend: the REST API, the command line and the audit trail, each on
+//! SQLite and on PostgreSQL (`NAME::sqlite` and `NAME::postgres`).
+
+mod audit;
+mod binary;
+mod common;
+mod idempotency;
+mod import;
+mod rejections;
+mod reopen;
+mod replay;
+mod walkthrough;
