@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: every crate's unit tests, the rule test cases beside each
+# script, and the integration tests against SQLite and PostgreSQL. Sets up what the tests
+# need on a fresh machine first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-postgres.sh
+
+export TEND_TEST_POSTGRES_URL="${TEND_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+cargo build --workspace --all-targets --locked
+# The integration tests start this binary instead of building their own copy.
+export TEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tend"
+"$TEND_BIN" validate .
+cargo test --workspace --locked --no-fail-fast
