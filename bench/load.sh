@@ -31,17 +31,18 @@ trap cleanup EXIT
 results="$work/results.tsv"
 : > "$results"
 
+# run_backend NAME STORE-OPTION STORE-VALUE
 run_backend() {
-    local backend="$1" url="$2"
+    local backend="$1" store_option="$2" store_value="$3"
     local log="$work/$backend.log"
-    "$TEND" serve --listen "127.0.0.1:$PORT" --definitions . --database-url "$url" >"$log" 2>&1 &
+    "$TEND" serve --listen "127.0.0.1:$PORT" --definitions . "$store_option" "$store_value" >"$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do
         curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
         sleep 0.1
     done
     export TEND_TOKEN
-    TEND_TOKEN="$("$TEND" token create admin --label bench --database-url "$url")"
+    TEND_TOKEN="$("$TEND" token create admin --label bench "$store_option" "$store_value")"
     for concurrency in 1 8 32; do
         local threads=$(( concurrency < 2 ? 1 : 2 ))
         local out
@@ -58,10 +59,10 @@ run_backend() {
     server_pid=""
 }
 
-run_backend sqlite "sqlite://$work/sqlite/tend.db?mode=rwc"
+run_backend sqlite --data-dir "$work/sqlite"
 database="tend_bench_$$"
 psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $database" >/dev/null
-run_backend postgres "$POSTGRES_URL/$database"
+run_backend postgres --database-url "$POSTGRES_URL/$database"
 psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE $database" >/dev/null
 
 python3 bench/report.py "$results" "$DURATION" > docs/benchmarks.md

@@ -1,5 +1,9 @@
 //! Who is calling: an API token (`Authorization: Bearer ...`) or a web session cookie.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
@@ -10,6 +14,51 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub const SESSION_COOKIE: &str = "tend_session";
+
+/// How long a token lookup is reused. A deactivated user's token keeps working for at most
+/// this long.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Entries kept before the cache is emptied; bounds memory under many distinct tokens.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+/// Recently verified API tokens, keyed by the SHA-256 of the secret, so that a busy client
+/// does not cost two queries per request.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (Actor, Instant)>>,
+}
+
+impl TokenCache {
+    async fn actor(
+        &self,
+        store: &tend_store::Store,
+        secret: &str,
+    ) -> Result<Option<Actor>, ApiError> {
+        let key = tend_store::sha256_hex(secret);
+        if let Some((actor, at)) = self.lock().get(&key)
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(Some(actor.clone()));
+        }
+        let Some(user) = store.user_for_token(secret).await? else {
+            self.lock().remove(&key);
+            return Ok(None);
+        };
+        let actor = user.actor();
+        let mut entries = self.lock();
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, (actor.clone(), Instant::now()));
+        Ok(Some(actor))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Actor, Instant)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
@@ -65,12 +114,13 @@ impl FromRequestParts<AppState> for Caller {
             let Some(secret) = header.strip_prefix("Bearer ") else {
                 return Err(ApiError::Unauthenticated);
             };
-            let user = store
-                .user_for_token(secret.trim())
+            let actor = state
+                .tokens
+                .actor(store, secret.trim())
                 .await?
                 .ok_or(ApiError::Unauthenticated)?;
             return Ok(Caller {
-                actor: user.actor(),
+                actor,
                 via: Via::Token,
             });
         }

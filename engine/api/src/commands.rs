@@ -9,7 +9,7 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use tend_domain::{Actor, Command, Fields, Record};
+use tend_domain::{Actor, Command, Fields, JournalEntry, Record};
 use tend_store::Store;
 use tend_workflow::{Context, Definition, DefinitionSet, Outcome, Rejection, RuleRunner};
 
@@ -73,6 +73,15 @@ pub struct Commands {
     pub engine: Arc<Engine>,
 }
 
+/// A record returned by a create command, with its journal.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub record: Record,
+    pub journal: Vec<JournalEntry>,
+    /// False when an idempotency key matched an earlier create.
+    pub is_new: bool,
+}
+
 /// Input of a create command.
 #[derive(Debug, Clone, Default)]
 pub struct NewRecord {
@@ -107,6 +116,19 @@ impl Commands {
         input: NewRecord,
         now: DateTime<Utc>,
     ) -> Result<(Record, bool), ApiError> {
+        let created = self.create_journaled(actor, process, input, now).await?;
+        Ok((created.record, created.is_new))
+    }
+
+    /// Creates a record and returns it with its journal. The journal comes from the write
+    /// itself for a new record, and is read back for a replayed idempotent request.
+    pub async fn create_journaled(
+        &self,
+        actor: &Actor,
+        process: &str,
+        input: NewRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Created, ApiError> {
         let definition = self.engine.definition(process)?;
         let idempotency_key = input
             .idempotency_key
@@ -115,7 +137,7 @@ impl Commands {
         if let Some(key) = &idempotency_key
             && let Some(record) = self.replayed(key).await?
         {
-            return Ok((record, false));
+            return self.existing(record).await;
         }
         let set = self.engine.definitions();
         let command = Command::Create {
@@ -144,7 +166,7 @@ impl Commands {
                     {
                         return Ok(Err(number));
                     }
-                    let record = tend_store::insert_record(
+                    let (record, journal) = tend_store::insert_record_journaled(
                         tx,
                         &outcome.record,
                         &prefix,
@@ -156,14 +178,27 @@ impl Commands {
                     if let Some(key) = &key {
                         tend_store::save_idempotent(tx, key, &record.number).await?;
                     }
-                    Ok(Ok(record))
+                    Ok(Ok((record, journal)))
                 })
             })
             .await?;
         match stored {
-            Ok(record) => Ok((record, true)),
-            Err(number) => Ok((self.load(&number).await?, false)),
+            Ok((record, journal)) => Ok(Created {
+                record,
+                journal,
+                is_new: true,
+            }),
+            Err(number) => self.existing(self.load(&number).await?).await,
         }
+    }
+
+    async fn existing(&self, record: Record) -> Result<Created, ApiError> {
+        let journal = self.store.journal(record.id).await?;
+        Ok(Created {
+            record,
+            journal,
+            is_new: false,
+        })
     }
 
     async fn replayed(&self, key: &str) -> Result<Option<Record>, ApiError> {

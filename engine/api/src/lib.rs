@@ -15,7 +15,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-pub use commands::{Commands, Engine, NewRecord};
+pub use commands::{Commands, Created, Engine, NewRecord};
 pub use error::ApiError;
 
 /// Largest accepted request body, in bytes.
@@ -26,6 +26,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub struct AppState {
     pub commands: Commands,
     pub web: Arc<web::Web>,
+    pub tokens: Arc<auth::TokenCache>,
 }
 
 impl AppState {
@@ -33,6 +34,7 @@ impl AppState {
         AppState {
             commands,
             web: Arc::new(web::Web::new(secure_cookies)),
+            tokens: Arc::new(auth::TokenCache::default()),
         }
     }
 }

@@ -71,6 +71,26 @@ pub(crate) struct PendingEntry {
     pub hash: String,
 }
 
+/// The entries as callers see them, built from what was just written.
+pub(crate) fn written_entries(
+    actor: &str,
+    entries: &[PendingEntry],
+    events: &[JournalEvent],
+) -> Vec<JournalEntry> {
+    entries
+        .iter()
+        .zip(events)
+        .map(|(entry, event)| JournalEntry {
+            seq: entry.seq,
+            at: entry.at,
+            actor: actor.to_owned(),
+            event: event.clone(),
+            prev_hash: entry.prev_hash.clone(),
+            hash: entry.hash.clone(),
+        })
+        .collect()
+}
+
 /// Chains `events` after the entry (`last_seq`, `last_hash`) of record `number`.
 pub(crate) fn chain(
     number: &str,

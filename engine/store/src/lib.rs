@@ -42,7 +42,8 @@ pub use identity::User;
 pub use journal::entry_hash;
 pub use listing::{MAX_LIMIT, RecordFilter, RecordPage};
 pub use records::{
-    find_idempotent, insert_record, load_record_for_update, save_idempotent, update_record,
+    find_idempotent, insert_record, insert_record_journaled, load_record_for_update,
+    save_idempotent, update_record, update_record_journaled,
 };
 pub use sea_orm::DatabaseTransaction as Transaction;
 pub use writer::{BoxFuture, MAX_BATCH, WriterStats};

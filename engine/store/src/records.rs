@@ -6,7 +6,7 @@ use sea_orm::{
     QuerySelect, Statement,
 };
 use serde_json::Value;
-use tend_domain::{Fields, JournalEvent, Record};
+use tend_domain::{Fields, JournalEntry, JournalEvent, Record};
 
 use crate::entities::{idempotency_keys, records};
 use crate::{Error, Store, journal, now};
@@ -25,6 +25,21 @@ pub async fn insert_record<C: ConnectionTrait>(
     actor: &str,
     events: &[JournalEvent],
 ) -> Result<Record, Error> {
+    insert_record_journaled(tx, record, number_prefix, number_digits, actor, events)
+        .await
+        .map(|(record, _)| record)
+}
+
+/// Like [`insert_record`], and also returns the journal entries as written, so that a
+/// caller can answer without reading them back.
+pub async fn insert_record_journaled<C: ConnectionTrait>(
+    tx: &C,
+    record: &Record,
+    number_prefix: &str,
+    number_digits: u8,
+    actor: &str,
+    events: &[JournalEvent],
+) -> Result<(Record, Vec<JournalEntry>), Error> {
     let value = allocate_number(tx, &record.process).await?;
     let number = format!(
         "{number_prefix}{value:0width$}",
@@ -49,7 +64,8 @@ pub async fn insert_record<C: ConnectionTrait>(
     stored.id = inserted.last_insert_id;
 
     journal::insert_entries(tx, stored.id, actor, &entries).await?;
-    Ok(stored)
+    let written = journal::written_entries(actor, &entries, events);
+    Ok((stored, written))
 }
 
 /// Writes the changed `record` inside a write job and appends `events` to its journal.
@@ -63,6 +79,18 @@ pub async fn update_record<C: ConnectionTrait>(
     actor: &str,
     events: &[JournalEvent],
 ) -> Result<Record, Error> {
+    update_record_journaled(tx, record, actor, events)
+        .await
+        .map(|(record, _)| record)
+}
+
+/// Like [`update_record`], and also returns the journal entries it appended.
+pub async fn update_record_journaled<C: ConnectionTrait>(
+    tx: &C,
+    record: &Record,
+    actor: &str,
+    events: &[JournalEvent],
+) -> Result<(Record, Vec<JournalEntry>), Error> {
     let current = select_by(tx, records::Column::Id.eq(record.id), true)
         .await?
         .ok_or_else(|| Error::NotFound {
@@ -108,7 +136,8 @@ pub async fn update_record<C: ConnectionTrait>(
     }
 
     journal::insert_entries(tx, stored.id, actor, &entries).await?;
-    Ok(stored)
+    let written = journal::written_entries(actor, &entries, events);
+    Ok((stored, written))
 }
 
 /// Loads a record inside a write job. On PostgreSQL the row stays locked (`FOR UPDATE`)
