@@ -1,5 +1,6 @@
 """Turns the tab-separated results of bench/load.sh into docs/benchmarks.md."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -58,6 +59,11 @@ def main() -> None:
             f"| {backend} | {concurrency} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {failed} | {rss:.0f} |"
         )
     print()
+    # The analysis of the last measured run is written by hand and kept beside the script.
+    analysis = os.path.join(os.path.dirname(__file__), "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis, encoding="utf-8") as notes:
+            print(notes.read(), end="")
 
 
 if __name__ == "__main__":
