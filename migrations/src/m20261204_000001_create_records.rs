@@ -38,6 +38,7 @@ impl MigrationTrait for Migration {
                     .col(boolean("is_open"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
+                    .col(timestamp_with_time_zone("state_changed_at"))
                     .col(big_integer("revision"))
                     .col(big_integer("journal_seq"))
                     .col(text("journal_head"))

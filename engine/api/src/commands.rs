@@ -73,6 +73,15 @@ pub struct Commands {
     pub engine: Arc<Engine>,
 }
 
+/// Where a reply landed.
+#[derive(Debug, Clone)]
+pub enum Replied {
+    /// On the record itself, as a comment or with a reopen.
+    Appended(Record),
+    /// On a new record that refers to `original`, which stays as it was.
+    FollowUp { record: Record, original: String },
+}
+
 /// A record returned by a create command, with its journal.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -236,6 +245,58 @@ impl Commands {
             })
     }
 
+    /// Applies a requester's reply: reopens the record, opens a follow-up record, or adds a
+    /// comment, as the definition's reply policy decides.
+    pub async fn reply(
+        &self,
+        actor: &Actor,
+        number: &str,
+        text: &str,
+    ) -> Result<Replied, ApiError> {
+        let current = self.visible(actor, number).await?;
+        let definition = self.engine.definition(&current.process)?;
+        let set = self.engine.definitions();
+        let context = Context {
+            definition: &definition,
+            version: &set.version,
+            rules: self.engine.rules(),
+            actor,
+            now: Utc::now(),
+        };
+        let command = Command::Reply {
+            text: text.to_owned(),
+        };
+        let outcome = tend_workflow::execute(&context, Some(&current), &command)?;
+        let Some(follow_up) = outcome.follow_up else {
+            let record = self.apply(actor, number, command).await?;
+            return Ok(Replied::Appended(record));
+        };
+        let mut title = format!("Follow-up of {}: {}", current.number, current.title);
+        if title.chars().count() > tend_workflow::engine::MAX_TITLE_LENGTH {
+            title = title
+                .chars()
+                .take(tend_workflow::engine::MAX_TITLE_LENGTH - 1)
+                .collect::<String>()
+                + "…";
+        }
+        let mut fields = Fields::new();
+        fields.insert(
+            follow_up.field,
+            serde_json::Value::String(follow_up.of.clone()),
+        );
+        let input = NewRecord {
+            title,
+            description: text.to_owned(),
+            fields,
+            idempotency_key: None,
+        };
+        let (record, _) = self.create(actor, &current.process, input).await?;
+        Ok(Replied::FollowUp {
+            record,
+            original: follow_up.of,
+        })
+    }
+
     /// Applies a transition, update or comment to an existing record.
     pub async fn apply(
         &self,
@@ -266,8 +327,20 @@ impl Commands {
                 actor,
                 now: at.unwrap_or_else(Utc::now),
             };
-            let Outcome { record, events } =
-                tend_workflow::execute(&context, Some(&current), &command)?;
+            let Outcome {
+                record,
+                events,
+                follow_up,
+            } = tend_workflow::execute(&context, Some(&current), &command)?;
+            if follow_up.is_some() {
+                return Err(ApiError::bad_request(
+                    "follow_up_required",
+                    format!(
+                        "{number} no longer takes replies; send the reply to open a follow-up record"
+                    ),
+                    None,
+                ));
+            }
             if events.is_empty() {
                 return Ok(current);
             }

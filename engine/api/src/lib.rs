@@ -15,7 +15,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-pub use commands::{Commands, Created, Engine, NewRecord};
+pub use commands::{Commands, Created, Engine, NewRecord, Replied};
 pub use error::ApiError;
 
 /// Largest accepted request body, in bytes.
@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
             post(rest::transition),
         )
         .route("/records/{number}/comments", post(rest::comment))
+        .route("/records/{number}/replies", post(rest::reply))
         .route("/processes", get(rest::processes))
         .fallback(rest::not_found);
     Router::new()

@@ -247,6 +247,30 @@ pub async fn comment(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// A requester's reply: it may reopen the record or open a follow-up record.
+pub async fn reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Response, ApiError> {
+    match state
+        .commands
+        .reply(&caller.actor, &number, &body.text)
+        .await?
+    {
+        crate::commands::Replied::Appended(record) => {
+            let view = record_view(&state, &caller, &record.number).await?;
+            Ok((StatusCode::OK, Json(view)).into_response())
+        }
+        crate::commands::Replied::FollowUp { record, original } => {
+            let mut view = record_view(&state, &caller, &record.number).await?;
+            view["follow_up_of"] = Value::String(original);
+            Ok((StatusCode::CREATED, Json(view)).into_response())
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {

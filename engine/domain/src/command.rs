@@ -25,6 +25,12 @@ pub enum Command {
     Comment {
         text: String,
     },
+    /// A requester's reply through a requester channel (portal or email). Depending on the
+    /// definition's reply policy it reopens the record, opens a follow-up record, or is
+    /// kept as a comment.
+    Reply {
+        text: String,
+    },
 }
 
 impl Command {
@@ -35,6 +41,7 @@ impl Command {
             Command::Transition { .. } => "transition",
             Command::Update { .. } => "update",
             Command::Comment { .. } => "comment",
+            Command::Reply { .. } => "reply",
         }
     }
 }

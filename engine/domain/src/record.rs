@@ -38,6 +38,8 @@ pub struct Record {
     pub recommendations: Vec<Recommendation>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the record entered its current state; reply policies count from it.
+    pub state_changed_at: DateTime<Utc>,
     /// Optimistic-lock counter, increased by every write.
     pub revision: i64,
 }

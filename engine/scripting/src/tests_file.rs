@@ -305,6 +305,7 @@ fn build_record(process: &str, map: &Fields, base: Option<&Record>) -> Record {
         recommendations: Vec::new(),
         created_at: DateTime::UNIX_EPOCH,
         updated_at: DateTime::UNIX_EPOCH,
+        state_changed_at: DateTime::UNIX_EPOCH,
         revision: 1,
     }
 }

@@ -284,6 +284,7 @@ fn active_model(
         is_open: Set(record.open),
         created_at: Set(record.created_at),
         updated_at: Set(record.updated_at),
+        state_changed_at: Set(crate::truncate(record.state_changed_at)),
         revision: Set(record.revision),
         journal_seq: Set(journal_seq),
         journal_head: Set(journal_head),
@@ -320,6 +321,7 @@ pub(crate) fn to_record(model: records::Model) -> Result<Record, Error> {
         recommendations,
         created_at: model.created_at,
         updated_at: model.updated_at,
+        state_changed_at: model.state_changed_at,
         revision: model.revision,
     })
 }
@@ -347,6 +349,7 @@ mod tests {
             recommendations: Vec::new(),
             created_at: now(),
             updated_at: now(),
+            state_changed_at: now(),
             revision: 1,
         };
         let row = active_model(&record, 0, String::new()).unwrap();

@@ -33,7 +33,21 @@ pub struct Context<'a> {
 pub struct Outcome {
     pub record: Record,
     pub events: Vec<JournalEvent>,
+    /// Set when a reply must open a new record instead of changing this one.
+    pub follow_up: Option<FollowUp>,
 }
+
+/// A new record to open for a reply to a record that no longer takes replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUp {
+    /// Number of the original record.
+    pub of: String,
+    /// Field of the new record that holds `of`.
+    pub field: String,
+}
+
+/// Field that holds the original's number when a policy names none.
+pub const DEFAULT_FOLLOW_UP_FIELD: &str = "follow_up_of";
 
 impl Outcome {
     /// Whether the command changed nothing (for example an update with the same values).
@@ -80,6 +94,7 @@ pub fn execute(
             fields,
         ),
         (Command::Comment { text }, Some(record)) => comment(context, record, text),
+        (Command::Reply { text }, Some(record)) => reply(context, record, text),
         (_, None) => Err(Rejection::InvalidInput {
             field: "record".into(),
             message: format!("a {} command needs an existing record", command.kind()),
@@ -213,6 +228,7 @@ fn create(
         recommendations: Vec::new(),
         created_at: context.now,
         updated_at: context.now,
+        state_changed_at: context.now,
         revision: 0,
     };
     let mut events = vec![JournalEvent::Created {
@@ -229,7 +245,11 @@ fn create(
         None,
         &mut events,
     );
-    Ok(Outcome { record, events })
+    Ok(Outcome {
+        record,
+        events,
+        follow_up: None,
+    })
 }
 
 fn update(
@@ -284,7 +304,11 @@ fn update(
             &mut events,
         );
     }
-    Ok(Outcome { record, events })
+    Ok(Outcome {
+        record,
+        events,
+        follow_up: None,
+    })
 }
 
 fn transition(
@@ -365,6 +389,7 @@ fn transition(
     record.state = step.to.clone();
     record.open = definition.is_open_state(&record.state);
     record.updated_at = context.now;
+    record.state_changed_at = context.now;
     run_rules(
         context,
         Hook::OnTransition,
@@ -373,7 +398,11 @@ fn transition(
         Some(name),
         &mut events,
     );
-    Ok(Outcome { record, events })
+    Ok(Outcome {
+        record,
+        events,
+        follow_up: None,
+    })
 }
 
 fn comment(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcome, Rejection> {
@@ -391,7 +420,55 @@ fn comment(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcom
         events: vec![JournalEvent::Commented {
             text: text.trim().to_owned(),
         }],
+        follow_up: None,
     })
+}
+
+/// Decides a requester's reply with the definition's reply policy: reopen a record that
+/// entered a reopenable state recently, open a follow-up for a closed one (or one past the
+/// reopen window), and keep the reply as a comment otherwise.
+fn reply(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcome, Rejection> {
+    let definition = context.definition;
+    check_role(
+        context.actor,
+        &definition.permissions.comment,
+        format!("replying to {}", current.number),
+    )?;
+    check_text("text", text, MAX_TEXT_LENGTH, true)?;
+    let Some(policy) = &definition.replies else {
+        return comment(context, current, text);
+    };
+    let follow_up = || {
+        Ok(Outcome {
+            record: current.clone(),
+            events: Vec::new(),
+            follow_up: Some(FollowUp {
+                of: current.number.clone(),
+                field: policy
+                    .follow_up_field
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_FOLLOW_UP_FIELD.to_owned()),
+            }),
+        })
+    };
+    if policy.follow_up_in.contains(&current.state) {
+        return follow_up();
+    }
+    if let Some(name) = &policy.reopen
+        && let Some(step) = definition.transition(name)
+        && step.from.contains(&current.state)
+    {
+        let in_time = policy
+            .reopen_within
+            .is_none_or(|within| context.now - current.state_changed_at <= within.duration());
+        if !in_time && !policy.follow_up_in.is_empty() {
+            return follow_up();
+        }
+        if in_time && context.actor.may(&step.roles) {
+            return transition(context, current, name, &Fields::new(), Some(text));
+        }
+    }
+    comment(context, current, text)
 }
 
 /// Applies field values given by a person; returns whether any value changed.

@@ -18,9 +18,12 @@ pub mod values;
 mod yaml_index;
 
 pub use diagnostic::{Diagnostic, LoadError};
-pub use engine::{Context, Outcome, available_transitions, execute, path_between};
+pub use engine::{
+    Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, available_transitions, execute,
+    path_between,
+};
 pub use load::{DefinitionSet, load_dir, parse_yaml};
-pub use model::{Definition, FieldDef, FieldType, StateDef, TransitionDef};
+pub use model::{Definition, FieldDef, FieldType, ReplyPolicy, Span, StateDef, TransitionDef};
 pub use rejection::Rejection;
 pub use rules::{CompileError, Hook, NoRules, RuleCheckError, RuleFailure, RuleInput, RuleRunner};
 pub use validate::RESERVED_NAMES;

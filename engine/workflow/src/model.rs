@@ -31,6 +31,83 @@ pub struct Definition {
     pub transitions: Vec<TransitionDef>,
     #[serde(default)]
     pub rules: RuleHooks,
+    /// What a requester's reply (a portal comment or an email) does to a record.
+    #[serde(default)]
+    pub replies: Option<ReplyPolicy>,
+}
+
+/// How requester replies move a record: reopen a recently resolved record, or open a
+/// follow-up record when the original is closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyPolicy {
+    /// Transition taken when the reply reaches a record in one of the transition's `from`
+    /// states, within `reopen_within` of entering that state.
+    #[serde(default)]
+    pub reopen: Option<String>,
+    /// How long after entering the state a reply still reopens, e.g. `7d`, `36h`, `90m`.
+    #[serde(default)]
+    pub reopen_within: Option<Span>,
+    /// States in which a reply opens a new record that refers to the original instead.
+    /// A reply to a reopenable record after `reopen_within` does the same.
+    #[serde(default)]
+    pub follow_up_in: Vec<String>,
+    /// Field of the new record that holds the original's number.
+    #[serde(default)]
+    pub follow_up_field: Option<String>,
+}
+
+/// A length of time written as a number and a unit: `m` minutes, `h` hours, `d` days, `w`
+/// weeks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub minutes: i64,
+}
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let text = text.trim();
+        let invalid = || {
+            format!(
+                "invalid length of time `{text}`: write a number and a unit m, h, d or w, e.g. 7d"
+            )
+        };
+        let unit = text.chars().last().ok_or_else(invalid)?;
+        let count: i64 = text[..text.len() - unit.len_utf8()]
+            .trim()
+            .parse()
+            .map_err(|_| invalid())?;
+        let per_unit = match unit {
+            'm' => 1,
+            'h' => 60,
+            'd' => 24 * 60,
+            'w' => 7 * 24 * 60,
+            _ => return Err(invalid()),
+        };
+        if count <= 0 || count > 10_000 {
+            return Err(format!("{}: use a count from 1 to 10000", invalid()));
+        }
+        Ok(Span {
+            minutes: count * per_unit,
+        })
+    }
+
+    pub fn duration(self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(self.minutes)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{}m", self.minutes))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 fn default_number_digits() -> u8 {

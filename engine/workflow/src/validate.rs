@@ -30,6 +30,61 @@ pub(crate) fn validate_definition(
     check_states(definition, report);
     check_transitions(definition, report);
     check_reachability(definition, report);
+    check_replies(definition, report);
+}
+
+fn check_replies(definition: &Definition, report: &mut FileReport<'_>) {
+    let Some(policy) = &definition.replies else {
+        return;
+    };
+    if let Some(name) = &policy.reopen
+        && definition.transition(name).is_none()
+    {
+        report.error(
+            "replies.reopen",
+            format!("replies reopen with unknown transition `{name}`: name one of the transitions"),
+        );
+    }
+    if policy.reopen_within.is_some() && policy.reopen.is_none() {
+        report.error(
+            "replies.reopen_within",
+            "`reopen_within` needs `reopen`: name the transition a reply takes",
+        );
+    }
+    for (i, state) in policy.follow_up_in.iter().enumerate() {
+        if !definition.states.contains_key(state) {
+            report.error(
+                &format!("replies.follow_up_in[{i}]"),
+                format!(
+                    "replies open follow-ups in unknown state `{state}`: use one of {}",
+                    list(definition.states.keys())
+                ),
+            );
+        }
+    }
+    let field = policy
+        .follow_up_field
+        .as_deref()
+        .unwrap_or(crate::engine::DEFAULT_FOLLOW_UP_FIELD);
+    if !policy.follow_up_in.is_empty() {
+        match definition.fields.get(field) {
+            None => report.error(
+                "replies",
+                format!(
+                    "follow-up records need the field `{field}` for the original's number: declare it with `type: string`"
+                ),
+            ),
+            Some(declared) if declared.kind != FieldType::String || declared.read_only => {
+                report.error(
+                    &format!("fields.{field}"),
+                    format!(
+                        "field `{field}` holds the original's number of a follow-up: make it `type: string` and not read_only"
+                    ),
+                )
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 fn is_identifier(name: &str) -> bool {

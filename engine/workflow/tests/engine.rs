@@ -23,7 +23,7 @@ states:
   new: { initial: true }
   assigned: {}
   solved: { open: false }
-  closed: { final: true }
+  closed: { open: false }
 transitions:
   - { name: assign, from: new, to: assigned, roles: [technician], requires: [technician] }
   - { name: solve, from: [new, assigned], to: solved, roles: [technician] }
@@ -416,4 +416,143 @@ fn path_between_finds_shortest_route() {
     assert_eq!(path, ["solve", "close"]);
     assert!(path_between(&definition, "closed", "new").is_none());
     assert!(path_between(&definition, "new", "new").unwrap().is_empty());
+}
+
+const REPLIES: &str = "
+replies:
+  reopen: reopen
+  reopen_within: 7d
+  follow_up_in: [closed]
+";
+
+fn with_replies() -> Definition {
+    let text = DEFINITION
+        .replace(
+            "  technician: { type: user }",
+            "  technician: { type: user }\n  follow_up_of: { type: string }",
+        )
+        .replace(
+            "rules:\n  on_create: [ticket/first, ticket/second]\n",
+            REPLIES,
+        );
+    parse_yaml(Path::new("ticket.yaml"), &text).unwrap()
+}
+
+fn reply_at(definition: &Definition, record: &Record, days_later: i64) -> tend_workflow::Outcome {
+    let context = Context {
+        definition,
+        version: "v1",
+        rules: &NoRules,
+        actor: &requester(),
+        now: record.state_changed_at + chrono::TimeDelta::days(days_later),
+    };
+    let command = Command::Reply {
+        text: "still broken".into(),
+    };
+    execute(&context, Some(record), &command).unwrap()
+}
+
+fn solved(definition: &Definition) -> Record {
+    let record = create(definition, &requester(), "disk", json!({})).unwrap();
+    apply(
+        definition,
+        &technician(),
+        &record,
+        transition("solve", json!({ "solution": "done" }), None),
+    )
+    .unwrap()
+    .record
+}
+
+#[test]
+fn reply_within_window_reopens() {
+    let definition = with_replies();
+    let outcome = reply_at(&definition, &solved(&definition), 6);
+    assert_eq!(outcome.record.state, "assigned");
+    assert_eq!(outcome.follow_up, None);
+    assert!(outcome.events.iter().any(
+        |e| matches!(e, JournalEvent::Transitioned { transition, .. } if transition == "reopen")
+    ));
+    assert!(
+        outcome
+            .events
+            .iter()
+            .any(|e| matches!(e, JournalEvent::Commented { text } if text == "still broken"))
+    );
+}
+
+#[test]
+fn reply_after_window_asks_follow_up() {
+    let definition = with_replies();
+    let record = solved(&definition);
+    let outcome = reply_at(&definition, &record, 8);
+    assert!(outcome.events.is_empty());
+    assert_eq!(outcome.record, record);
+    let follow_up = outcome.follow_up.unwrap();
+    assert_eq!(follow_up.of, record.number);
+    assert_eq!(follow_up.field, "follow_up_of");
+}
+
+#[test]
+fn reply_to_closed_asks_follow_up() {
+    let definition = with_replies();
+    let closed = apply(
+        &definition,
+        &technician(),
+        &solved(&definition),
+        transition("close", json!({}), None),
+    )
+    .unwrap()
+    .record;
+    let outcome = reply_at(&definition, &closed, 0);
+    assert!(outcome.follow_up.is_some());
+    assert!(outcome.events.is_empty());
+}
+
+#[test]
+fn reply_elsewhere_is_comment() {
+    let definition = with_replies();
+    let record = create(&definition, &requester(), "disk", json!({})).unwrap();
+    let outcome = reply_at(&definition, &record, 0);
+    assert_eq!(outcome.record.state, "new");
+    assert_eq!(
+        outcome.events,
+        vec![JournalEvent::Commented {
+            text: "still broken".into()
+        }]
+    );
+}
+
+#[test]
+fn reply_policy_names_are_checked() {
+    let text = DEFINITION.replace(
+        "rules:\n  on_create: [ticket/first, ticket/second]\n",
+        "replies:\n  reopen: revive_all\n  follow_up_in: [archived]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(dir.path().join("workflows/ticket.yaml"), text).unwrap();
+    let errors = tend_workflow::load_dir(dir.path(), &NoRules)
+        .unwrap_err()
+        .diagnostics;
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown transition `revive_all`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown state `archived`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("declare it with `type: string`")),
+        "{messages:?}"
+    );
 }

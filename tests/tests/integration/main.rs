@@ -9,4 +9,5 @@ mod import;
 mod rejections;
 mod reopen;
 mod replay;
+mod replies;
 mod walkthrough;

@@ -16,6 +16,7 @@ use super::forms::{
 use super::journal::{EntryView, entry_views, params_text, shown};
 use super::{Viewer, format_time};
 use crate::AppState;
+use crate::commands::Replied;
 use crate::error::ApiError;
 
 /// Controls of a transition form that are not fields of the definition.
@@ -348,10 +349,28 @@ pub async fn comment(
     if !viewer.csrf_valid(&headers, Some(&form)) {
         return state.web.csrf_rejected(&viewer);
     }
-    let command = Command::Comment {
-        text: form.get("text").unwrap_or("").to_owned(),
-    };
-    apply_form(&state, &viewer, &number, command, FormKind::Comment, form).await
+    let text = form.get("text").unwrap_or("").to_owned();
+    if viewer.actor().is_staff() {
+        let command = Command::Comment { text };
+        return apply_form(&state, &viewer, &number, command, FormKind::Comment, form).await;
+    }
+    // A requester's comment is a reply: it may reopen the record or open a follow-up.
+    match state.commands.reply(viewer.actor(), &number, &text).await {
+        Ok(Replied::Appended(record)) | Ok(Replied::FollowUp { record, .. }) => {
+            Redirect::to(&format!("/records/{}", record.number)).into_response()
+        }
+        Err(error @ (ApiError::NotFound { .. } | ApiError::Internal(_))) => {
+            state.web.error(Some(&viewer), &error)
+        }
+        Err(error) => {
+            let problem = Problem {
+                form: FormKind::Comment,
+                error,
+                input: form,
+            };
+            render_record(&state, &viewer, &number, Some(problem)).await
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -81,6 +81,7 @@ pub fn record(title: &str, fields: Value) -> Record {
         recommendations: Vec::new(),
         created_at: DateTime::UNIX_EPOCH,
         updated_at: DateTime::UNIX_EPOCH,
+        state_changed_at: DateTime::UNIX_EPOCH,
         revision: 1,
     }
 }

@@ -23,6 +23,7 @@ pub struct Model {
     pub is_open: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub state_changed_at: DateTimeUtc,
     pub revision: i64,
     /// Seq of the record's last journal entry, 0 when the journal is empty.
     pub journal_seq: i64,

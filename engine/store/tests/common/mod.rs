@@ -52,6 +52,7 @@ pub fn new_record(process: &str, title: &str, fields: serde_json::Value) -> Reco
         recommendations: Vec::new(),
         created_at: now,
         updated_at: now,
+        state_changed_at: now,
         revision: 0,
     }
 }
