@@ -159,6 +159,13 @@ impl RuleRunner for RuleHost {
         }
     }
 
+    fn fields_used(&self, rule: &str) -> Vec<tend_workflow::FieldUse> {
+        match self.load(rule) {
+            Ok(ast) => crate::fields::fields_used(&ast, &self.script_path(rule)),
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn run(&self, rule: &str, input: &RuleInput<'_>) -> Result<Vec<ProposedEffect>, RuleFailure> {
         let ast = match self.load(rule) {
             Ok(ast) => ast,

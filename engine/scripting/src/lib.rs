@@ -16,6 +16,7 @@ mod api;
 mod context;
 mod convert;
 mod errors;
+mod fields;
 pub mod host;
 pub mod limits;
 pub mod report;

@@ -270,3 +270,44 @@ fn print_and_debug_do_not_fail() {
     let effects = rules.run("incident/print", &plain_record()).unwrap();
     assert_eq!(effects.len(), 1);
 }
+
+#[test]
+fn fields_used_lists_reads_and_writes() {
+    let source = "\
+if record.impact == \"high\" && previous != () && previous.urgency != () {
+    set_field(\"priority\", \"P1\", \"high impact\");
+}
+let name = \"category\";
+set_field(name, \"data\", \"computed name is not listed\");
+assign_group(\"network\", \"network words\");
+let text = `${record.title}`;
+";
+    let rules = TestRules::new(&[("incident/uses", source)]);
+    let uses = rules.host.fields_used("incident/uses");
+    let found: Vec<(&str, tend_workflow::FieldAccess, usize)> = uses
+        .iter()
+        .map(|used| (used.field.as_str(), used.access, used.line))
+        .collect();
+    use tend_workflow::FieldAccess::{Read, Write};
+    assert_eq!(
+        found,
+        [
+            ("impact", Read, 1),
+            ("urgency", Read, 1),
+            ("priority", Write, 2),
+            ("assignment_group", Write, 6),
+            ("title", Read, 7),
+        ]
+    );
+    assert!(
+        uses.iter()
+            .all(|used| used.path.ends_with("rules/incident/uses.rhai"))
+    );
+    assert!(uses[2].column > 0);
+}
+
+#[test]
+fn fields_used_of_missing_rule_is_empty() {
+    let rules = TestRules::new(&[]);
+    assert!(rules.host.fields_used("incident/nothing").is_empty());
+}

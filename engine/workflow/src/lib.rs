@@ -25,5 +25,8 @@ pub use engine::{
 pub use load::{DefinitionSet, load_dir, parse_yaml};
 pub use model::{Definition, FieldDef, FieldType, ReplyPolicy, Span, StateDef, TransitionDef};
 pub use rejection::Rejection;
-pub use rules::{CompileError, Hook, NoRules, RuleCheckError, RuleFailure, RuleInput, RuleRunner};
+pub use rules::{
+    CompileError, FieldAccess, FieldUse, Hook, NoRules, RuleCheckError, RuleFailure, RuleInput,
+    RuleRunner,
+};
 pub use validate::RESERVED_NAMES;

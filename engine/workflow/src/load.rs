@@ -273,6 +273,38 @@ fn parse_text<T: DeserializeOwned>(
     }
 }
 
+/// Reports fields that a rule names but the definition does not declare, at their place in
+/// the script.
+fn check_fields_used(
+    definition: &Definition,
+    rule: &str,
+    rules: &dyn RuleRunner,
+    report: &mut FileReport<'_>,
+) {
+    for used in rules.fields_used(rule) {
+        let known = definition.fields.contains_key(&used.field)
+            || crate::validate::RESERVED_NAMES.contains(&used.field.as_str());
+        if known {
+            continue;
+        }
+        let verb = match used.access {
+            crate::rules::FieldAccess::Read => "reads",
+            crate::rules::FieldAccess::Write => "sets",
+        };
+        report.diagnostics.push(Diagnostic {
+            file: used.path.clone(),
+            line: used.line,
+            column: used.column,
+            message: format!(
+                "rule `{rule}` {verb} field `{}`, which the {} process does not declare: declare it under `fields` in {} or fix the name",
+                used.field,
+                definition.process,
+                report.file.display()
+            ),
+        });
+    }
+}
+
 /// Turns serde's wording into a sentence that names the field and the fix.
 fn explain_type_error(path: &str, message: &str) -> String {
     let message = strip_location(message);
@@ -312,10 +344,14 @@ fn check_rules(
     report: &mut FileReport<'_>,
     hasher: &mut Sha256,
 ) {
+    let mut checked = std::collections::HashSet::new();
     for (hook, position, rule) in definition.rules.all() {
         let path = format!("rules.{hook}[{position}]");
         match rules.check(rule) {
             Ok(()) => {
+                if checked.insert(rule) {
+                    check_fields_used(definition, rule, rules, report);
+                }
                 let script = root.join("rules").join(format!("{rule}.rhai"));
                 if let Ok(bytes) = std::fs::read(&script) {
                     hasher.update(rule.as_bytes());

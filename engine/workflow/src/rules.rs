@@ -64,11 +64,34 @@ pub struct RuleFailure {
     pub message: String,
 }
 
+/// Whether a rule reads or writes a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldAccess {
+    Read,
+    Write,
+}
+
+/// A field a rule names literally (`record.impact`, `set_field("priority", ...)`), with its
+/// place in the script, so that loading can report fields the definition does not declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldUse {
+    pub field: String,
+    pub access: FieldAccess,
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
 /// Runs named rules. Implementations must be sandboxed: a rule reads its input and
 /// returns effects, and can neither write nor reach files or the network.
 pub trait RuleRunner: Send + Sync {
     /// Checks that the rule exists and compiles.
     fn check(&self, rule: &str) -> Result<(), RuleCheckError>;
+
+    /// Fields the rule names literally. Runners that cannot tell return none.
+    fn fields_used(&self, _rule: &str) -> Vec<FieldUse> {
+        Vec::new()
+    }
 
     /// Runs one rule and returns the effects it proposes, in the order it proposed them.
     fn run(&self, rule: &str, input: &RuleInput<'_>) -> Result<Vec<ProposedEffect>, RuleFailure>;

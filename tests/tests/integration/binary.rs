@@ -143,3 +143,40 @@ async fn validate_reports_file_line_column() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn validate_reports_undeclared_rule_fields() -> anyhow::Result<()> {
+    let copy = tempfile::tempdir()?;
+    for dir in ["workflows", "rules"] {
+        copy_dir(&repo_root().join(dir), &copy.path().join(dir))?;
+    }
+    let script = copy.path().join("rules/incident/prioritize.rhai");
+    let text = std::fs::read_to_string(&script)?;
+    assert!(
+        text.contains("set_field(\"priority\""),
+        "the rule sets priority"
+    );
+    std::fs::write(
+        &script,
+        text.replace("set_field(\"priority\"", "set_field(\"priorty\""),
+    )?;
+
+    let output = run_tend(
+        ["validate".into(), copy.path().as_os_str().to_owned()],
+        None,
+    )
+    .await?;
+    assert!(!output.success(), "{output}");
+    let line = output
+        .stdout
+        .lines()
+        .find(|line| line.contains("`priorty`"))
+        .unwrap_or_default();
+    assert!(line.contains("rules/incident/prioritize.rhai:"), "{output}");
+    assert!(
+        line.contains("rule `incident/prioritize` sets field `priorty`"),
+        "{output}"
+    );
+    assert!(line.contains("declare it under `fields`"), "{output}");
+    Ok(())
+}
