@@ -1,4 +1,4 @@
-//! Who is calling: an API token (`Authorization: Bearer ...`) or a web session cookie.
+//! Caller authentication: an API token (`Authorization: Bearer ...`) or a web session cookie.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,7 +60,7 @@ impl TokenCache {
     }
 }
 
-/// How the caller proved who they are.
+/// The credential the caller authenticated with.
 #[derive(Debug, Clone)]
 pub enum Via {
     Token,

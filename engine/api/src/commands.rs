@@ -73,7 +73,7 @@ pub struct Commands {
     pub engine: Arc<Engine>,
 }
 
-/// Where a reply landed.
+/// The record a reply landed on.
 #[derive(Debug, Clone)]
 pub enum Replied {
     /// On the record itself, as a comment or with a reopen.

@@ -102,7 +102,7 @@ pub async fn create(
     Ok((status, Json(body)).into_response())
 }
 
-/// The full view of one record, with its journal.
+/// Builds the full view of one record, with its journal.
 async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<Value, ApiError> {
     let record = state.commands.visible(&caller.actor, number).await?;
     let definition = state.commands.engine.definition(&record.process)?;
@@ -247,7 +247,7 @@ pub async fn comment(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-/// A requester's reply: it may reopen the record or open a follow-up record.
+/// Applies a requester's reply, which may reopen the record or open a follow-up record.
 pub async fn reply(
     State(state): State<AppState>,
     caller: Caller,

@@ -42,15 +42,15 @@ pub struct Outcome {
 pub struct FollowUp {
     /// Number of the original record.
     pub of: String,
-    /// Field of the new record that holds `of`.
+    /// Field of the new record that stores `of`.
     pub field: String,
 }
 
-/// Field that holds the original's number when a policy names none.
+/// Field that stores the original's number when a policy names none.
 pub const DEFAULT_FOLLOW_UP_FIELD: &str = "follow_up_of";
 
 impl Outcome {
-    /// Whether the command changed nothing (for example an update with the same values).
+    /// Checks whether the command changed nothing (for example an update with the same values).
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
@@ -620,7 +620,7 @@ fn apply_effect(
     }
 }
 
-/// The transitions `actor` may take from the record's current state.
+/// Lists the transitions `actor` may take from the record's current state.
 pub fn available_transitions<'d>(
     definition: &'d Definition,
     record: &Record,

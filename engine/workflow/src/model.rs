@@ -21,7 +21,7 @@ pub struct Definition {
     pub number_digits: u8,
     #[serde(default)]
     pub description: String,
-    /// Who may create, update and comment on records of this process.
+    /// Roles that may create, update and comment on records of this process.
     #[serde(default)]
     pub permissions: Permissions,
     #[serde(default)]
@@ -31,13 +31,13 @@ pub struct Definition {
     pub transitions: Vec<TransitionDef>,
     #[serde(default)]
     pub rules: RuleHooks,
-    /// What a requester's reply (a portal comment or an email) does to a record.
+    /// Policy for a requester's reply (a portal comment or an email) to a record.
     #[serde(default)]
     pub replies: Option<ReplyPolicy>,
 }
 
-/// How requester replies move a record: reopen a recently resolved record, or open a
-/// follow-up record when the original is closed.
+/// Reply policy: reopen a recently resolved record, or open a follow-up record when the
+/// original is closed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyPolicy {
@@ -52,7 +52,7 @@ pub struct ReplyPolicy {
     /// A reply to a reopenable record after `reopen_within` does the same.
     #[serde(default)]
     pub follow_up_in: Vec<String>,
-    /// Field of the new record that holds the original's number.
+    /// Field of the new record that stores the original's number.
     #[serde(default)]
     pub follow_up_field: Option<String>,
 }
@@ -233,7 +233,7 @@ pub struct StateDef {
     /// Whether the record counts as open (shown in work queues) in this state.
     #[serde(default)]
     pub open: Option<bool>,
-    /// How SLA clocks treat time spent in this state.
+    /// Treatment of time spent in this state by SLA clocks.
     #[serde(default)]
     pub sla: Option<SlaMode>,
 }
@@ -331,7 +331,7 @@ impl Definition {
             .unwrap_or(state)
     }
 
-    /// Whether records in `state` are open work (not final, and not marked closed).
+    /// Checks whether records in `state` are open work (not final, and not marked closed).
     pub fn is_open_state(&self, state: &str) -> bool {
         self.states
             .get(state)

@@ -23,7 +23,7 @@ impl Hook {
     }
 }
 
-/// What a rule can read. `record` already carries the effects of the rules that ran
+/// The input of one rule run. `record` already carries the effects of the rules that ran
 /// before it in the same pass.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleInput<'a> {
@@ -46,7 +46,7 @@ pub struct CompileError {
     pub message: String,
 }
 
-/// Why a rule is unusable when a definition set is checked.
+/// The reason a rule is unusable when a definition set is checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleCheckError {
     /// No script file exists for the rule name; `expected` is where it was looked for.
