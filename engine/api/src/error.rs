@@ -49,7 +49,9 @@ impl ApiError {
                 Rejection::UnknownProcess { .. } => StatusCode::NOT_FOUND,
                 Rejection::UnknownTransition { .. } => StatusCode::NOT_FOUND,
                 Rejection::TransitionNotAllowed { .. } => StatusCode::CONFLICT,
-                Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
+                Rejection::Forbidden { .. } | Rejection::FieldForbidden { .. } => {
+                    StatusCode::FORBIDDEN
+                }
                 Rejection::UnknownField { .. }
                 | Rejection::InvalidValue { .. }
                 | Rejection::ReadOnlyField { .. }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tend_domain::{Command, Fields};
 use tend_store::RecordFilter;
+use tend_workflow::DefinitionSet;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -154,8 +155,12 @@ pub async fn list(
             Some("limit"),
         ));
     }
+    let definitions = state.commands.engine.definitions();
     if let Some(process) = &query.process {
         state.commands.engine.definition(process)?;
+    }
+    if let Some(wanted) = &query.state {
+        check_state_filter(&definitions, query.process.as_deref(), wanted)?;
     }
     // Requesters list only their own records.
     let requester = if caller.actor.is_staff() {
@@ -176,7 +181,6 @@ pub async fn list(
         cursor: query.cursor,
     };
     let page = state.commands.store.list_records(&filter).await?;
-    let definitions = state.commands.engine.definitions();
     let records: Vec<Value> = page
         .records
         .iter()
@@ -184,6 +188,48 @@ pub async fn list(
         .collect();
     Ok(Json(
         json!({ "records": records, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// Rejects a `state` filter that no record can match: with `process`, a state that process
+/// does not declare, and without it, a state that no loaded definition declares.
+// NOTE: only the loaded definitions are consulted, so a state that an older definition
+// version had and the current one dropped is rejected too.
+fn check_state_filter(
+    definitions: &DefinitionSet,
+    process: Option<&str>,
+    wanted: &str,
+) -> Result<(), ApiError> {
+    let mut known: Vec<&str> = Vec::new();
+    for definition in definitions.definitions.values() {
+        if process.is_some_and(|process| process != definition.process) {
+            continue;
+        }
+        for name in definition.states.keys() {
+            if !known.contains(&name.as_str()) {
+                known.push(name);
+            }
+        }
+    }
+    if known.contains(&wanted) {
+        return Ok(());
+    }
+    let scope = match process {
+        Some(process) => format!("process `{process}`"),
+        None => "any process".to_owned(),
+    };
+    let message = if known.is_empty() {
+        format!("state `{wanted}` is not a state of {scope}: no process definition is loaded")
+    } else {
+        format!(
+            "state `{wanted}` is not a state of {scope}: use one of {}",
+            known.join(", ")
+        )
+    };
+    Err(ApiError::bad_request(
+        "invalid_query",
+        message,
+        Some("state"),
     ))
 }
 

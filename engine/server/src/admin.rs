@@ -13,9 +13,13 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
     match tend_workflow::load_dir(&args.dir, &host) {
         Ok(set) => {
             println!(
-                "ok: {} process definitions and {} calendars in {} are valid (version {})",
-                set.definitions.len(),
-                set.calendars.len(),
+                "ok: {} and {} in {} are valid (version {})",
+                count(
+                    set.definitions.len(),
+                    "process definition",
+                    "process definitions"
+                ),
+                count(set.calendars.len(), "calendar", "calendars"),
                 args.dir.display(),
                 set.version
             );
@@ -40,6 +44,18 @@ pub fn test_rules(args: DirArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Formats `number` with the singular or plural noun, as in "1 calendar" or "2 calendars".
+fn count(number: usize, singular: &str, plural: &str) -> String {
+    if number == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{number} {plural}")
+    }
+}
+
+/// Shortest password `tend user add` and `tend user set-password` accept, in characters.
+const MIN_PASSWORD_CHARS: usize = 8;
+
 pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
     match command {
         UserCommand::Add {
@@ -53,20 +69,116 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|r| r.parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password)?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            if password.chars().count() < 8 {
-                anyhow::bail!("the password is shorter than 8 characters: choose a longer one");
-            }
+            let password = read_password()?;
             let store = open_store(&store.url()).await?;
             store
-                .add_user(&name, email.as_deref(), &roles, password)
+                .add_user(&name, email.as_deref(), &roles, &password)
                 .await?;
             let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             println!("added user `{name}` with roles {}", roles.join(", "));
-            Ok(ExitCode::SUCCESS)
         }
+        UserCommand::List { store } => {
+            let store = open_store(&store.url()).await?;
+            print_users(&store.list_users().await?);
+        }
+        UserCommand::SetPassword {
+            name,
+            password_stdin: _,
+            store,
+        } => {
+            let password = read_password()?;
+            let store = open_store(&store.url()).await?;
+            store
+                .set_password(&name, &password)
+                .await
+                .map_err(|error| user_error(error, &name))?;
+            println!("set a new password for user `{name}`");
+        }
+        UserCommand::Disable { name, store } => {
+            let store = open_store(&store.url()).await?;
+            store
+                .set_user_active(&name, false)
+                .await
+                .map_err(|error| user_error(error, &name))?;
+            println!("disabled user `{name}`: its login, API tokens and sessions no longer work");
+        }
+        UserCommand::Enable { name, store } => {
+            let store = open_store(&store.url()).await?;
+            store
+                .set_user_active(&name, true)
+                .await
+                .map_err(|error| user_error(error, &name))?;
+            println!("enabled user `{name}`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a password from the first line of standard input and checks its length.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line)?;
+    if read == 0 {
+        anyhow::bail!(
+            "standard input is empty: pipe the password in, as in `echo PASSWORD | tend user ...`"
+        );
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        anyhow::bail!(
+            "the password is shorter than {MIN_PASSWORD_CHARS} characters: choose a longer one"
+        );
+    }
+    Ok(password.to_owned())
+}
+
+/// Adds the way to find existing names to a "user not found" error.
+fn user_error(error: tend_store::Error, name: &str) -> anyhow::Error {
+    match error {
+        tend_store::Error::NotFound { what: "user", .. } => {
+            anyhow::anyhow!("user `{name}` was not found: `tend user list` shows every user")
+        }
+        other => other.into(),
+    }
+}
+
+fn print_users(users: &[tend_store::User]) {
+    if users.is_empty() {
+        println!(
+            "no users: `tend serve` creates `admin` on its first start, or use `tend user add`"
+        );
+        return;
+    }
+    let header = ["NAME", "ROLES", "EMAIL", "ACTIVE"];
+    let rows: Vec<[String; 4]> = users
+        .iter()
+        .map(|user| {
+            let roles: Vec<&str> = user.roles.iter().map(|role| role.as_str()).collect();
+            [
+                user.name.clone(),
+                roles.join(","),
+                user.email.clone().unwrap_or_else(|| "-".to_owned()),
+                if user.active { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header);
+    for row in &rows {
+        line([&row[0], &row[1], &row[2], &row[3]]);
     }
 }
 

@@ -3,11 +3,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Tend: IT service management processes as code.
+// An explicit `about`: a bare `about` would print the crate description, which describes
+// the crate to its developers instead of the program to its users.
 #[derive(Debug, Parser)]
-#[command(name = "tend", version, about)]
+#[command(
+    name = "tend",
+    version,
+    about = "Tend: IT service management processes as code"
+)]
 pub struct Cli {
-    /// Log more (repeat for even more); `RUST_LOG` overrides this.
+    /// Log more: -v debug, -vv trace. The default level is info for `serve` and warn for
+    /// the other commands; `RUST_LOG` overrides both.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -22,7 +28,7 @@ pub enum Command {
     Validate(DirArgs),
     /// Run the test cases beside every rule script.
     TestRules(DirArgs),
-    /// Manage users.
+    /// Manage users: add, list, set a password, disable and enable.
     #[command(subcommand)]
     User(UserCommand),
     /// Manage API tokens.
@@ -80,7 +86,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct DirArgs {
-    /// Directory that holds workflows/ and rules/.
+    /// Definitions directory: the one that holds workflows/ and rules/.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 }
@@ -89,15 +95,47 @@ pub struct DirArgs {
 pub enum UserCommand {
     /// Add a user; the password is read from standard input.
     Add {
+        /// Login name: 1 to 100 characters without spaces or colons.
         name: String,
         /// Role: requester, technician, process_owner or admin (repeat for several).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
+        /// Email address of the user.
         #[arg(long)]
         email: Option<String>,
-        /// Read the password from the first line of standard input.
+        /// Read the password (at least 8 characters) from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List every user with roles, email and whether the account is active.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace a user's password with one read from standard input, for example to recover
+    /// a lost admin password.
+    SetPassword {
+        /// Login name of the user.
+        name: String,
+        /// Read the new password (at least 8 characters) from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a user: login, API tokens and sessions stop working until it is enabled.
+    Disable {
+        /// Login name of the user.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Login name of the user.
+        name: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -107,6 +145,7 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create an API token for a user and print it once.
     Create {
+        /// Login name of the user the token acts for.
         name: String,
         /// A label that says what the token is for.
         #[arg(long, default_value = "cli")]
@@ -134,10 +173,10 @@ pub enum AuditCommand {
 pub struct ImportArgs {
     /// CSV with columns title, body, category, urgency, impact (extra columns are ignored).
     pub file: PathBuf,
-    /// YAML that maps the file's label codes to Tend values (see docs/import).
+    /// YAML that maps the file's label codes to Tend values (example: docs/import/).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Commands in flight at once.
+    /// Number of tickets created at the same time.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     #[command(flatten)]

@@ -88,11 +88,19 @@ fn technician(name: &str) -> Actor {
 }
 
 struct Replayed {
+    /// Tend's number of the replayed record.
     number: String,
     priority_agrees: bool,
     /// Rows after which the record's priority equalled the row's priority.
     rows_agreeing: usize,
     rows: usize,
+}
+
+/// A history that could not be replayed to its end.
+struct Rejected {
+    reason: String,
+    /// The Tend record as far as the replay got, or `None` when creating it failed.
+    partial: Option<Record>,
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -127,10 +135,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let (number, result) = done?;
         match result {
             Ok(outcome) => replayed.push(outcome),
-            Err(error) => rejected.push((number, format!("{error:#}"))),
+            Err(rejection) => rejected.push((number, rejection)),
         }
     }
-    rejected.sort();
+    rejected.sort_by(|a, b| a.0.cmp(&b.0));
     let agreeing = replayed.iter().filter(|r| r.priority_agrees).count();
     let rows: usize = replayed.iter().map(|r| r.rows).sum();
     let rows_agreeing: usize = replayed.iter().map(|r| r.rows_agreeing).sum();
@@ -139,8 +147,15 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         replayed.len(),
         rejected.len()
     );
-    for (number, reason) in &rejected {
-        println!("  rejected {number}: {reason}");
+    for (number, rejection) in &rejected {
+        println!("  rejected {number}: {}", rejection.reason);
+        match &rejection.partial {
+            Some(record) => println!(
+                "    the partial history is Tend record {}, left in state `{}`",
+                record.number, record.state
+            ),
+            None => println!("    no Tend record was created for it"),
+        }
     }
     if !replayed.is_empty() {
         println!(
@@ -177,7 +192,31 @@ fn row_fields(row: &Row) -> anyhow::Result<Fields> {
     Ok(fields)
 }
 
-async fn replay(commands: &Commands, rows: &[Row]) -> anyhow::Result<Replayed> {
+async fn replay(commands: &Commands, rows: &[Row]) -> Result<Replayed, Rejected> {
+    let mut record = create(commands, rows).await.map_err(|error| Rejected {
+        reason: format!("{error:#}"),
+        partial: None,
+    })?;
+    match follow(commands, rows, &mut record).await {
+        Ok(rows_agreeing) => {
+            let expected = rows.last().and_then(|row| priority(&row.priority));
+            Ok(Replayed {
+                number: record.number.clone(),
+                priority_agrees: expected.is_some()
+                    && record.field_str("priority") == expected.as_deref(),
+                rows_agreeing,
+                rows: rows.len(),
+            })
+        }
+        Err(error) => Err(Rejected {
+            reason: format!("{error:#}"),
+            partial: Some(record),
+        }),
+    }
+}
+
+/// Creates the Tend record of a history from its first row, at the log's opening time.
+async fn create(commands: &Commands, rows: &[Row]) -> anyhow::Result<Record> {
     let first = rows.first().context("empty history")?;
     let mut fields = row_fields(first)?;
     let contact = match first.contact_type.trim() {
@@ -212,11 +251,17 @@ async fn replay(commands: &Commands, rows: &[Row]) -> anyhow::Result<Replayed> {
         idempotency_key: None,
     };
     let opened_at = parse_time(&first.opened_at)?;
-    let (mut record, _) = commands
+    let (record, _) = commands
         .create_at(&technician(&first.opened_by), "incident", input, opened_at)
         .await
         .map_err(|error| anyhow::anyhow!("create failed: {error}"))?;
+    Ok(record)
+}
 
+/// Applies every row of a history to `record`, which keeps the last state written when a
+/// row fails. Returns the number of rows after which the record's priority equalled the
+/// row's priority.
+async fn follow(commands: &Commands, rows: &[Row], record: &mut Record) -> anyhow::Result<usize> {
     let definition = commands
         .engine
         .definition("incident")
@@ -230,10 +275,10 @@ async fn replay(commands: &Commands, rows: &[Row]) -> anyhow::Result<Replayed> {
             .filter(|(name, value)| record.fields.get(name) != Some(value))
             .collect();
         if !changes.is_empty() {
-            record = apply(
+            *record = apply(
                 commands,
                 &actor,
-                &record,
+                record,
                 Command::Update {
                     title: None,
                     description: None,
@@ -270,16 +315,10 @@ async fn replay(commands: &Commands, rows: &[Row]) -> anyhow::Result<Replayed> {
                     row.sys_updated_at.trim()
                 )),
             };
-            record = apply(commands, &actor, &record, command, at).await?;
+            *record = apply(commands, &actor, record, command, at).await?;
         }
     }
-    let expected = rows.last().and_then(|row| priority(&row.priority));
-    Ok(Replayed {
-        number: record.number.clone(),
-        priority_agrees: expected.is_some() && record.field_str("priority") == expected.as_deref(),
-        rows_agreeing,
-        rows: rows.len(),
-    })
+    Ok(rows_agreeing)
 }
 
 async fn apply(

@@ -1,5 +1,6 @@
 //! Shared start-up steps: logging, loading definitions, opening the store.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,17 +11,34 @@ use tend_store::Store;
 use tend_workflow::DefinitionSet;
 use tracing_subscriber::EnvFilter;
 
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "info,sqlx=warn,sea_orm=warn",
-        1 => "debug,sqlx=warn,sea_orm=warn,hyper=info",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+use crate::cli::Command;
+
+/// Sends log messages to standard error, with colours only when standard error is a
+/// terminal (and `NO_COLOR` is unset), so that redirected logs carry no escape codes.
+pub fn init_tracing(command: &Command, verbose: u8) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(command, verbose)));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
+}
+
+/// Returns the log filter used when `RUST_LOG` is unset. The server logs its starts and
+/// stops at info. The other commands print their result on standard output, so by default
+/// they log only warnings and errors.
+fn default_filter(command: &Command, verbose: u8) -> &'static str {
+    match (verbose, command) {
+        (0, Command::Serve(_)) => "info,sqlx=warn,sea_orm=warn",
+        // The report lists every failed rule, so the host's warning would repeat it.
+        (0, Command::TestRules(_)) => "warn,tend_scripting::host=error",
+        (0, _) => "warn",
+        (1, _) => "debug,sqlx=warn,sea_orm=warn,hyper=info",
+        _ => "trace",
+    }
 }
 
 /// Loads and validates the definitions under `dir`, with the rule host that checks and

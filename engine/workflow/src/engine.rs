@@ -130,8 +130,12 @@ fn check_text(field: &str, text: &str, limit: usize, required: bool) -> Result<(
     Ok(())
 }
 
-/// Checks fields given by a person: declared, writable and well-typed.
-fn check_input_fields(definition: &Definition, fields: &Fields) -> Result<(), Rejection> {
+/// Checks fields given by a person: declared, writable by their roles and well-typed.
+fn check_input_fields(
+    definition: &Definition,
+    actor: &Actor,
+    fields: &Fields,
+) -> Result<(), Rejection> {
     for (name, value) in fields {
         let Some(field) = definition.fields.get(name) else {
             return Err(Rejection::UnknownField {
@@ -148,6 +152,12 @@ fn check_input_fields(definition: &Definition, fields: &Fields) -> Result<(), Re
         if field.read_only {
             return Err(Rejection::ReadOnlyField {
                 field: name.clone(),
+            });
+        }
+        if !field.set_by.is_empty() && !actor.may(&field.set_by) {
+            return Err(Rejection::FieldForbidden {
+                field: name.clone(),
+                roles: field.set_by.clone(),
             });
         }
         check_value(field, value).map_err(|message| Rejection::InvalidValue {
@@ -173,7 +183,7 @@ fn create(
     )?;
     check_text("title", title, MAX_TITLE_LENGTH, true)?;
     check_text("description", description, MAX_TEXT_LENGTH, false)?;
-    check_input_fields(definition, input)?;
+    check_input_fields(definition, context.actor, input)?;
 
     let mut fields = Fields::new();
     // Defaults first, so that rules see the same record whatever channel created it.
@@ -265,7 +275,7 @@ fn update(
         &definition.permissions.update,
         format!("updating {}", current.number),
     )?;
-    check_input_fields(definition, input)?;
+    check_input_fields(definition, context.actor, input)?;
     let mut record = current.clone();
     let mut events = Vec::new();
     if let Some(title) = title {
@@ -343,7 +353,7 @@ fn transition(
         &step.roles,
         format!("transition `{name}` on {}", current.number),
     )?;
-    check_input_fields(definition, input)?;
+    check_input_fields(definition, context.actor, input)?;
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
     if let Some(text) = comment {
         check_text("comment", text, MAX_TEXT_LENGTH, false)?;

@@ -1,7 +1,6 @@
 //! The definition of a process as written in `workflows/NAME.yaml`.
 
-use std::collections::BTreeMap;
-
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tend_domain::Role;
@@ -24,9 +23,11 @@ pub struct Definition {
     /// Roles that may create, update and comment on records of this process.
     #[serde(default)]
     pub permissions: Permissions,
+    /// Fields in the order the file lists them, which is the order forms show them in.
     #[serde(default)]
-    pub fields: BTreeMap<String, FieldDef>,
-    pub states: BTreeMap<String, StateDef>,
+    pub fields: IndexMap<String, FieldDef>,
+    /// States in the order the file lists them.
+    pub states: IndexMap<String, StateDef>,
     #[serde(default)]
     pub transitions: Vec<TransitionDef>,
     #[serde(default)]
@@ -211,9 +212,18 @@ pub struct FieldDef {
     /// Longest accepted text, in characters.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// Roles that may set the field in their own commands; empty means every role that may
+    /// give the command. Rules are not bound by it.
+    #[serde(default)]
+    pub set_by: Vec<Role>,
 }
 
 impl FieldDef {
+    /// Checks whether `actor` may set this field in their own commands.
+    pub fn settable_by(&self, actor: &tend_domain::Actor) -> bool {
+        !self.read_only && (self.set_by.is_empty() || actor.may(&self.set_by))
+    }
+
     pub fn label_or<'a>(&'a self, name: &'a str) -> &'a str {
         self.label.as_deref().unwrap_or(name)
     }

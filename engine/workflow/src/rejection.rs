@@ -31,6 +31,8 @@ pub enum Rejection {
     },
     #[error("{what} needs the role {}", roles_text(.roles))]
     Forbidden { what: String, roles: Vec<Role> },
+    #[error("setting field `{field}` needs the role {}", roles_text(.roles))]
+    FieldForbidden { field: String, roles: Vec<Role> },
     #[error("transition `{name}` needs a comment that says why")]
     CommentRequired { name: String },
     #[error("invalid {field}: {message}")]
@@ -57,7 +59,7 @@ impl Rejection {
             Rejection::RequiredFieldMissing { .. } => "required_field_missing",
             Rejection::UnknownTransition { .. } => "unknown_transition",
             Rejection::TransitionNotAllowed { .. } => "transition_not_allowed",
-            Rejection::Forbidden { .. } => "forbidden",
+            Rejection::Forbidden { .. } | Rejection::FieldForbidden { .. } => "forbidden",
             Rejection::CommentRequired { .. } => "comment_required",
             Rejection::InvalidInput { .. } => "invalid_input",
         }
@@ -70,7 +72,8 @@ impl Rejection {
             | Rejection::InvalidValue { field, .. }
             | Rejection::ReadOnlyField { field }
             | Rejection::RequiredFieldMissing { field, .. }
-            | Rejection::InvalidInput { field, .. } => Some(field),
+            | Rejection::InvalidInput { field, .. }
+            | Rejection::FieldForbidden { field, .. } => Some(field),
             Rejection::CommentRequired { .. } => Some("comment"),
             _ => None,
         }

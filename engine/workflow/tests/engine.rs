@@ -556,3 +556,38 @@ fn reply_policy_names_are_checked() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn field_set_by_limits_people_not_rules() {
+    let text = DEFINITION.replace(
+        "  category: { type: enum, values: [network, hardware] }",
+        "  category: { type: enum, values: [network, hardware], set_by: [technician] }",
+    );
+    let definition: Definition = parse_yaml(Path::new("ticket.yaml"), &text).unwrap();
+
+    let rejection = create(
+        &definition,
+        &requester(),
+        "printer",
+        json!({ "category": "hardware" }),
+    )
+    .unwrap_err();
+    assert_eq!(rejection.code(), "forbidden");
+    assert_eq!(rejection.field(), Some("category"));
+    assert!(
+        rejection.to_string().contains("needs the role technician"),
+        "{rejection}"
+    );
+
+    // The rule `ticket/first` still sets it for a requester's record.
+    let record = create(&definition, &requester(), "switch down", json!({})).unwrap();
+    assert_eq!(record.field_str("category"), Some("network"));
+    let by_technician = create(
+        &definition,
+        &technician(),
+        "printer",
+        json!({ "category": "hardware" }),
+    )
+    .unwrap();
+    assert_eq!(by_technician.field_str("category"), Some("hardware"));
+}

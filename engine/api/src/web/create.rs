@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
+use tend_domain::Actor;
 use tend_workflow::{Definition, Rejection};
 
 use super::forms::{
@@ -48,11 +49,11 @@ struct ProcessChoice {
 }
 
 /// Builds the inputs of the writable fields, filled from `form` when the form comes back.
-fn inputs(definition: &Definition, form: Option<&FormData>) -> Vec<FieldInput> {
+fn inputs(definition: &Definition, actor: &Actor, form: Option<&FormData>) -> Vec<FieldInput> {
     definition
         .fields
         .iter()
-        .filter(|(_, field)| !field.read_only)
+        .filter(|(_, field)| field.settable_by(actor))
         .map(|(name, field)| {
             let value = match form {
                 Some(form) => form.get(name).unwrap_or("").to_owned(),
@@ -63,7 +64,7 @@ fn inputs(definition: &Definition, form: Option<&FormData>) -> Vec<FieldInput> {
         .collect()
 }
 
-fn new_page(definition: &Definition, form: Option<&FormData>) -> NewPage {
+fn new_page(definition: &Definition, actor: &Actor, form: Option<&FormData>) -> NewPage {
     let token = form.and_then(form_token).unwrap_or_else(new_form_token);
     NewPage {
         process: definition.process.clone(),
@@ -77,7 +78,7 @@ fn new_page(definition: &Definition, form: Option<&FormData>) -> NewPage {
             .unwrap_or("")
             .to_owned(),
         description_error: None,
-        fields: inputs(definition, form),
+        fields: inputs(definition, actor, form),
         error: None,
     }
 }
@@ -122,7 +123,7 @@ pub async fn form(
         &state.web,
         &viewer,
         StatusCode::OK,
-        &new_page(&definition, None),
+        &new_page(&definition, viewer.actor(), None),
     )
 }
 
@@ -197,7 +198,7 @@ pub async fn create(
         }
         Err(error) if error.status().is_server_error() => state.web.error(Some(&viewer), &error),
         Err(error) => {
-            let mut page = new_page(&definition, Some(&form));
+            let mut page = new_page(&definition, viewer.actor(), Some(&form));
             let message = error.public_message();
             match error.field() {
                 Some("title") => page.title_error = Some(message.clone()),

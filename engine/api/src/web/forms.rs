@@ -369,6 +369,7 @@ mod tests {
             required_in: Vec::new(),
             read_only: false,
             max_length: None,
+            set_by: Vec::new(),
         }
     }
 
