@@ -11,6 +11,7 @@ mod diagnostic;
 pub mod engine;
 pub mod load;
 pub mod model;
+mod prune;
 mod rejection;
 pub mod rules;
 mod validate;

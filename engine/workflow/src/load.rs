@@ -38,10 +38,19 @@ pub(crate) struct FileReport<'a> {
     pub file: &'a Path,
     pub index: &'a YamlIndex,
     pub diagnostics: &'a mut Vec<Diagnostic>,
+    /// Paths removed after type errors; problems inside them would repeat those errors.
+    pub pruned: &'a [String],
 }
 
 impl FileReport<'_> {
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
+        if self
+            .pruned
+            .iter()
+            .any(|pruned| crate::prune::overlaps(pruned, path))
+        {
+            return;
+        }
         let position = self.index.position(path);
         self.diagnostics.push(Diagnostic {
             file: self.file.to_path_buf(),
@@ -73,7 +82,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let mut definitions: BTreeMap<String, Arc<Definition>> = BTreeMap::new();
     let mut origins: HashMap<String, PathBuf> = HashMap::new();
     for file in &definition_files {
-        let Some((_, index, definition)) =
+        let Some((_, index, definition, pruned)) =
             parse_file::<Definition>(file, &mut hasher, &mut diagnostics)
         else {
             continue;
@@ -82,6 +91,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
             file,
             index: &index,
             diagnostics: &mut diagnostics,
+            pruned: &pruned,
         };
         validate_definition(&definition, file, &mut report);
         check_rules(&definition, root, rules, &mut report, &mut hasher);
@@ -102,7 +112,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
 
     let mut calendars = BTreeMap::new();
     for file in &calendar_files {
-        let Some((_, index, calendar)) =
+        let Some((_, index, calendar, pruned)) =
             parse_file::<Calendar>(file, &mut hasher, &mut diagnostics)
         else {
             continue;
@@ -111,6 +121,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
             file,
             index: &index,
             diagnostics: &mut diagnostics,
+            pruned: &pruned,
         };
         for (path, message) in calendar.problems() {
             report.error(&path, message);
@@ -146,8 +157,8 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Vec
     let mut diagnostics = Vec::new();
     let mut hasher = Sha256::new();
     match parse_text(file, text, &mut hasher, &mut diagnostics) {
-        Some((_, value)) => Ok(value),
-        None => Err(diagnostics),
+        Some((_, value, _)) if diagnostics.is_empty() => Ok(value),
+        _ => Err(diagnostics),
     }
 }
 
@@ -183,7 +194,7 @@ fn parse_file<T: DeserializeOwned>(
     file: &Path,
     hasher: &mut Sha256,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Option<(String, YamlIndex, T)> {
+) -> Option<(String, YamlIndex, T, Vec<String>)> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(error) => {
@@ -196,16 +207,19 @@ fn parse_file<T: DeserializeOwned>(
             return None;
         }
     };
-    let (index, value) = parse_text(file, &text, hasher, diagnostics)?;
-    Some((text, index, value))
+    let (index, value, pruned) = parse_text(file, &text, hasher, diagnostics)?;
+    Some((text, index, value, pruned))
 }
 
+/// Parses a file's text. When type errors were found but the rest of the document could
+/// still be read, returns the value with the pruned paths: the caller validates it further
+/// but must not use it, since the errors are already reported.
 fn parse_text<T: DeserializeOwned>(
     file: &Path,
     text: &str,
     hasher: &mut Sha256,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Option<(YamlIndex, T)> {
+) -> Option<(YamlIndex, T, Vec<String>)> {
     hasher.update(
         file.file_name()
             .map(|n| n.as_encoded_bytes())
@@ -255,22 +269,18 @@ fn parse_text<T: DeserializeOwned>(
         });
         return None;
     }
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(parsed) => Some((index, parsed)),
-        Err(error) => {
-            let path = error.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            let message = explain_type_error(&path, &error.inner().to_string());
-            let position = index.position(&path);
-            diagnostics.push(Diagnostic {
-                file: file.to_path_buf(),
-                line: position.line,
-                column: position.column,
-                message,
-            });
-            None
-        }
+    let tolerant = crate::prune::deserialize_tolerant::<T>(value);
+    for error in &tolerant.errors {
+        let position = index.position(&error.path);
+        diagnostics.push(Diagnostic {
+            file: file.to_path_buf(),
+            line: position.line,
+            column: position.column,
+            message: explain_type_error(&error.path, &error.message),
+        });
     }
+    let parsed = tolerant.value?;
+    Some((index, parsed, tolerant.pruned))
 }
 
 /// Reports fields that a rule names but the definition does not declare, at their place in
@@ -347,9 +357,12 @@ fn check_rules(
     let mut checked = std::collections::HashSet::new();
     for (hook, position, rule) in definition.rules.all() {
         let path = format!("rules.{hook}[{position}]");
+        let first_use = checked.insert(rule);
         match rules.check(rule) {
+            // A rule used by several hooks is reported at its first use only.
+            Err(_) if !first_use => {}
             Ok(()) => {
-                if checked.insert(rule) {
+                if first_use {
                     check_fields_used(definition, rule, rules, report);
                 }
                 let script = root.join("rules").join(format!("{rule}.rhai"));

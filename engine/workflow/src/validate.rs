@@ -56,8 +56,8 @@ fn check_replies(definition: &Definition, report: &mut FileReport<'_>) {
             report.error(
                 &format!("replies.follow_up_in[{i}]"),
                 format!(
-                    "replies open follow-ups in unknown state `{state}`: use one of {}",
-                    list(definition.states.keys())
+                    "replies open follow-ups in unknown state `{state}`: {}",
+                    choices(state, definition.states.keys())
                 ),
             );
         }
@@ -188,8 +188,8 @@ fn check_fields(definition: &Definition, report: &mut FileReport<'_>) {
                 report.error(
                     &format!("{path}.required_in[{i}]"),
                     format!(
-                        "field `{name}` is required in unknown state `{state}`: use one of {}",
-                        list(definition.states.keys())
+                        "field `{name}` is required in unknown state `{state}`: {}",
+                        choices(state, definition.states.keys())
                     ),
                 );
             }
@@ -270,9 +270,9 @@ fn check_transitions(definition: &Definition, report: &mut FileReport<'_>) {
                 None => report.error(
                     &format!("{path}.from[{j}]"),
                     format!(
-                        "transition `{}` starts from unknown state `{state}`: use one of {}",
+                        "transition `{}` starts from unknown state `{state}`: {}",
                         transition.name,
-                        list(definition.states.keys())
+                        choices(state, definition.states.keys())
                     ),
                 ),
                 Some(s) if s.is_final => report.error(
@@ -289,10 +289,10 @@ fn check_transitions(definition: &Definition, report: &mut FileReport<'_>) {
             report.error(
                 &format!("{path}.to"),
                 format!(
-                    "transition `{}` leads to unknown state `{}`: use one of {}",
+                    "transition `{}` leads to unknown state `{}`: {}",
                     transition.name,
                     transition.to,
-                    list(definition.states.keys())
+                    choices(&transition.to, definition.states.keys())
                 ),
             );
         }
@@ -310,8 +310,14 @@ fn check_transitions(definition: &Definition, report: &mut FileReport<'_>) {
                 report.error(
                     &format!("{path}.requires[{j}]"),
                     format!(
-                        "transition `{}` requires undeclared field `{field}`: declare it under `fields`",
-                        transition.name
+                        "transition `{}` requires undeclared field `{field}`: {}",
+                        transition.name,
+                        match closest(field, definition.fields.keys()) {
+                            Some(close) => format!(
+                                "did you mean `{close}`? Otherwise declare it under `fields`"
+                            ),
+                            None => "declare it under `fields`".to_owned(),
+                        }
                     ),
                 );
             }
@@ -347,6 +353,41 @@ fn check_reachability(definition: &Definition, report: &mut FileReport<'_>) {
             );
         }
     }
+}
+
+/// Suggests the closest name when there is one, else lists the valid names.
+fn choices<'a>(name: &str, names: impl IntoIterator<Item = &'a String> + Clone) -> String {
+    match closest(name, names.clone()) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!("use one of {}", list(names)),
+    }
+}
+
+/// The name within two single-character edits of `name`, if exactly one is that close.
+pub(crate) fn closest<'a>(
+    name: &str,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Option<&'a str> {
+    let mut close = names
+        .into_iter()
+        .filter(|candidate| edit_distance(name, candidate) <= 2);
+    let first = close.next()?;
+    close.next().is_none().then_some(first.as_str())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, left) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, right) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(left != *right);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {

@@ -231,12 +231,19 @@ fn calendar_time_as_number_suggests_quotes() {
         ("workflows/ticket.yaml", GOOD),
         ("workflows/calendars/c.yaml", text),
     ]);
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
-        errors[0].starts_with("workflows/calendars/c.yaml:4:"),
+        errors[0].starts_with("workflows/calendars/c.yaml:4:17:"),
         "{errors:?}"
     );
-    assert!(errors[0].contains("write it in quotes"), "{errors:?}");
+    assert!(
+        errors[0].contains("number 830: write it in quotes"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("workflows/calendars/c.yaml:4:27:"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -297,17 +304,23 @@ fn errors_from_several_files_are_all_reported() {
             &GOOD.replace("ticket", "typo").replace("roles:", "rolez:"),
         ),
     ]);
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(
         errors[0].starts_with("workflows/broken.yaml:"),
         "{errors:?}"
     );
     assert!(errors[0].contains("invalid YAML"), "{errors:?}");
+    // The misspelt key is unknown, and the key it should have been is missing.
     assert!(
-        errors[1].starts_with("workflows/typo.yaml:11:43:"),
+        errors[1].starts_with("workflows/typo.yaml:11:5:"),
         "{errors:?}"
     );
-    assert!(errors[1].contains("unknown field `rolez`"), "{errors:?}");
+    assert!(errors[1].contains("missing field `roles`"), "{errors:?}");
+    assert!(
+        errors[2].starts_with("workflows/typo.yaml:11:43:"),
+        "{errors:?}"
+    );
+    assert!(errors[2].contains("unknown field `rolez`"), "{errors:?}");
 }
 
 #[test]
@@ -328,4 +341,63 @@ fn unknown_transition_role_is_rejected() {
     )]);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("unknown variant `wizard`"), "{errors:?}");
+}
+
+#[test]
+fn type_errors_and_semantic_errors_are_reported_together() {
+    // A misspelt role, an unknown key, an invalid default and an unknown target state
+    // (which leaves `done` unreachable): the first two stop serde, yet every problem is
+    // reported in one run.
+    let text = GOOD
+        .replace("roles: [technician]", "roles: [techician]")
+        .replace(
+            "  code: { type: string, required_in: [done] }",
+            "  code: { type: string, required_in: [done], readonly: true }",
+        )
+        .replace("default: false", "default: 3")
+        .replace("to: done", "to: dune");
+    let errors = load_errors(&[("workflows/ticket.yaml", &text)]);
+    let expected = [
+        "workflows/ticket.yaml:5:37: default of `urgent` is invalid",
+        "workflows/ticket.yaml:6:56: `fields.code.readonly`: unknown field `readonly`",
+        "workflows/ticket.yaml:9:3: state `done` cannot be reached",
+        "workflows/ticket.yaml:11:37: transition `finish` leads to unknown state `dune`",
+        "workflows/ticket.yaml:11:51: `transitions[0].roles[0]`: unknown variant `techician`",
+    ];
+    for prefix in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(prefix)),
+            "missing `{prefix}` in:\n{}",
+            errors.join("\n")
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn near_miss_names_get_a_suggestion() {
+    let text = GOOD
+        .replace("to: done", "to: dnoe")
+        .replace("requires: [code]", "requires: [cod]");
+    let errors = load_errors(&[("workflows/ticket.yaml", &text)]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown state `dnoe`: did you mean `done`?")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("undeclared field `cod`: did you mean `code`?")),
+        "{errors:?}"
+    );
+    let far = GOOD.replace("to: done", "to: finished");
+    let errors = load_errors(&[("workflows/ticket.yaml", &far)]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown state `finished`: use one of `open`, `done`")),
+        "{errors:?}"
+    );
 }
