@@ -21,12 +21,37 @@ use crate::cli::ImportArgs;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Labels {
+    /// Each code names one category, or a list when the data set's code covers several
+    /// of Tend's categories; a rule category in the list agrees with the label.
     #[serde(default)]
-    pub category: HashMap<String, String>,
+    pub category: HashMap<String, OneOrMany>,
     #[serde(default)]
     pub urgency: HashMap<String, String>,
     #[serde(default)]
     pub impact: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn contains(&self, category: &str) -> bool {
+        match self {
+            OneOrMany::One(one) => one == category,
+            OneOrMany::Many(many) => many.iter().any(|c| c == category),
+        }
+    }
+
+    fn first(&self) -> String {
+        match self {
+            OneOrMany::One(one) => one.clone(),
+            OneOrMany::Many(many) => many.first().cloned().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,7 +75,7 @@ enum Result {
     Imported {
         category: Option<String>,
         priority: Option<String>,
-        label: Option<String>,
+        label: Option<OneOrMany>,
     },
     Rejected {
         line: u64,
@@ -192,10 +217,15 @@ fn print_report(results: &[Result], seconds: f64, labelled: bool) {
                 *per_priority
                     .entry(priority.clone().unwrap_or_else(|| "(none)".into()))
                     .or_default() += 1;
-                let label = label.clone().unwrap_or_else(|| "(unmapped)".into());
-                if label == category {
+                if label
+                    .as_ref()
+                    .is_some_and(|label| label.contains(&category))
+                {
                     agree += 1;
                 }
+                let label = label
+                    .as_ref()
+                    .map_or_else(|| "(unmapped)".to_owned(), OneOrMany::first);
                 *per_label.entry(label).or_default() += 1;
             }
             Result::Rejected { line, reason } => rejected.push((*line, reason)),
