@@ -9,6 +9,7 @@
 pub mod calendar;
 mod diagnostic;
 pub mod engine;
+pub mod graph;
 pub mod load;
 pub mod model;
 mod prune;
