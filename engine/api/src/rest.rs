@@ -155,13 +155,15 @@ pub async fn list(
             Some("limit"),
         ));
     }
+
     let definitions = state.commands.engine.definitions();
     if let Some(process) = &query.process {
         state.commands.engine.definition(process)?;
     }
-    if let Some(wanted) = &query.state {
-        check_state_filter(&definitions, query.process.as_deref(), wanted)?;
+    if let Some(requested) = &query.state {
+        check_state_filter(&definitions, query.process.as_deref(), requested)?;
     }
+
     // Requesters list only their own records.
     let requester = if caller.actor.is_staff() {
         query.requester
@@ -198,7 +200,7 @@ pub async fn list(
 fn check_state_filter(
     definitions: &DefinitionSet,
     process: Option<&str>,
-    wanted: &str,
+    requested: &str,
 ) -> Result<(), ApiError> {
     let mut known: Vec<&str> = Vec::new();
     for definition in definitions.definitions.values() {
@@ -211,7 +213,7 @@ fn check_state_filter(
             }
         }
     }
-    if known.contains(&wanted) {
+    if known.contains(&requested) {
         return Ok(());
     }
     let scope = match process {
@@ -219,10 +221,10 @@ fn check_state_filter(
         None => "any process".to_owned(),
     };
     let message = if known.is_empty() {
-        format!("state `{wanted}` is not a state of {scope}: no process definition is loaded")
+        format!("state `{requested}` is not a state of {scope}: no process definition is loaded")
     } else {
         format!(
-            "state `{wanted}` is not a state of {scope}: use one of {}",
+            "state `{requested}` is not a state of {scope}: use one of {}",
             known.join(", ")
         )
     };

@@ -100,7 +100,12 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 .set_user_active(&name, false)
                 .await
                 .map_err(|error| user_error(error, &name))?;
-            println!("disabled user `{name}`: its login, API tokens and sessions no longer work");
+            // The API server caches a checked token for 10 seconds (TOKEN_CACHE_TTL in
+            // tend-api's auth module).
+            println!(
+                "disabled user `{name}`: login, sessions and API tokens are refused \
+                 (API tokens within 10 seconds on a running server)"
+            );
         }
         UserCommand::Enable { name, store } => {
             let store = open_store(&store.url()).await?;

@@ -86,7 +86,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct DirArgs {
-    /// Definitions directory: the one that holds workflows/ and rules/.
+    /// Definitions directory: the one that contains workflows/ and rules/.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 }
@@ -125,7 +125,7 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Disable a user: login, API tokens and sessions stop working until it is enabled.
+    /// Disable a user: login, sessions and API tokens are refused until it is enabled again.
     Disable {
         /// Login name of the user.
         name: String,

@@ -227,6 +227,7 @@ async fn create(commands: &Commands, rows: &[Row]) -> anyhow::Result<Record> {
         _ => "phone",
     };
     fields.insert("contact_type".into(), Value::String(contact.into()));
+
     if let Some(caller) = present(&first.caller_id) {
         fields.insert("requester".into(), Value::String(caller.into()));
     }
@@ -241,6 +242,7 @@ async fn create(commands: &Commands, rows: &[Row]) -> anyhow::Result<Record> {
     if !subcategory.is_empty() {
         fields.insert("subcategory".into(), Value::String(subcategory.clone()));
     }
+
     let input = NewRecord {
         title: format!("{} (replayed from the event log)", first.number),
         description: format!(

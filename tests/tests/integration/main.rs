@@ -3,11 +3,14 @@
 
 mod audit;
 mod binary;
+mod cli_output;
 mod common;
 mod idempotency;
 mod import;
+mod list_query;
 mod rejections;
 mod reopen;
 mod replay;
 mod replies;
+mod user_cli;
 mod walkthrough;
