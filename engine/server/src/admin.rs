@@ -5,8 +5,22 @@ use std::process::ExitCode;
 
 use tend_domain::Role;
 
-use crate::cli::{AuditCommand, DirArgs, TokenCommand, UserCommand};
+use crate::cli::{AuditCommand, DirArgs, GraphArgs, TokenCommand, UserCommand};
 use crate::setup::open_store;
+
+pub fn graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
+    let (set, _) = crate::setup::load_definitions(&args.definitions.definitions)?;
+    let Some(definition) = set.get(&args.process) else {
+        let known: Vec<&str> = set.definitions.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "unknown process `{}`: use one of {}",
+            args.process,
+            known.join(", ")
+        );
+    };
+    print!("{}", tend_workflow::graph::mermaid(definition));
+    Ok(ExitCode::SUCCESS)
+}
 
 pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
     let host = tend_scripting::RuleHost::new(&args.dir);

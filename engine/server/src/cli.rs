@@ -41,6 +41,8 @@ pub enum Command {
     ImportTickets(ImportArgs),
     /// Replay a ServiceNow incident event log (CSV) through the incident definition.
     ReplayLog(ReplayArgs),
+    /// Print a process's state machine as a Mermaid state diagram.
+    Graph(GraphArgs),
 }
 
 /// Where the data lives.
@@ -89,6 +91,14 @@ pub struct DirArgs {
     /// Definitions directory: the one that contains workflows/ and rules/.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Process to draw, e.g. incident.
+    pub process: String,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,5 +46,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => admin::audit(command).await,
         Command::ImportTickets(args) => import::run(args).await,
         Command::ReplayLog(args) => replay::run(args).await,
+        Command::Graph(args) => admin::graph(args),
     }
 }
