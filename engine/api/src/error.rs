@@ -56,7 +56,10 @@ impl ApiError {
                 | Rejection::InvalidValue { .. }
                 | Rejection::ReadOnlyField { .. }
                 | Rejection::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-                Rejection::RequiredFieldMissing { .. } | Rejection::CommentRequired { .. } => {
+                Rejection::FieldLockedInState { .. } => StatusCode::BAD_REQUEST,
+                Rejection::RequiredFieldMissing { .. }
+                | Rejection::CommentRequired { .. }
+                | Rejection::GuardFailed { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
             },

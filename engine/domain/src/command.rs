@@ -57,6 +57,8 @@ pub enum Effect {
     Recommend { action: String, params: Value },
     /// Adds an internal note to the journal.
     Note { text: String },
+    /// Blocks the transition a guard rule checks; `message` tells the user why.
+    Deny { message: String },
 }
 
 /// An effect together with the rule that produced it and the rule's stated reason.

@@ -5,12 +5,13 @@
 //!   `title` and `description`.
 //! - `previous`: the same map for the record before the command, or `()` on create.
 //! - `actor`: `#{ name, roles }`, with roles as an array of strings.
-//! - `hook`: `"on_create"`, `"on_update"` or `"on_transition"`.
+//! - `hook`: `"on_create"`, `"on_update"`, `"on_transition"` or `"guard"`.
 //! - `transition`: the transition being taken, or `()`.
 //!
 //! Effects, each with a reason that the journal shows the technician:
 //! `set_field(name, value, reason)`, `assign_group(group, reason)`,
-//! `assign_to(user, reason)`, `recommend(action, params, reason)`, `note(text, reason)`.
+//! `assign_to(user, reason)`, `recommend(action, params, reason)`, `note(text, reason)`, and
+//! in a transition guard `deny(message)`.
 //!
 //! Text helpers: `lower(text)`, `words(text)`, `text_has_any(text, words)`,
 //! `first_match(text, words)` and `find_path(text)`.
@@ -35,6 +36,7 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("assign_to", assign_to);
     engine.register_fn("recommend", recommend);
     engine.register_fn("note", note);
+    engine.register_fn("deny", deny);
     engine.register_fn("lower", |text: ImmutableString| text.to_lowercase());
     engine.register_fn("words", |text: ImmutableString| -> Array {
         words(&text).into_iter().map(Dynamic::from).collect()
@@ -154,6 +156,16 @@ fn note(text: ImmutableString, reason: ImmutableString) -> HostResult<()> {
         text: text.to_owned(),
     };
     context::propose(reason, effect)
+}
+
+/// Blocks the transition a guard checks. The message is shown to the user as it is, so it
+/// doubles as the reason.
+fn deny(message: ImmutableString) -> HostResult<()> {
+    let message = require_text("deny", "message", &message)?;
+    let effect = Effect::Deny {
+        message: message.to_owned(),
+    };
+    context::propose(message, effect)
 }
 
 /// Rejects an empty or blank argument, because an effect without a name or a reason

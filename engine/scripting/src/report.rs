@@ -157,6 +157,12 @@ fn show_expected(effect: &ExpectedEffect) -> String {
                 .map_or_else(|| "(any text)".to_owned(), |text| format!("{text:?}"));
             (format!("note {text}"), reason)
         }
+        ExpectedEffect::Deny { message } => {
+            let message = message
+                .as_ref()
+                .map_or_else(|| "(any message)".to_owned(), |m| format!("{m:?}"));
+            (format!("deny {message}"), &None)
+        }
     };
     match reason {
         Some(reason) => format!("{text} (reason: {reason:?})"),
@@ -169,6 +175,7 @@ fn show_actual(effect: &ProposedEffect) -> String {
         Effect::SetField { field, value } => format!("set_field {field} = {value}"),
         Effect::Recommend { action, params } => format!("recommend {action} {params}"),
         Effect::Note { text } => format!("note {text:?}"),
+        Effect::Deny { message } => format!("deny {message:?}"),
     };
     format!("{text} (reason: {:?})", effect.reason)
 }

@@ -58,6 +58,8 @@ enum HookName {
     Update,
     #[serde(rename = "on_transition")]
     Transition,
+    #[serde(rename = "guard")]
+    Guard,
 }
 
 impl From<HookName> for Hook {
@@ -66,6 +68,7 @@ impl From<HookName> for Hook {
             HookName::Create => Hook::OnCreate,
             HookName::Update => Hook::OnUpdate,
             HookName::Transition => Hook::OnTransition,
+            HookName::Guard => Hook::Guard,
         }
     }
 }
@@ -92,6 +95,10 @@ pub(crate) enum ExpectedEffect {
         text: Option<String>,
         #[serde(default)]
         reason: Option<String>,
+    },
+    Deny {
+        #[serde(default)]
+        message: Option<String>,
     },
 }
 
@@ -128,6 +135,10 @@ impl ExpectedEffect {
             (ExpectedEffect::Note { text, reason }, Effect::Note { text: actual_text }) => {
                 (text.as_ref().is_none_or(|text| text == actual_text), reason)
             }
+            (ExpectedEffect::Deny { message }, Effect::Deny { message: actual }) => (
+                message.as_ref().is_none_or(|message| message == actual),
+                &None,
+            ),
             _ => return false,
         };
         effect_matches

@@ -311,3 +311,33 @@ fn fields_used_of_missing_rule_is_empty() {
     let rules = TestRules::new(&[]);
     assert!(rules.host.fields_used("incident/nothing").is_empty());
 }
+
+#[test]
+fn guard_deny_proposes_deny_effect() {
+    let source = "\
+if hook == \"guard\" && transition == \"resolve\" && record.resolution_code == () {
+    deny(\"Give a resolution code before resolving\");
+}
+";
+    let rules = TestRules::new(&[("incident/resolvable", source)]);
+    let actor = Actor::new("tara", vec![Role::Technician]);
+    let record = plain_record();
+    let input = RuleInput {
+        hook: Hook::Guard,
+        record: &record,
+        previous: Some(&record),
+        actor: &actor,
+        transition: Some("resolve"),
+    };
+    let effects = rules.host.run("incident/resolvable", &input).unwrap();
+    assert_eq!(effects.len(), 1);
+    assert_eq!(
+        effects[0].effect,
+        Effect::Deny {
+            message: "Give a resolution code before resolving".into()
+        }
+    );
+    let blank = TestRules::new(&[("incident/blank", "deny(\"  \");")]);
+    let failure = blank.host.run("incident/blank", &input).unwrap_err();
+    assert!(failure.message.contains("deny"), "{}", failure.message);
+}

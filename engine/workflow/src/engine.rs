@@ -134,6 +134,7 @@ fn check_text(field: &str, text: &str, limit: usize, required: bool) -> Result<(
 fn check_input_fields(
     definition: &Definition,
     actor: &Actor,
+    state: &str,
     fields: &Fields,
 ) -> Result<(), Rejection> {
     for (name, value) in fields {
@@ -152,6 +153,12 @@ fn check_input_fields(
         if field.read_only {
             return Err(Rejection::ReadOnlyField {
                 field: name.clone(),
+            });
+        }
+        if field.read_only_in.iter().any(|s| s == state) {
+            return Err(Rejection::FieldLockedInState {
+                field: name.clone(),
+                state: state.to_owned(),
             });
         }
         if !field.set_by.is_empty() && !actor.may(&field.set_by) {
@@ -183,7 +190,10 @@ fn create(
     )?;
     check_text("title", title, MAX_TITLE_LENGTH, true)?;
     check_text("description", description, MAX_TEXT_LENGTH, false)?;
-    check_input_fields(definition, context.actor, input)?;
+    let initial = definition
+        .initial_state()
+        .expect("a validated definition has an initial state");
+    check_input_fields(definition, context.actor, initial, input)?;
 
     let mut fields = Fields::new();
     // Defaults first, so that rules see the same record whatever channel created it.
@@ -275,7 +285,7 @@ fn update(
         &definition.permissions.update,
         format!("updating {}", current.number),
     )?;
-    check_input_fields(definition, context.actor, input)?;
+    check_input_fields(definition, context.actor, &current.state, input)?;
     let mut record = current.clone();
     let mut events = Vec::new();
     if let Some(title) = title {
@@ -353,7 +363,7 @@ fn transition(
         &step.roles,
         format!("transition `{name}` on {}", current.number),
     )?;
-    check_input_fields(definition, context.actor, input)?;
+    check_input_fields(definition, context.actor, &current.state, input)?;
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
     if let Some(text) = comment {
         check_text("comment", text, MAX_TEXT_LENGTH, false)?;
@@ -375,6 +385,9 @@ fn transition(
         }
     }
     check_required_in_state(definition, &record, &step.to)?;
+    if let Some(guard) = &step.guard {
+        check_guard(context, guard, name, &record, current)?;
+    }
 
     if fields_changed {
         run_rules(
@@ -523,7 +536,54 @@ fn check_required_in_state(
             });
         }
     }
+    let required_by_state = definition.states.get(state).map(|s| s.requires.as_slice());
+    for name in required_by_state.unwrap_or_default() {
+        if !is_present(record.fields.get(name)) {
+            return Err(Rejection::RequiredFieldMissing {
+                field: name.clone(),
+                context: format!(" in state `{state}`"),
+            });
+        }
+    }
     Ok(())
+}
+
+/// Runs a transition's guard on the record as it would be after the transition's field
+/// values. A `deny` blocks the transition with the guard's message; a guard that fails to
+/// run blocks it too, because a broken check must not let every record through.
+fn check_guard(
+    context: &Context<'_>,
+    guard: &str,
+    name: &str,
+    candidate: &Record,
+    current: &Record,
+) -> Result<(), Rejection> {
+    let input = RuleInput {
+        hook: Hook::Guard,
+        record: candidate,
+        previous: Some(current),
+        actor: context.actor,
+        transition: Some(name),
+    };
+    let denied = |message: String| Rejection::GuardFailed {
+        transition: name.to_owned(),
+        message,
+    };
+    match context.rules.run(guard, &input) {
+        Ok(effects) => match effects
+            .into_iter()
+            .find_map(|proposed| match proposed.effect {
+                Effect::Deny { message } => Some(message),
+                _ => None,
+            }) {
+            Some(message) => Err(denied(message)),
+            None => Ok(()),
+        },
+        Err(failure) => Err(denied(format!(
+            "transition `{name}` is blocked because its guard `{guard}` failed: {}",
+            failure.message
+        ))),
+    }
 }
 
 /// Runs the rules of one hook in order. Each rule sees the effects of those before it.
@@ -541,6 +601,7 @@ fn run_rules(
         Hook::OnCreate => &context.definition.rules.on_create,
         Hook::OnUpdate => &context.definition.rules.on_update,
         Hook::OnTransition => &context.definition.rules.on_transition,
+        Hook::Guard => return,
     };
     for rule in rules {
         let input = RuleInput {
@@ -627,6 +688,10 @@ fn apply_effect(
             });
         }
         Effect::Note { text } => events.push(JournalEvent::Note { text, rule, reason }),
+        Effect::Deny { .. } => events.push(JournalEvent::RuleFailed {
+            rule,
+            error: "called deny(), which only blocks transitions when the rule is a guard".into(),
+        }),
     }
 }
 

@@ -355,8 +355,21 @@ fn check_rules(
     hasher: &mut Sha256,
 ) {
     let mut checked = std::collections::HashSet::new();
-    for (hook, position, rule) in definition.rules.all() {
-        let path = format!("rules.{hook}[{position}]");
+    let hooks = definition
+        .rules
+        .all()
+        .into_iter()
+        .map(|(hook, position, rule)| (format!("rules.{hook}[{position}]"), rule));
+    let guards = definition
+        .transitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            t.guard
+                .as_ref()
+                .map(|g| (format!("transitions[{i}].guard"), g))
+        });
+    for (path, rule) in hooks.chain(guards) {
         let first_use = checked.insert(rule);
         match rules.check(rule) {
             // A rule used by several hooks is reported at its first use only.

@@ -209,6 +209,9 @@ pub struct FieldDef {
     /// Set only by rules and the engine, never by a person's command.
     #[serde(default)]
     pub read_only: bool,
+    /// States in which a person's command may not change the field.
+    #[serde(default)]
+    pub read_only_in: Vec<String>,
     /// Longest accepted text, in characters.
     #[serde(default)]
     pub max_length: Option<usize>,
@@ -243,6 +246,9 @@ pub struct StateDef {
     /// Whether the record counts as open (shown in work queues) in this state.
     #[serde(default)]
     pub open: Option<bool>,
+    /// Fields that must have a value for a record to enter or stay in this state.
+    #[serde(default)]
+    pub requires: Vec<String>,
     /// Treatment of time spent in this state by SLA clocks.
     #[serde(default)]
     pub sla: Option<SlaMode>,
@@ -274,6 +280,10 @@ pub struct TransitionDef {
     /// Whether the command must carry a comment (e.g. the reason for a reopen).
     #[serde(default)]
     pub comment_required: bool,
+    /// Rule that may block the transition by calling `deny(message)`; the message is
+    /// returned to the user.
+    #[serde(default)]
+    pub guard: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

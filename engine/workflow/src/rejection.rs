@@ -33,6 +33,10 @@ pub enum Rejection {
     Forbidden { what: String, roles: Vec<Role> },
     #[error("setting field `{field}` needs the role {}", roles_text(.roles))]
     FieldForbidden { field: String, roles: Vec<Role> },
+    #[error("{message}")]
+    GuardFailed { transition: String, message: String },
+    #[error("field `{field}` cannot be changed in state `{state}`")]
+    FieldLockedInState { field: String, state: String },
     #[error("transition `{name}` needs a comment that says why")]
     CommentRequired { name: String },
     #[error("invalid {field}: {message}")]
@@ -61,6 +65,8 @@ impl Rejection {
             Rejection::TransitionNotAllowed { .. } => "transition_not_allowed",
             Rejection::Forbidden { .. } | Rejection::FieldForbidden { .. } => "forbidden",
             Rejection::CommentRequired { .. } => "comment_required",
+            Rejection::GuardFailed { .. } => "guard_failed",
+            Rejection::FieldLockedInState { .. } => "read_only_field",
             Rejection::InvalidInput { .. } => "invalid_input",
         }
     }
@@ -73,7 +79,8 @@ impl Rejection {
             | Rejection::ReadOnlyField { field }
             | Rejection::RequiredFieldMissing { field, .. }
             | Rejection::InvalidInput { field, .. }
-            | Rejection::FieldForbidden { field, .. } => Some(field),
+            | Rejection::FieldForbidden { field, .. }
+            | Rejection::FieldLockedInState { field, .. } => Some(field),
             Rejection::CommentRequired { .. } => Some("comment"),
             _ => None,
         }

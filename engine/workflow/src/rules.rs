@@ -11,6 +11,8 @@ pub enum Hook {
     OnCreate,
     OnUpdate,
     OnTransition,
+    /// A transition's guard, run before the transition is taken.
+    Guard,
 }
 
 impl Hook {
@@ -19,6 +21,7 @@ impl Hook {
             Hook::OnCreate => "on_create",
             Hook::OnUpdate => "on_update",
             Hook::OnTransition => "on_transition",
+            Hook::Guard => "guard",
         }
     }
 }

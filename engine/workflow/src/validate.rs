@@ -183,6 +183,17 @@ fn check_fields(definition: &Definition, report: &mut FileReport<'_>) {
                 format!("default of `{name}` is invalid: {message}"),
             );
         }
+        for (i, state) in field.read_only_in.iter().enumerate() {
+            if !definition.states.contains_key(state) {
+                report.error(
+                    &format!("{path}.read_only_in[{i}]"),
+                    format!(
+                        "field `{name}` is read-only in unknown state `{state}`: {}",
+                        choices(state, definition.states.keys())
+                    ),
+                );
+            }
+        }
         for (i, state) in field.required_in.iter().enumerate() {
             if !definition.states.contains_key(state) {
                 report.error(
@@ -204,6 +215,24 @@ fn check_states(definition: &Definition, report: &mut FileReport<'_>) {
             "the process has no states: declare at least one under `states`",
         );
         return;
+    }
+    for (name, state) in &definition.states {
+        for (i, field) in state.requires.iter().enumerate() {
+            if !definition.fields.contains_key(field) {
+                report.error(
+                    &format!("states.{name}.requires[{i}]"),
+                    format!(
+                        "state `{name}` requires undeclared field `{field}`: {}",
+                        match closest(field, definition.fields.keys()) {
+                            Some(close) => format!(
+                                "did you mean `{close}`? Otherwise declare it under `fields`"
+                            ),
+                            None => "declare it under `fields`".to_owned(),
+                        }
+                    ),
+                );
+            }
+        }
     }
     for name in definition.states.keys() {
         if !is_identifier(name) {

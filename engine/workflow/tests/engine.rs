@@ -53,6 +53,22 @@ impl RuleRunner for TestRules {
             reason: reason.to_owned(),
             effect,
         };
+        if input.hook == Hook::Guard {
+            assert_eq!(input.transition, Some("solve"));
+            return match (rule, input.record.field_str("solution")) {
+                ("ticket/guard", Some(solution)) if solution.len() < 5 => Ok(vec![effect(
+                    Effect::Deny {
+                        message: "Describe the solution in at least five characters".into(),
+                    },
+                    "Describe the solution in at least five characters",
+                )]),
+                ("ticket/guard", _) => Ok(vec![]),
+                _ => Err(RuleFailure {
+                    rule: rule.into(),
+                    message: "boom".into(),
+                }),
+            };
+        }
         assert_eq!(input.hook, Hook::OnCreate);
         match rule {
             "ticket/first" if input.record.title.contains("switch") => Ok(vec![effect(
@@ -590,4 +606,146 @@ fn field_set_by_limits_people_not_rules() {
     )
     .unwrap();
     assert_eq!(by_technician.field_str("category"), Some("hardware"));
+}
+
+fn guarded(guard: &str) -> Definition {
+    let text = DEFINITION.replace(
+        "  - { name: solve, from: [new, assigned], to: solved, roles: [technician] }",
+        &format!("  - {{ name: solve, from: [new, assigned], to: solved, roles: [technician], guard: {guard} }}"),
+    );
+    parse_yaml(Path::new("ticket.yaml"), &text).unwrap()
+}
+
+fn solve_with(
+    definition: &Definition,
+    solution: &str,
+) -> Result<tend_workflow::Outcome, Rejection> {
+    let record = create(definition, &requester(), "disk", json!({})).unwrap();
+    let context = Context {
+        definition,
+        version: "v1",
+        rules: &TestRules,
+        actor: &technician(),
+        now: Utc::now(),
+    };
+    execute(
+        &context,
+        Some(&record),
+        &transition("solve", json!({ "solution": solution }), None),
+    )
+}
+
+#[test]
+fn guard_deny_quotes_its_message() {
+    let definition = guarded("ticket/guard");
+    let rejection = solve_with(&definition, "ok").unwrap_err();
+    assert_eq!(rejection.code(), "guard_failed");
+    assert_eq!(
+        rejection.to_string(),
+        "Describe the solution in at least five characters"
+    );
+    let solved = solve_with(&definition, "replaced the disk").unwrap();
+    assert_eq!(solved.record.state, "solved");
+}
+
+#[test]
+fn failing_guard_blocks_transition() {
+    let definition = guarded("ticket/broken");
+    let rejection = solve_with(&definition, "replaced the disk").unwrap_err();
+    assert_eq!(rejection.code(), "guard_failed");
+    assert!(
+        rejection
+            .to_string()
+            .contains("guard `ticket/broken` failed: boom"),
+        "{rejection}"
+    );
+}
+
+#[test]
+fn state_requires_and_read_only_in() {
+    let text = DEFINITION
+        .replace(
+            "  solved: { open: false }",
+            "  solved: { open: false, requires: [technician] }",
+        )
+        .replace(
+            "  category: { type: enum, values: [network, hardware] }",
+            "  category: { type: enum, values: [network, hardware], read_only_in: [solved] }",
+        );
+    let definition: Definition = parse_yaml(Path::new("ticket.yaml"), &text).unwrap();
+    let record = create(&definition, &requester(), "disk", json!({})).unwrap();
+    let missing = apply(
+        &definition,
+        &technician(),
+        &record,
+        transition("solve", json!({ "solution": "done" }), None),
+    )
+    .unwrap_err();
+    assert_eq!(missing.code(), "required_field_missing");
+    assert_eq!(missing.field(), Some("technician"));
+
+    let solved = apply(
+        &definition,
+        &technician(),
+        &record,
+        transition(
+            "solve",
+            json!({ "solution": "done", "technician": "tom" }),
+            None,
+        ),
+    )
+    .unwrap()
+    .record;
+    let update = Command::Update {
+        title: None,
+        description: None,
+        fields: serde_json::from_value(json!({ "category": "network" })).unwrap(),
+    };
+    let locked = apply(&definition, &technician(), &solved, update).unwrap_err();
+    assert_eq!(locked.code(), "read_only_field");
+    assert_eq!(locked.field(), Some("category"));
+    assert!(
+        locked
+            .to_string()
+            .contains("cannot be changed in state `solved`"),
+        "{locked}"
+    );
+}
+
+#[test]
+fn guard_and_state_names_are_validated() {
+    let text = DEFINITION
+        .replace("rules:\n  on_create: [ticket/first, ticket/second]\n", "")
+        .replace("  solved: { open: false }", "  solved: { open: false, requires: [technican] }")
+        .replace("  category: { type: enum, values: [network, hardware] }", "  category: { type: enum, values: [network, hardware], read_only_in: [archived] }")
+        .replace(
+            "  - { name: solve, from: [new, assigned], to: solved, roles: [technician] }",
+            "  - { name: solve, from: [new, assigned], to: solved, roles: [technician], guard: ticket/missing_guard }",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(dir.path().join("workflows/ticket.yaml"), text).unwrap();
+    let errors = tend_workflow::load_dir(dir.path(), &NoRules)
+        .unwrap_err()
+        .diagnostics;
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("rule `ticket/missing_guard` has no script")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(
+            |m| m.contains("requires undeclared field `technican`: did you mean `technician`?")
+        ),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("read-only in unknown state `archived`")),
+        "{messages:?}"
+    );
+    assert_eq!(messages.len(), 3, "{messages:?}");
 }
