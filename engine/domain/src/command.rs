@@ -9,17 +9,24 @@ use crate::Fields;
 pub enum Command {
     Create {
         title: String,
+        #[serde(default)]
         description: String,
+        #[serde(default)]
         fields: Fields,
     },
     Transition {
         name: String,
+        #[serde(default)]
         fields: Fields,
+        #[serde(default)]
         comment: Option<String>,
     },
     Update {
+        #[serde(default)]
         title: Option<String>,
+        #[serde(default)]
         description: Option<String>,
+        #[serde(default)]
         fields: Fields,
     },
     Comment {

@@ -43,6 +43,8 @@ pub enum Command {
     ReplayLog(ReplayArgs),
     /// Print a process's state machine as a Mermaid state diagram.
     Graph(GraphArgs),
+    /// Run a record through a sequence of commands and print every effect; writes nothing.
+    Simulate(SimulateArgs),
 }
 
 /// Where the data lives.
@@ -91,6 +93,22 @@ pub struct DirArgs {
     /// Definitions directory: the one that contains workflows/ and rules/.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Process of the record, e.g. incident.
+    pub process: String,
+    /// YAML file with the starting record: title, description, fields and optionally the
+    /// creating actor (name, roles).
+    #[arg(long)]
+    pub record: PathBuf,
+    /// YAML list of commands, each with `command:` (transition, update, comment or reply)
+    /// and its arguments, optionally `actor:` and `after:` (time that passes first, e.g. 2d).
+    #[arg(long)]
+    pub steps: PathBuf,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
 }
 
 #[derive(Debug, Args)]

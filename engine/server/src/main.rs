@@ -6,6 +6,7 @@ mod import;
 mod replay;
 mod serve;
 mod setup;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -47,5 +48,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ImportTickets(args) => import::run(args).await,
         Command::ReplayLog(args) => replay::run(args).await,
         Command::Graph(args) => admin::graph(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

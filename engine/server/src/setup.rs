@@ -34,7 +34,7 @@ fn default_filter(command: &Command, verbose: u8) -> &'static str {
     match (verbose, command) {
         (0, Command::Serve(_)) => "info,sqlx=warn,sea_orm=warn",
         // The report lists every failed rule, so the host's warning would repeat it.
-        (0, Command::TestRules(_)) => "warn,tend_scripting::host=error",
+        (0, Command::TestRules(_) | Command::Simulate(_)) => "warn,tend_scripting::host=error",
         (0, _) => "warn",
         (1, _) => "debug,sqlx=warn,sea_orm=warn,hyper=info",
         _ => "trace",

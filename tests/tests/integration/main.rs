@@ -12,5 +12,6 @@ mod rejections;
 mod reopen;
 mod replay;
 mod replies;
+mod simulate;
 mod user_cli;
 mod walkthrough;

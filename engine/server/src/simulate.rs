@@ -1,0 +1,219 @@
+//! `tend simulate`: runs a record through a sequence of commands against the definitions
+//! on disk and prints every effect and state. Nothing is written: the state machine and
+//! the rules are pure, and no store is opened.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use tend_domain::{Actor, Command, Fields, JournalEvent, Record, Role};
+use tend_workflow::{Context, Definition, Span};
+
+use crate::cli::SimulateArgs;
+
+/// The starting record of a simulation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRecord {
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    fields: Fields,
+    /// Who creates the record; a requester named `requester` by default.
+    #[serde(default)]
+    actor: Option<ActorSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActorSpec {
+    name: String,
+    roles: Vec<Role>,
+}
+
+impl ActorSpec {
+    fn actor(&self) -> Actor {
+        Actor::new(self.name.clone(), self.roles.clone())
+    }
+}
+
+/// One command of a simulation: a command as the API takes it, with `command:` naming its
+/// kind (create is the start record), plus who gives it and when.
+#[derive(Debug, Deserialize)]
+struct Step {
+    #[serde(flatten)]
+    command: Command,
+    /// Who gives the command; a technician named `technician` by default.
+    #[serde(default)]
+    actor: Option<ActorSpec>,
+    /// Time that passes before this step, such as `2d` or `90m`.
+    #[serde(default)]
+    after: Option<Span>,
+}
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let (set, host) = crate::setup::load_definitions(&args.definitions.definitions)?;
+    let Some(definition) = set.get(&args.process) else {
+        let known: Vec<&str> = set.definitions.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "unknown process `{}`: use one of {}",
+            args.process,
+            known.join(", ")
+        );
+    };
+    let start: StartRecord = read_yaml(&args.record)?;
+    let steps: Vec<Step> = read_yaml(&args.steps)?;
+
+    let mut now: DateTime<Utc> = Utc::now();
+    let creator = start.actor.as_ref().map_or_else(
+        || Actor::new("requester", vec![Role::Requester]),
+        ActorSpec::actor,
+    );
+    let create = Command::Create {
+        title: start.title,
+        description: start.description,
+        fields: start.fields,
+    };
+    let context = Context {
+        definition,
+        version: &set.version,
+        rules: host.as_ref(),
+        actor: &creator,
+        now,
+    };
+    println!("step 0: create as {}", creator.name);
+    let mut record = match tend_workflow::execute(&context, None, &create) {
+        Ok(outcome) => {
+            print_events(&outcome.events);
+            let mut record = outcome.record;
+            record.number = format!("{}-SIMULATED", definition.number_prefix);
+            record
+        }
+        Err(rejection) => {
+            println!("  rejected ({}): {rejection}", rejection.code());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    print_state(definition, &record);
+
+    let mut rejected = 0;
+    let total = steps.len();
+    for (index, step) in steps.into_iter().enumerate() {
+        if let Some(after) = step.after {
+            now += after.duration();
+        }
+        let actor = step.actor.as_ref().map_or_else(
+            || Actor::new("technician", vec![Role::Technician]),
+            ActorSpec::actor,
+        );
+        println!(
+            "step {}: {} as {}",
+            index + 1,
+            describe(&step.command),
+            actor.name
+        );
+        let context = Context {
+            definition,
+            version: &set.version,
+            rules: host.as_ref(),
+            actor: &actor,
+            now,
+        };
+        match tend_workflow::execute(&context, Some(&record), &step.command) {
+            Ok(outcome) => {
+                if let Some(follow_up) = &outcome.follow_up {
+                    println!(
+                        "  opens a follow-up record with `{}` = {}; {} stays as it is",
+                        follow_up.field, follow_up.of, record.number
+                    );
+                }
+                print_events(&outcome.events);
+                record = outcome.record;
+            }
+            Err(rejection) => {
+                rejected += 1;
+                let field = rejection
+                    .field()
+                    .map(|field| format!(", field `{field}`"))
+                    .unwrap_or_default();
+                println!("  rejected ({}{field}): {rejection}", rejection.code());
+            }
+        }
+        print_state(definition, &record);
+    }
+    println!("{rejected} of {total} steps rejected; nothing was written");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    tend_workflow::parse_yaml(path, &text).map_err(|diagnostics| {
+        let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid {}:\n  {}", path.display(), lines.join("\n  "))
+    })
+}
+
+fn describe(command: &Command) -> String {
+    match command {
+        Command::Transition { name, .. } => format!("transition `{name}`"),
+        other => other.kind().to_owned(),
+    }
+}
+
+fn print_state(definition: &Definition, record: &Record) {
+    println!(
+        "  state: {} ({})",
+        record.state,
+        definition.state_label(&record.state)
+    );
+}
+
+fn print_events(events: &[JournalEvent]) {
+    for event in events {
+        let line = match event {
+            JournalEvent::Created { state, .. } => format!("created in state `{state}`"),
+            JournalEvent::FieldChanged {
+                field,
+                from,
+                to,
+                rule,
+                reason,
+            } => {
+                let by = match (rule, reason) {
+                    (Some(rule), Some(reason)) => format!(" by rule {rule}: {reason}"),
+                    _ => String::new(),
+                };
+                format!("{field}: {} -> {}{by}", show(from), show(to))
+            }
+            JournalEvent::TextChanged { field, .. } => format!("{field} changed"),
+            JournalEvent::Transitioned {
+                transition,
+                from,
+                to,
+            } => format!("transition `{transition}`: {from} -> {to}"),
+            JournalEvent::Commented { text } => format!("comment: {text}"),
+            JournalEvent::Note { text, rule, .. } => format!("note by rule {rule}: {text}"),
+            JournalEvent::Recommended {
+                action,
+                rule,
+                reason,
+                ..
+            } => format!("recommend `{action}` by rule {rule}: {reason}"),
+            JournalEvent::RuleFailed { rule, error } => format!("rule {rule} failed: {error}"),
+        };
+        println!("  {line}");
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "(empty)".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
