@@ -7,6 +7,7 @@ mod m20261204_000001_create_records;
 mod m20261204_000002_create_journal;
 mod m20261204_000003_create_identity;
 mod m20261204_000004_create_idempotency_keys;
+mod m20261204_000005_create_record_links;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -19,12 +20,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_create_journal::Migration),
             Box::new(m20261204_000003_create_identity::Migration),
             Box::new(m20261204_000004_create_idempotency_keys::Migration),
+            Box::new(m20261204_000005_create_record_links::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "records",
     "record_counters",
     "journal",
@@ -33,4 +35,5 @@ pub const TABLES: [&str; 8] = [
     "api_tokens",
     "sessions",
     "idempotency_keys",
+    "record_links",
 ];

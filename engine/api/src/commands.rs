@@ -9,9 +9,11 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use tend_domain::{Actor, Command, Fields, JournalEntry, Record};
+use tend_domain::{Actor, Command, Fields, JournalEntry, Record, Role};
 use tend_store::Store;
-use tend_workflow::{Context, Definition, DefinitionSet, Outcome, Rejection, RuleRunner};
+use tend_workflow::{
+    Context, Definition, DefinitionSet, FOLLOW_UP_LINK, Outcome, Rejection, RuleRunner,
+};
 
 use crate::error::ApiError;
 
@@ -148,20 +150,7 @@ impl Commands {
         {
             return self.existing(record).await;
         }
-        let set = self.engine.definitions();
-        let command = Command::Create {
-            title: input.title,
-            description: input.description,
-            fields: input.fields,
-        };
-        let context = Context {
-            definition: &definition,
-            version: &set.version,
-            rules: self.engine.rules(),
-            actor,
-            now,
-        };
-        let outcome = tend_workflow::execute(&context, None, &command)?;
+        let outcome = self.decide_create(actor, &definition, input, now)?;
         let prefix = definition.number_prefix.clone();
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
@@ -199,6 +188,31 @@ impl Commands {
             }),
             Err(number) => self.existing(self.load(&number).await?).await,
         }
+    }
+
+    /// Decides a create command of `definition`'s process, with its on_create rules; writes
+    /// nothing.
+    fn decide_create(
+        &self,
+        actor: &Actor,
+        definition: &Definition,
+        input: NewRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, ApiError> {
+        let set = self.engine.definitions();
+        let command = Command::Create {
+            title: input.title,
+            description: input.description,
+            fields: input.fields,
+        };
+        let context = Context {
+            definition,
+            version: &set.version,
+            rules: self.engine.rules(),
+            actor,
+            now,
+        };
+        Ok(tend_workflow::execute(&context, None, &command)?)
     }
 
     async fn existing(&self, record: Record) -> Result<Created, ApiError> {
@@ -246,55 +260,185 @@ impl Commands {
     }
 
     /// Applies a requester's reply: reopens the record, opens a follow-up record, or adds a
-    /// comment, as the definition's reply policy decides.
+    /// comment, as the definition's reply policy decides. A follow-up record is linked to
+    /// the original with a `follow_up_of` link when the definitions declare that link type
+    /// for the process.
     pub async fn reply(
         &self,
         actor: &Actor,
         number: &str,
         text: &str,
     ) -> Result<Replied, ApiError> {
-        let current = self.visible(actor, number).await?;
-        let definition = self.engine.definition(&current.process)?;
-        let set = self.engine.definitions();
-        let context = Context {
-            definition: &definition,
-            version: &set.version,
-            rules: self.engine.rules(),
-            actor,
-            now: Utc::now(),
-        };
-        let command = Command::Reply {
-            text: text.to_owned(),
-        };
-        let outcome = tend_workflow::execute(&context, Some(&current), &command)?;
-        let Some(follow_up) = outcome.follow_up else {
-            let record = self.apply(actor, number, command).await?;
-            return Ok(Replied::Appended(record));
-        };
-        let mut title = format!("Follow-up of {}: {}", current.number, current.title);
-        if title.chars().count() > tend_workflow::engine::MAX_TITLE_LENGTH {
-            title = title
-                .chars()
-                .take(tend_workflow::engine::MAX_TITLE_LENGTH - 1)
-                .collect::<String>()
-                + "…";
+        let mut attempt = 0;
+        loop {
+            let current = self.visible(actor, number).await?;
+            let definition = self.engine.definition(&current.process)?;
+            let set = self.engine.definitions();
+            let now = Utc::now();
+            let context = Context {
+                definition: &definition,
+                version: &set.version,
+                rules: self.engine.rules(),
+                actor,
+                now,
+            };
+            let command = Command::Reply {
+                text: text.to_owned(),
+            };
+            let outcome = tend_workflow::execute(&context, Some(&current), &command)?;
+            let Some(follow_up) = outcome.follow_up else {
+                let record = self.apply(actor, number, command).await?;
+                return Ok(Replied::Appended(record));
+            };
+            let mut fields = Fields::new();
+            fields.insert(
+                follow_up.field,
+                serde_json::Value::String(follow_up.of.clone()),
+            );
+            let input = NewRecord {
+                title: follow_up_title(&current),
+                description: text.to_owned(),
+                fields,
+                idempotency_key: None,
+            };
+            match self
+                .open_follow_up(actor, &definition, &set, current, input, now)
+                .await
+            {
+                Ok(record) => {
+                    return Ok(Replied::FollowUp {
+                        record,
+                        original: follow_up.of,
+                    });
+                }
+                // The original changed since it was read: decide the reply again.
+                Err(ApiError::Conflict(_)) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(
+                        record.number = number,
+                        attempt,
+                        "retrying a follow-up after a write conflict"
+                    );
+                }
+                Err(error) => return Err(error),
+            }
         }
-        let mut fields = Fields::new();
-        fields.insert(
-            follow_up.field,
-            serde_json::Value::String(follow_up.of.clone()),
-        );
-        let input = NewRecord {
-            title,
-            description: text.to_owned(),
-            fields,
-            idempotency_key: None,
-        };
-        let (record, _) = self.create(actor, &current.process, input).await?;
-        Ok(Replied::FollowUp {
-            record,
-            original: follow_up.of,
-        })
+    }
+
+    /// Creates the follow-up record of `original` and, in the same write, links it to the
+    /// original when the definition set allows a `follow_up_of` link between them.
+    async fn open_follow_up(
+        &self,
+        actor: &Actor,
+        definition: &Definition,
+        set: &DefinitionSet,
+        original: Record,
+        input: NewRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Record, ApiError> {
+        let outcome = self.decide_create(actor, definition, input, now)?;
+        let link = set
+            .link_type(FOLLOW_UP_LINK)
+            .filter(|link| {
+                link.allows_source(&original.process) && link.allows_target(&original.process)
+            })
+            .is_some();
+        let prefix = definition.number_prefix.clone();
+        let digits = definition.number_digits;
+        let actor_name = actor.name.clone();
+        let record = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let record = tend_store::insert_record(
+                        tx,
+                        &outcome.record,
+                        &prefix,
+                        digits,
+                        &actor_name,
+                        &outcome.events,
+                    )
+                    .await?;
+                    if !link {
+                        return Ok(record);
+                    }
+                    let (record, _) = tend_store::link_records(
+                        tx,
+                        &record,
+                        &original,
+                        FOLLOW_UP_LINK,
+                        &actor_name,
+                        now,
+                    )
+                    .await?;
+                    Ok(record)
+                })
+            })
+            .await?;
+        Ok(record)
+    }
+
+    /// Links record `number` to record `target` with a link of type `link_type`, directed
+    /// from `number` to `target`, and appends a `linked` entry to both journals in the same
+    /// write. Both records must be visible to `actor`, and only staff may link. Returns the
+    /// record `number` as stored.
+    pub async fn link(
+        &self,
+        actor: &Actor,
+        number: &str,
+        link_type: &str,
+        target: &str,
+    ) -> Result<Record, ApiError> {
+        let mut attempt = 0;
+        loop {
+            let source = self.visible(actor, number).await?;
+            let target = self.visible(actor, target).await?;
+            if !actor.is_staff() {
+                return Err(ApiError::Rejected(Rejection::Forbidden {
+                    what: "linking records".into(),
+                    roles: vec![Role::Technician, Role::ProcessOwner, Role::Admin],
+                }));
+            }
+            let set = self.engine.definitions();
+            check_link(&set, link_type, &source, &target)?;
+
+            let (source_number, target_number) = (source.number.clone(), target.number.clone());
+            let link_type_name = link_type.to_owned();
+            let actor_name = actor.name.clone();
+            let result = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tend_store::link_records(
+                            tx,
+                            &source,
+                            &target,
+                            &link_type_name,
+                            &actor_name,
+                            Utc::now(),
+                        )
+                        .await
+                    })
+                })
+                .await;
+            match result {
+                Ok((record, _)) => return Ok(record),
+                Err(tend_store::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(
+                        record.number = number,
+                        attempt,
+                        "retrying a link after a write conflict"
+                    );
+                }
+                Err(tend_store::Error::Duplicate { .. }) => {
+                    return Err(ApiError::Duplicate(format!(
+                        "{source_number} is already linked to {target_number} as `{link_type}`, so nothing was written"
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Applies a transition, update or comment to an existing record.
@@ -366,5 +510,89 @@ impl Commands {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+}
+
+/// Returns the title of a follow-up of `original`, shortened to the longest title allowed.
+fn follow_up_title(original: &Record) -> String {
+    let title = format!("Follow-up of {}: {}", original.number, original.title);
+    if title.chars().count() <= tend_workflow::engine::MAX_TITLE_LENGTH {
+        return title;
+    }
+    title
+        .chars()
+        .take(tend_workflow::engine::MAX_TITLE_LENGTH - 1)
+        .collect::<String>()
+        + "…"
+}
+
+/// Checks that `set` declares `link_type` and that it allows `source` and `target`.
+fn check_link(
+    set: &DefinitionSet,
+    link_type: &str,
+    source: &Record,
+    target: &Record,
+) -> Result<(), ApiError> {
+    let Some(declared) = set.link_type(link_type) else {
+        let message = if set.link_types.is_empty() {
+            format!(
+                "unknown link type `{link_type}`: no link types are defined; declare them in workflows/links/*.yaml"
+            )
+        } else {
+            let known: Vec<&str> = set.link_types.keys().map(String::as_str).collect();
+            format!(
+                "unknown link type `{link_type}`: use one of {}",
+                known.join(", ")
+            )
+        };
+        return Err(ApiError::bad_request(
+            "unknown_link_type",
+            message,
+            Some("type"),
+        ));
+    };
+    if source.id == target.id {
+        return Err(ApiError::bad_request(
+            "invalid_link",
+            format!(
+                "{} cannot be linked to itself: choose another record as `target`",
+                source.number
+            ),
+            Some("target"),
+        ));
+    }
+    if !declared.allows_source(&source.process) {
+        return Err(ApiError::bad_request(
+            "invalid_link",
+            format!(
+                "link type `{link_type}` goes from {} records only, and {} is a record of process `{}`: choose another link type or link from another record",
+                either(&declared.from),
+                source.number,
+                source.process
+            ),
+            Some("type"),
+        ));
+    }
+    if !declared.allows_target(&target.process) {
+        return Err(ApiError::bad_request(
+            "invalid_link",
+            format!(
+                "link type `{link_type}` goes to {} records only, and {} is a record of process `{}`: choose another link type or another target",
+                either(&declared.to),
+                target.number,
+                target.process
+            ),
+            Some("type"),
+        ));
+    }
+    Ok(())
+}
+
+/// Joins names as "a", "a or b", "a, b or c".
+fn either(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     },
     #[error("record {0} was changed by someone else at the same time; reload it and try again")]
     Conflict(String),
+    /// The request would add something that exists already, such as a second identical link.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -59,15 +62,13 @@ impl ApiError {
                 Rejection::FieldLockedInState { .. } => StatusCode::BAD_REQUEST,
                 Rejection::RequiredFieldMissing { .. }
                 | Rejection::CommentRequired { .. }
-                | Rejection::GuardFailed { .. } => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                | Rejection::GuardFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             },
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Duplicate(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +81,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::BadRequest { code, .. } => code,
             ApiError::Conflict(_) => "conflict",
+            ApiError::Duplicate(_) => "duplicate",
             ApiError::Internal(_) => "internal",
         }
     }

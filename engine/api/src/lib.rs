@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/records/{number}/comments", post(rest::comment))
         .route("/records/{number}/replies", post(rest::reply))
+        .route("/records/{number}/links", post(rest::link))
         .route("/processes", get(rest::processes))
         .fallback(rest::not_found);
     Router::new()

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::commands::NewRecord;
 use crate::error::ApiError;
-use crate::views::{record_json, record_summary_json};
+use crate::views::{links_json, record_json, record_summary_json};
 
 /// A JSON body whose parse errors come back in the API's error shape, naming the field.
 pub struct ApiJson<T>(pub T);
@@ -103,17 +103,19 @@ pub async fn create(
     Ok((status, Json(body)).into_response())
 }
 
-/// Builds the full view of one record, with its journal.
+/// Builds the full view of one record, with its journal and links.
 async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<Value, ApiError> {
     let record = state.commands.visible(&caller.actor, number).await?;
     let definition = state.commands.engine.definition(&record.process)?;
     let journal = state.commands.store.journal(record.id).await?;
-    Ok(record_json(
-        &definition,
-        &record,
-        &caller.actor,
-        Some(&journal),
-    ))
+    let mut links = state.commands.store.links_of(record.id).await?;
+    // Requesters may read only their own records, so they get only the links to those.
+    if !caller.actor.is_staff() {
+        links.retain(|link| link.requester.as_deref() == Some(caller.actor.name.as_str()));
+    }
+    let mut view = record_json(&definition, &record, &caller.actor, Some(&journal));
+    view["links"] = links_json(&state.commands.engine.definitions(), &links);
+    Ok(view)
 }
 
 pub async fn read(
@@ -321,6 +323,31 @@ pub async fn reply(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// Name of a link type from `workflows/links/*.yaml`.
+    #[serde(rename = "type")]
+    link_type: String,
+    /// Number of the record the link points to.
+    target: String,
+}
+
+/// Links the record in the path (the source) to `target`. Returns 201 and the source.
+pub async fn link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<Response, ApiError> {
+    state
+        .commands
+        .link(&caller.actor, &number, &body.link_type, &body.target)
+        .await?;
+    let view = record_view(&state, &caller, &number).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     #[serde(default)]
     title: Option<String>,
@@ -364,7 +391,24 @@ pub async fn processes(State(state): State<AppState>, _caller: Caller) -> Json<V
             })
         })
         .collect();
-    Json(json!({ "version": set.version, "processes": processes }))
+    let link_types: Vec<Value> = set
+        .link_types
+        .iter()
+        .map(|(name, link_type)| {
+            json!({
+                "type": name,
+                "label": link_type.label,
+                "inverse_label": link_type.inverse_label,
+                "from": link_type.from,
+                "to": link_type.to,
+            })
+        })
+        .collect();
+    Json(json!({
+        "version": set.version,
+        "processes": processes,
+        "link_types": link_types,
+    }))
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {

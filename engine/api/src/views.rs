@@ -2,7 +2,8 @@
 
 use serde_json::{Value, json};
 use tend_domain::{Actor, JournalEntry, Record};
-use tend_workflow::{Definition, available_transitions};
+use tend_store::LinkView;
+use tend_workflow::{Definition, DefinitionSet, available_transitions};
 
 /// The transitions `actor` may take now, as `{name, label, to}` objects.
 pub fn transitions_json(definition: &Definition, record: &Record, actor: &Actor) -> Value {
@@ -64,4 +65,37 @@ pub fn record_summary_json(definition: Option<&Definition>, record: &Record) -> 
         "category": record.fields.get("category"),
         "updated_at": record.updated_at,
     })
+}
+
+/// Builds the links of one record as `{type, label, direction, number, process, title,
+/// state, state_label, actor, created_at}` objects. `label` is the link type's `label` on
+/// the source and its `inverse_label` on the target. A type no longer defined shows its name.
+pub fn links_json(definitions: &DefinitionSet, links: &[LinkView]) -> Value {
+    links
+        .iter()
+        .map(|link| {
+            let label = definitions
+                .link_type(&link.link_type)
+                .map_or(link.link_type.as_str(), |declared| {
+                    declared.label_for(link.direction.is_outgoing())
+                });
+            let state_label = definitions
+                .get(&link.process)
+                .map_or(link.state.as_str(), |definition| {
+                    definition.state_label(&link.state)
+                });
+            json!({
+                "type": link.link_type,
+                "label": label,
+                "direction": link.direction.as_str(),
+                "number": link.number,
+                "process": link.process,
+                "title": link.title,
+                "state": link.state,
+                "state_label": state_label,
+                "actor": link.actor,
+                "created_at": link.created_at,
+            })
+        })
+        .collect()
 }

@@ -4,7 +4,8 @@
 //! urlencoded and multipart bodies, turns form text into field values and builds field
 //! inputs. `list` is the record list and `create` the new-record form. `detail` is the
 //! record page with its transition, comment and edit forms, and `journal` turns journal
-//! entries into text.
+//! entries into text. `display` shows machine names (enum values, actions) as labels, and
+//! `messages` words a rejected form's error with the labels of the definition.
 //! Templates are `templates/*.hbs`, embedded in the binary and compiled once in [`Web::new`].
 //!
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
@@ -12,9 +13,11 @@
 
 mod create;
 mod detail;
+mod display;
 mod forms;
 mod journal;
 mod list;
+mod messages;
 mod session;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The web console driven as a browser would: forms posted to the router, with a real
-//! SQLite store in a temporary directory and a small definitions directory whose one rule
-//! assigns, prioritises and recommends.
+//! SQLite store in a temporary directory and a small definitions directory. Its one rule
+//! assigns, prioritises and recommends, and its reply policy reopens or follows up.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use serde_json::Value;
 use tempfile::TempDir;
 use tend_api::{AppState, Commands, Engine};
-use tend_domain::Role;
+use tend_domain::{Actor, Command, Fields, Role};
 use tend_scripting::RuleHost;
 use tend_store::{RecordFilter, Store};
 use tower::ServiceExt;
@@ -23,13 +23,17 @@ number_prefix: TCK
 description: A request for help, used by the web console tests.
 fields:
   impact: { type: enum, label: Impact, values: [high, medium, low], default: medium }
+  category: { type: enum, label: Category, values: [network, end_user_device] }
+  contact_type: { type: enum, label: Contact type, values: [self_service, walk_in], default: self_service, set_by: [technician] }
   priority: { type: enum, label: Priority, values: [P1, P3], read_only: true }
   requester: { type: user, label: Requester }
   assignment_group: { type: group, label: Assignment group }
   assignee: { type: user, label: Assigned to }
-  effort: { type: integer, label: Effort in hours }
-  resolution_code: { type: string, label: Resolution code, required_in: [resolved] }
+  effort: { type: integer, label: Effort in hours, read_only_in: [closed] }
+  billing_code: { type: string, label: Billing code, set_by: [admin] }
+  resolution_code: { type: string, label: Resolution code, required_in: [resolved, closed], set_by: [technician] }
   notes: { type: text, label: Notes }
+  follow_up_of: { type: string, label: Follow-up of, max_length: 40 }
 states:
   new: { label: New, initial: true }
   in_progress: { label: In progress }
@@ -40,6 +44,11 @@ transitions:
   - { name: resolve, label: Resolve, from: [new, in_progress], to: resolved, roles: [technician], requires: [resolution_code] }
   - { name: reopen, label: Reopen, from: [resolved], to: in_progress, roles: [requester, technician], comment_required: true }
   - { name: close, label: Close, from: [resolved], to: closed, roles: [requester, technician] }
+replies:
+  reopen: reopen
+  reopen_within: 7d
+  follow_up_in: [closed]
+  follow_up_field: follow_up_of
 rules:
   on_create: [ticket/route]
 "#;
@@ -48,7 +57,7 @@ const ROUTE_RULE: &str = r#"
 let text = lower(record.title + " " + record.description);
 if text.contains("vpn") {
     assign_group("network", "the text mentions VPN, which the network team runs");
-    recommend("restart_vpn", #{ host: "vpn1" }, "VPN outages usually end with a restart of the gateway");
+    recommend("restart_vpn", #{ host: "vpn1", window: () }, "VPN outages usually end with a restart of the gateway");
 }
 if record.impact == "high" {
     set_field("priority", "P1", "high impact");
@@ -64,6 +73,7 @@ const XSS_EXTRA: &str = r#"<script>alert("x")</script>"#;
 struct App {
     router: Router,
     store: Store,
+    commands: Commands,
     _dir: TempDir,
 }
 
@@ -111,11 +121,17 @@ async fn app_with(secure_cookies: bool) -> App {
         .add_user("ann", None, &[Role::Requester], "ann-password")
         .await
         .unwrap();
+    store
+        .add_user("root", None, &[Role::Admin], "root-password")
+        .await
+        .unwrap();
     let engine = Arc::new(Engine::new(definitions, rules));
-    let state = AppState::new(Commands::new(store.clone(), engine), secure_cookies);
+    let commands = Commands::new(store.clone(), engine);
+    let state = AppState::new(commands.clone(), secure_cookies);
     App {
         router: tend_api::router(state),
         store,
+        commands,
         _dir: dir,
     }
 }
@@ -216,6 +232,52 @@ impl App {
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
         reply.location().trim_start_matches("/records/").to_owned()
     }
+}
+
+/// Lists the options of the select with id `id` as (value, label) pairs.
+fn select_options(html: &str, id: &str) -> Vec<(String, String)> {
+    let start = html
+        .find(&format!(r#"<select id="{id}""#))
+        .unwrap_or_else(|| panic!("no select `{id}` in:\n{html}"));
+    let end = html[start..].find("</select>").unwrap() + start;
+    html[start..end]
+        .split("<option value=\"")
+        .skip(1)
+        .map(|option| {
+            let (value, rest) = option.split_once('"').unwrap();
+            let label_start = rest.find('>').unwrap() + 1;
+            let label_end = rest.find("</option>").unwrap();
+            (value.to_owned(), rest[label_start..label_end].to_owned())
+        })
+        .collect()
+}
+
+/// Returns the transition form whose action ends in `transitions/NAME`.
+fn transition_form<'h>(html: &'h str, name: &str) -> &'h str {
+    let start = html
+        .find(&format!(r#"/transitions/{name}""#))
+        .unwrap_or_else(|| panic!("no form for transition `{name}` in:\n{html}"));
+    let end = html[start..].find("</form>").unwrap() + start;
+    &html[start..end]
+}
+
+fn technician() -> Actor {
+    Actor::new("tech", vec![Role::Technician])
+}
+
+/// Resolves a ticket as the technician at time `at`.
+async fn resolve_at(app: &App, number: &str, at: chrono::DateTime<chrono::Utc>) {
+    let mut fields = Fields::new();
+    fields.insert("resolution_code".into(), Value::from("fixed"));
+    let command = Command::Transition {
+        name: "resolve".into(),
+        fields,
+        comment: None,
+    };
+    app.commands
+        .apply_at(&technician(), number, command, Some(at))
+        .await
+        .unwrap();
 }
 
 /// Extracts the value of the hidden input `name` from a page.
@@ -493,8 +555,9 @@ async fn create_through_form_shows_record() {
         "read-only fields are not offered"
     );
     assert!(
-        form.body.contains(r#"<option value="medium" selected>"#),
-        "the default is preselected"
+        form.body
+            .contains(r#"<option value="medium" selected>Medium</option>"#),
+        "the default is preselected, with a humanised label"
     );
 
     let number = app
@@ -524,11 +587,24 @@ async fn create_through_form_shows_record() {
         "{html}"
     );
     assert!(html.contains("<dt>Priority</dt><dd>P1</dd>"));
+    assert!(
+        html.contains("<dt>Impact</dt><dd>High</dd>"),
+        "enum values are humanised in the field list"
+    );
+    assert!(html.contains("<dt>Contact type</dt><dd>Self service</dd>"));
     // Why the record was assigned: the recommendation and the journal name rule and reason.
-    assert!(html.contains("<strong>restart_vpn</strong>"));
+    // The action reads as words and its parameters as a list without the null `window`.
+    assert!(html.contains("<strong>Restart vpn</strong>"), "{html}");
+    assert!(
+        html.contains(r#"<ul class="params"><li>host: vpn1</li></ul>"#),
+        "{html}"
+    );
+    assert!(!html.contains("window"), "null parameters are left out");
+    assert!(!html.contains("restart_vpn"), "the action's machine name");
     assert!(html.contains(
         "Why: VPN outages usually end with a restart of the gateway (rule ticket/route)"
     ));
+    assert!(html.contains("Recommended action Restart vpn (host: vpn1)"));
     assert!(html.contains("Assignment group: (empty) → network"));
     assert!(html.contains("Rule ticket/route: the text mentions VPN, which the network team runs"));
     assert!(html.contains("Created in state New"));
@@ -574,7 +650,13 @@ async fn create_rejection_keeps_input() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
-    assert!(reply.body.contains(r#"<p class="error" id="new-effort-error">invalid value for `effort`: expected a whole number, got the text &quot;three&quot;</p>"#), "{}", reply.body);
+    assert!(
+        reply.body.contains(
+            r#"<p class="error" id="new-effort-error">Effort in hours must be a whole number.</p>"#
+        ),
+        "{}",
+        reply.body
+    );
     assert!(reply.body.contains(r#"value="Laptop broken""#));
     assert!(reply.body.contains(">keep me</textarea>"));
     assert_eq!(
@@ -599,10 +681,56 @@ async fn create_rejection_keeps_input() {
     assert!(
         blank
             .body
-            .contains(r#"id="new-title-error">field `title` is required</p>"#),
+            .contains(r#"id="new-title-error">Title is required.</p>"#),
         "{}",
         blank.body
     );
+
+    let bad_enum = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("form_token", &token),
+                ("title", "Laptop broken"),
+                ("category", "end user device"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_enum.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad_enum.body.contains(
+            r#"id="new-category-error">Category must be one of Network, End user device.</p>"#
+        ),
+        "{}",
+        bad_enum.body
+    );
+
+    // A field that only technicians set, sent by a requester, is named by its label.
+    let ann = app.login("ann", "ann-password").await;
+    let ann_token = app.new_form_token(&ann).await;
+    let forbidden = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&ann),
+            &[
+                ("csrf", &ann.csrf),
+                ("form_token", &ann_token),
+                ("title", "Laptop broken"),
+                ("contact_type", "walk_in"),
+            ],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert!(
+        forbidden.body.contains(
+            "The record was not created: You need the Technician role to set Contact type."
+        ),
+        "{}",
+        forbidden.body
+    );
+    assert_eq!(app.record_count().await, 0);
 
     let unknown = app
         .post_form(
@@ -636,17 +764,36 @@ async fn transition_and_comment_through_forms() {
         missing.body
     );
     assert!(
-        missing.body.contains(r#"id="t-resolve-resolution_code-error">field `resolution_code` is required to take transition `resolve`</p>"#),
+        missing.body.contains(r#"id="t-resolve-resolution_code-error">Resolution code is required to resolve this ticket.</p>"#),
         "{}",
         missing.body
     );
     assert_eq!(
-        missing
-            .body
-            .matches("is required to take transition")
-            .count(),
+        missing.body.matches("is required to").count(),
         1,
         "the message is shown once, beside its field"
+    );
+    assert!(
+        !missing.body.contains("`resolution_code`"),
+        "no machine names"
+    );
+
+    // The REST API keeps the machine names that its clients send.
+    let token = app.store.create_token("tech", "test").await.unwrap();
+    let api = app
+        .send(
+            Request::post(format!("/api/v1{record_path}/transitions/resolve"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let json: Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(
+        json["error"]["message"],
+        "field `resolution_code` is required to take transition `resolve`"
     );
 
     let resolved = app
@@ -677,9 +824,11 @@ async fn transition_and_comment_through_forms() {
         .await;
     assert_eq!(no_comment.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        no_comment
-            .body
-            .contains("transition `reopen` needs a comment that says why")
+        no_comment.body.contains(
+            r#"<p class="error" id="t-reopen-comment-error">Reopen needs a comment that says why.</p>"#
+        ),
+        "the message sits under the comment: {}",
+        no_comment.body
     );
 
     let stale = app
@@ -693,7 +842,7 @@ async fn transition_and_comment_through_forms() {
     assert!(
         stale
             .body
-            .contains("transition `start` is not allowed from state `resolved`"),
+            .contains("Start work is not possible while this ticket is Resolved."),
         "{}",
         stale.body
     );
@@ -728,11 +877,30 @@ Watching it.</div>"#
         .await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        empty
-            .body
-            .contains(r#"id="comment-error">field `text` is required</p>"#),
+        empty.body.contains(
+            r#"id="comment-error">The comment is empty, so nothing was sent. Write the comment first.</p>"#
+        ),
         "{}",
         empty.body
+    );
+
+    // A requester who tries a technician's transition learns which role it takes.
+    let ann = app.login("ann", "ann-password").await;
+    let mine = app.create_ticket(&ann, "Screen flickers", "").await;
+    let forbidden = app
+        .post_form(
+            &format!("/records/{mine}/transitions/start"),
+            Some(&ann),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert!(
+        forbidden.body.contains(
+            r#"<p class="alert" role="alert">You need the Technician role to start work.</p>"#
+        ),
+        "{}",
+        forbidden.body
     );
 }
 
@@ -1096,11 +1264,7 @@ async fn malformed_multipart_is_rejected() {
         reply.status,
         reply.body
     );
-    assert!(
-        reply.body.contains("field `title` is required"),
-        "{}",
-        reply.body
-    );
+    assert!(reply.body.contains("Title is required."), "{}", reply.body);
     assert_eq!(app.record_count().await, 0);
 
     let token = app.store.create_token("tech", "test").await.unwrap();
@@ -1116,7 +1280,7 @@ async fn malformed_multipart_is_rejected() {
         "{}",
         reply.body
     );
-    assert!(reply.body.contains("field `title` is required"));
+    assert!(reply.body.contains("Title is required."));
 
     // Pages work for token callers too; they have no session, so no logout button.
     let form_page = Request::get("/records/new?process=ticket")
@@ -1173,4 +1337,277 @@ async fn new_record_chooser_lists_processes() {
         "{}",
         unknown.body
     );
+}
+
+/// Forms show only the fields the viewer may set, enum values read as words, and a select
+/// whose field has a default offers no empty choice.
+#[tokio::test]
+async fn forms_offer_only_settable_fields() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let ann = app.login("ann", "ann-password").await;
+    let root = app.login("root", "root-password").await;
+
+    let form = app.get("/records/new?process=ticket", Some(&tech)).await;
+    let impact = select_options(&form.body, "new-impact");
+    let impact_values: Vec<&str> = impact.iter().map(|(value, _)| value.as_str()).collect();
+    assert_eq!(impact_values, ["high", "medium", "low"], "no empty choice");
+    assert_eq!(
+        select_options(&form.body, "new-category")[0],
+        ("".to_owned(), "(none)".to_owned()),
+        "a field without a default keeps its empty choice"
+    );
+    assert_eq!(
+        select_options(&form.body, "new-contact_type"),
+        [
+            ("self_service".to_owned(), "Self service".to_owned()),
+            ("walk_in".to_owned(), "Walk in".to_owned()),
+        ]
+    );
+    assert!(
+        !form.body.contains(r#"name="billing_code""#),
+        "billing codes are set by admins"
+    );
+    let requester_form = app.get("/records/new?process=ticket", Some(&ann)).await;
+    for field in ["contact_type", "resolution_code", "billing_code"] {
+        assert!(
+            !requester_form.body.contains(&format!(r#"name="{field}""#)),
+            "a requester is offered `{field}`"
+        );
+    }
+    let admin_form = app.get("/records/new?process=ticket", Some(&root)).await;
+    assert!(admin_form.body.contains(r#"name="billing_code""#));
+
+    // The technician creates a ticket for the requester, by the form, as a walk-in.
+    let token = app.new_form_token(&tech).await;
+    let created = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("form_token", &token),
+                ("title", "Badge reader dead"),
+                ("impact", "high"),
+                ("contact_type", "walk_in"),
+                ("requester", "ann"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let number = created
+        .location()
+        .trim_start_matches("/records/")
+        .to_owned();
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    assert_eq!(
+        record.fields["contact_type"], "walk_in",
+        "the raw value is stored"
+    );
+    let page = app.get(created.location(), Some(&tech)).await;
+    assert!(page.body.contains("<dt>Contact type</dt><dd>Walk in</dd>"));
+
+    let edit = app
+        .get(&format!("/records/{number}/edit"), Some(&tech))
+        .await;
+    assert!(edit.body.contains(r#"name="contact_type""#));
+    assert!(
+        edit.body
+            .contains(r#"<option value="walk_in" selected>Walk in</option>"#)
+    );
+    assert!(!edit.body.contains(r#"name="billing_code""#));
+    assert!(
+        !edit.body.contains(r#"name="priority""#),
+        "set by rules only"
+    );
+    let admin_edit = app
+        .get(&format!("/records/{number}/edit"), Some(&root))
+        .await;
+    assert!(admin_edit.body.contains(r#"name="billing_code""#));
+
+    let revision = hidden_value(&edit.body, "revision");
+    let saved = app
+        .post_form(
+            &format!("/records/{number}/edit"),
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("revision", &revision),
+                ("title", "Badge reader dead"),
+                ("impact", "low"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let page = app.get(created.location(), Some(&tech)).await;
+    assert!(
+        page.body.contains("Impact: High → Low"),
+        "the journal humanises enum values: {}",
+        page.body
+    );
+
+    // Closing requires the resolution code, which only technicians set.
+    resolve_at(&app, &number, chrono::Utc::now()).await;
+    let tech_page = app.get(created.location(), Some(&tech)).await;
+    assert!(transition_form(&tech_page.body, "close").contains(r#"name="resolution_code""#));
+    let ann_page = app.get(created.location(), Some(&ann)).await;
+    let ann_close = transition_form(&ann_page.body, "close");
+    assert!(
+        !ann_close.contains(r#"name="resolution_code""#),
+        "{ann_close}"
+    );
+    assert!(ann_close.contains("<button type=\"submit\">Close</button>"));
+
+    // Effort is locked once the ticket is closed.
+    let closed = app
+        .post_form(
+            &format!("/records/{number}/transitions/close"),
+            Some(&ann),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
+    let closed_edit = app
+        .get(&format!("/records/{number}/edit"), Some(&tech))
+        .await;
+    assert!(!closed_edit.body.contains(r#"name="effort""#));
+    assert!(closed_edit.body.contains(r#"name="notes""#));
+}
+
+/// A requester's comment on a ticket resolved two days ago reopens it; a technician's
+/// comment on the same ticket does not.
+#[tokio::test]
+async fn requester_reply_reopens_recent_resolution() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let ann = app.login("ann", "ann-password").await;
+    let number = app.create_ticket(&ann, "Printer offline", "").await;
+    let path = format!("/records/{number}");
+    resolve_at(
+        &app,
+        &number,
+        chrono::Utc::now() - chrono::TimeDelta::days(2),
+    )
+    .await;
+
+    let staff_comment = app
+        .post_form(
+            &format!("{path}/comments"),
+            Some(&tech),
+            &[("csrf", &tech.csrf), ("text", "Replaced the toner.")],
+        )
+        .await;
+    assert_eq!(staff_comment.status, StatusCode::SEE_OTHER);
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    assert_eq!(
+        record.state, "resolved",
+        "a technician's comment is no reply"
+    );
+    let tech_page = app.get(&path, Some(&tech)).await;
+    assert!(!tech_page.body.contains(r#"class="hint""#));
+
+    let page = app.get(&path, Some(&ann)).await;
+    assert!(
+        page.body
+            .contains(r#"<p class="hint">Your comment reopens this ticket.</p>"#),
+        "{}",
+        page.body
+    );
+    let reply = app
+        .post_form(
+            &format!("{path}/comments"),
+            Some(&ann),
+            &[("csrf", &ann.csrf), ("text", "Still offline after lunch.")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), path);
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    assert_eq!(record.state, "in_progress");
+    let page = app.get(&path, Some(&ann)).await;
+    assert!(
+        page.body.contains("Reopen: Resolved → In progress"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Still offline after lunch."));
+    assert_eq!(app.record_count().await, 1, "no follow-up record");
+}
+
+/// A requester's comment on a closed ticket, or on one resolved longer ago than the
+/// reopen window, opens a follow-up ticket and leaves the original as it was.
+#[tokio::test]
+async fn requester_reply_opens_follow_up() {
+    let app = app().await;
+    let ann = app.login("ann", "ann-password").await;
+    let closed = app.create_ticket(&ann, "Mailbox full", "").await;
+    resolve_at(&app, &closed, chrono::Utc::now()).await;
+    let close = Command::Transition {
+        name: "close".into(),
+        fields: Fields::new(),
+        comment: None,
+    };
+    app.commands
+        .apply(&technician(), &closed, close)
+        .await
+        .unwrap();
+    let original = app.store.get_record(&closed).await.unwrap().unwrap();
+    let entries_before = app.store.journal(original.id).await.unwrap().len();
+
+    let page = app.get(&format!("/records/{closed}"), Some(&ann)).await;
+    assert!(
+        page.body.contains(
+            "This ticket is Closed, so your comment opens a new ticket that refers to it."
+        ),
+        "{}",
+        page.body
+    );
+    let reply = app
+        .post_form(
+            &format!("/records/{closed}/comments"),
+            Some(&ann),
+            &[("csrf", &ann.csrf), ("text", "It is full again.")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let follow_up = reply.location().trim_start_matches("/records/").to_owned();
+    assert_ne!(follow_up, closed, "the reply lands on a new record");
+    let record = app.store.get_record(&follow_up).await.unwrap().unwrap();
+    assert_eq!(record.fields["follow_up_of"], closed.as_str());
+    assert_eq!(record.fields["requester"], "ann");
+    assert_eq!(record.title, format!("Follow-up of {closed}: Mailbox full"));
+    assert_eq!(record.description, "It is full again.");
+    let page = app.get(reply.location(), Some(&ann)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(&format!("<dt>Follow-up of</dt><dd>{closed}</dd>"))
+    );
+    let original_after = app.store.get_record(&closed).await.unwrap().unwrap();
+    assert_eq!(original_after.state, "closed");
+    assert_eq!(
+        app.store.journal(original.id).await.unwrap().len(),
+        entries_before,
+        "the closed ticket gets no entry"
+    );
+
+    // Past the 7-day reopen window, a resolved ticket is followed up as well.
+    let old = app.create_ticket(&ann, "Headset crackles", "").await;
+    resolve_at(&app, &old, chrono::Utc::now() - chrono::TimeDelta::days(10)).await;
+    let page = app.get(&format!("/records/{old}"), Some(&ann)).await;
+    assert!(page.body.contains(
+        "This ticket is Resolved, so your comment opens a new ticket that refers to it."
+    ));
+    let reply = app
+        .post_form(
+            &format!("/records/{old}/comments"),
+            Some(&ann),
+            &[("csrf", &ann.csrf), ("text", "Crackling again.")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_ne!(reply.location(), format!("/records/{old}"));
+    let old_after = app.store.get_record(&old).await.unwrap().unwrap();
+    assert_eq!(old_after.state, "resolved");
+    assert_eq!(app.record_count().await, 4);
 }

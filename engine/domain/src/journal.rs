@@ -54,6 +54,15 @@ pub enum JournalEvent {
         rule: String,
         error: String,
     },
+    /// A typed link between this record and another was added. Both records get this entry:
+    /// `outgoing` is true on the link's source and false on its target.
+    Linked {
+        /// Name of the link type, e.g. `caused_by`.
+        link_type: String,
+        /// Number of the record at the other end of the link.
+        other: String,
+        outgoing: bool,
+    },
 }
 
 impl JournalEvent {
@@ -67,6 +76,7 @@ impl JournalEvent {
             JournalEvent::Note { .. } => "note",
             JournalEvent::Recommended { .. } => "recommended",
             JournalEvent::RuleFailed { .. } => "rule_failed",
+            JournalEvent::Linked { .. } => "linked",
         }
     }
 }

@@ -205,6 +205,14 @@ fn print_events(events: &[JournalEvent]) {
                 ..
             } => format!("recommend `{action}` by rule {rule}: {reason}"),
             JournalEvent::RuleFailed { rule, error } => format!("rule {rule} failed: {error}"),
+            JournalEvent::Linked {
+                link_type,
+                other,
+                outgoing,
+            } => {
+                let direction = if *outgoing { "to" } else { "from" };
+                format!("link `{link_type}` {direction} {other}")
+            }
         };
         println!("  {line}");
     }

@@ -7,9 +7,10 @@
 //! [`insert_record`] and [`update_record`].
 //!
 //! Layout: `records` (record writes and reads), `listing` (filtered, paged lists),
-//! `journal` (hash chain), `audit` (verification and checkpoints), `identity` (users and
-//! passwords), `credentials` (API tokens and sessions), `writer` (the write funnel),
-//! `entities` (sea-orm table models), `testing` (fresh databases for tests).
+//! `links` (typed links between records), `journal` (hash chain) and `audit` (verification
+//! and checkpoints). `identity` (users and passwords), `credentials` (API tokens and
+//! sessions), `writer` (the write funnel), `entities` (sea-orm table models) and `testing`
+//! (fresh databases for tests).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub mod entities;
 mod error;
 mod identity;
 mod journal;
+mod links;
 mod listing;
 mod records;
 #[cfg(feature = "testing")]
@@ -40,6 +42,7 @@ pub use credentials::{TOKEN_PREFIX, sha256_hex};
 pub use error::{Error, Result};
 pub use identity::User;
 pub use journal::entry_hash;
+pub use links::{LinkDirection, LinkView, insert_link, link_records};
 pub use listing::{MAX_LIMIT, RecordFilter, RecordPage};
 pub use records::{
     find_idempotent, insert_record, insert_record_journaled, load_record_for_update,

@@ -52,6 +52,7 @@ pub async fn insert_record_journaled<C: ConnectionTrait>(
     stored.number = number;
     stored.created_at = crate::truncate(record.created_at);
     stored.updated_at = at;
+    stored.state_changed_at = crate::truncate(record.state_changed_at);
     stored.revision = 1;
 
     let (journal_seq, journal_head) = head_after(&entries, 0, "");
@@ -114,6 +115,7 @@ pub async fn update_record_journaled<C: ConnectionTrait>(
     stored.number = current.number.clone();
     stored.created_at = current.created_at;
     stored.updated_at = at;
+    stored.state_changed_at = crate::truncate(record.state_changed_at);
     stored.revision = record.revision + 1;
 
     let (journal_seq, journal_head) =

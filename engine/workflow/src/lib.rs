@@ -1,6 +1,7 @@
 //! Process definitions and the state machine.
 //!
-//! - [`model`]: the YAML model of a definition; [`calendar`]: business-hours calendars.
+//! - [`model`]: the YAML model of a definition; [`calendar`]: business-hours calendars;
+//!   [`links`]: the types of links between records.
 //! - [`load`]: loading a definitions directory and validating all of it at once, with
 //!   file, line and column for every error.
 //! - [`engine`]: the pure state machine, `command + record + definition -> outcome`.
@@ -10,6 +11,7 @@ pub mod calendar;
 mod diagnostic;
 pub mod engine;
 pub mod graph;
+pub mod links;
 pub mod load;
 pub mod model;
 mod prune;
@@ -24,6 +26,7 @@ pub use engine::{
     Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, available_transitions, execute,
     path_between,
 };
+pub use links::{FOLLOW_UP_LINK, LinkType, LinkTypeFile};
 pub use load::{DefinitionSet, load_dir, parse_yaml};
 pub use model::{Definition, FieldDef, FieldType, ReplyPolicy, Span, StateDef, TransitionDef};
 pub use rejection::Rejection;

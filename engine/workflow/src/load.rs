@@ -1,17 +1,19 @@
-//! Loading a definitions directory: `workflows/*.yaml` (process definitions) and
-//! `workflows/calendars/*.yaml` (business-hours calendars), with the rules they name
-//! under `rules/`. Everything is validated before anything is used, and every problem is
-//! reported at once with file, line and column.
+//! Loading a definitions directory: `workflows/*.yaml` (process definitions),
+//! `workflows/calendars/*.yaml` (business-hours calendars) and `workflows/links/*.yaml`
+//! (link types), with the rules they name under `rules/`. Everything is validated before
+//! anything is used, and every problem is reported at once with file, line and column.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::calendar::Calendar;
 use crate::diagnostic::{Diagnostic, LoadError};
+use crate::links::{LinkType, LinkTypeFile};
 use crate::model::Definition;
 use crate::rules::{RuleCheckError, RuleRunner};
 use crate::validate::validate_definition;
@@ -25,11 +27,17 @@ pub struct DefinitionSet {
     pub version: String,
     pub definitions: BTreeMap<String, Arc<Definition>>,
     pub calendars: BTreeMap<String, Calendar>,
+    /// Link types by name, in file order and then in the order each file lists them.
+    pub link_types: IndexMap<String, LinkType>,
 }
 
 impl DefinitionSet {
     pub fn get(&self, process: &str) -> Option<&Arc<Definition>> {
         self.definitions.get(process)
+    }
+
+    pub fn link_type(&self, name: &str) -> Option<&LinkType> {
+        self.link_types.get(name)
     }
 }
 
@@ -70,6 +78,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
 
     let definition_files = yaml_files(&workflows, &mut diagnostics);
     let calendar_files = yaml_files(&workflows.join("calendars"), &mut Vec::new());
+    let link_files = yaml_files(&workflows.join("links"), &mut Vec::new());
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
             file: workflows.clone(),
@@ -138,6 +147,16 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         calendars.insert(calendar.calendar.clone(), calendar);
     }
 
+    // A definition file that failed to parse still names its process (the file name must
+    // match it), so that one broken definition does not also fail every link type naming it.
+    let mut processes: BTreeSet<String> = definitions.keys().cloned().collect();
+    processes.extend(
+        definition_files
+            .iter()
+            .filter_map(|file| file.file_stem()?.to_str().map(str::to_owned)),
+    );
+    let link_types = load_link_types(&link_files, &processes, &mut hasher, &mut diagnostics);
+
     if !diagnostics.is_empty() {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(LoadError { diagnostics });
@@ -148,7 +167,51 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         version,
         definitions,
         calendars,
+        link_types,
     })
+}
+
+/// Loads the link type files and checks each type against the known `processes`. A name
+/// defined in two files is reported at the second one.
+fn load_link_types(
+    files: &[PathBuf],
+    processes: &BTreeSet<String>,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, LinkType> {
+    let mut link_types = IndexMap::new();
+    let mut origins: HashMap<String, PathBuf> = HashMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) =
+            parse_file::<LinkTypeFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        for (name, link_type) in parsed.link_types {
+            for (path, message) in link_type.problems(&name, processes) {
+                report.error(&path, message);
+            }
+            if let Some(first) = origins.get(&name) {
+                report.error(
+                    &format!("link_types.{name}"),
+                    format!(
+                        "link type `{name}` is already defined in {}: keep one of them or rename this one",
+                        first.display()
+                    ),
+                );
+                continue;
+            }
+            origins.insert(name.clone(), file.clone());
+            link_types.insert(name, link_type);
+        }
+    }
+    link_types
 }
 
 /// Parses one YAML string into `T`, reporting duplicate keys, syntax errors and type

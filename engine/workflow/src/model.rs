@@ -316,7 +316,7 @@ impl RuleHooks {
 }
 
 /// Accepts `from: new` as well as `from: [new, active]`.
-fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+pub(crate) fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

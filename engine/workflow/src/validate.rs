@@ -87,7 +87,7 @@ fn check_replies(definition: &Definition, report: &mut FileReport<'_>) {
     }
 }
 
-fn is_identifier(name: &str) -> bool {
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -385,7 +385,10 @@ fn check_reachability(definition: &Definition, report: &mut FileReport<'_>) {
 }
 
 /// Suggests the closest name when there is one, else lists the valid names.
-fn choices<'a>(name: &str, names: impl IntoIterator<Item = &'a String> + Clone) -> String {
+pub(crate) fn choices<'a>(
+    name: &str,
+    names: impl IntoIterator<Item = &'a String> + Clone,
+) -> String {
     match closest(name, names.clone()) {
         Some(close) => format!("did you mean `{close}`?"),
         None => format!("use one of {}", list(names)),

@@ -401,3 +401,148 @@ fn near_miss_names_get_a_suggestion() {
         "{errors:?}"
     );
 }
+
+const LINKS: &str = "\
+link_types:
+  caused_by:
+    label: Caused by
+    inverse_label: Caused
+    from: [ticket]
+  related_to: { label: Related to, inverse_label: Related to }
+";
+
+#[test]
+fn link_types_load_with_their_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "workflows/ticket.yaml", GOOD);
+    write(dir.path(), "workflows/links/types.yaml", LINKS);
+    write(
+        dir.path(),
+        "workflows/links/more.yaml",
+        "link_types:\n  parent_of: { label: Parent of, inverse_label: Child of, from: ticket, to: [ticket] }\n",
+    );
+    let set = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
+
+    let names: Vec<&str> = set.link_types.keys().map(String::as_str).collect();
+    assert_eq!(names, ["parent_of", "caused_by", "related_to"]);
+    let caused_by = set.link_type("caused_by").unwrap();
+    assert_eq!(caused_by.from, ["ticket"]);
+    assert!(caused_by.to.is_empty());
+    assert_eq!(caused_by.label_for(false), "Caused");
+    assert_eq!(set.link_type("parent_of").unwrap().from, ["ticket"]);
+    assert!(set.link_type("blocks").is_none());
+
+    write(
+        dir.path(),
+        "workflows/links/types.yaml",
+        &LINKS.replace("inverse_label: Caused\n", "inverse_label: Led to\n"),
+    );
+    let changed = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
+    assert_ne!(
+        set.version, changed.version,
+        "a link file is part of the version"
+    );
+}
+
+#[test]
+fn link_type_errors_have_positions() {
+    let typo = "\
+link_types:
+  caused_by:
+    label: Caused by
+    inverse_label: Caused
+    from: [tikcet]
+    to: [change]
+  blocks:
+    label: Blocks
+    inverse_lable: Blocked by
+";
+    let again = "link_types:\n  caused_by: { label: Cause, inverse_label: Effect }\n";
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        ("workflows/links/a.yaml", typo),
+        ("workflows/links/b.yaml", again),
+    ]);
+    let expected = [
+        "workflows/links/a.yaml:5:12: link type `caused_by` allows unknown process `tikcet` as its source: did you mean `ticket`?",
+        "workflows/links/a.yaml:6:10: link type `caused_by` allows unknown process `change` as its target: use one of `ticket`",
+        "workflows/links/a.yaml:7:3: link type `blocks` has no `inverse_label`: add the text users see",
+        "workflows/links/a.yaml:9:20: `link_types.blocks.inverse_lable`: unknown field `inverse_lable`",
+        "workflows/links/b.yaml:2:3: link type `caused_by` is already defined in",
+    ];
+    for prefix in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(prefix)),
+            "missing `{prefix}` in:\n{}",
+            errors.join("\n")
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn link_type_names_and_labels_are_checked() {
+    let text = "link_types:\n  Caused-By: { label: Caused by, inverse_label: '' }\n";
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        ("workflows/links/types.yaml", text),
+    ]);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("workflows/links/types.yaml:2:3: invalid link type name `Caused-By`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with(
+            "workflows/links/types.yaml:2:49: link type `Caused-By` has no `inverse_label`"
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn link_type_naming_broken_process_is_not_reported() {
+    // The definition has its own error; the link type naming its process adds none.
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", "process: ticket\nstates: [\n"),
+        ("workflows/links/types.yaml", LINKS),
+    ]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("workflows/ticket.yaml:"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn shipped_link_types_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let set = load_dir(&root, &FileRules(root.clone())).unwrap();
+    for name in [
+        "caused_by",
+        "duplicate_of",
+        "follow_up_of",
+        "parent_of",
+        "related_to",
+    ] {
+        assert!(
+            set.link_type(name).is_some(),
+            "link type `{name}` is not shipped"
+        );
+    }
+    let follow_up = set.link_type("follow_up_of").unwrap();
+    assert!(follow_up.allows_source("incident") && follow_up.allows_target("incident"));
+    assert_eq!(
+        (follow_up.label.as_str(), follow_up.inverse_label.as_str()),
+        ("Follow-up of", "Followed up by")
+    );
+    let caused_by = set.link_type("caused_by").unwrap();
+    assert!(
+        caused_by.allows_target("change"),
+        "caused_by points at any process"
+    );
+    assert_eq!(
+        set.link_type("parent_of").unwrap().label_for(false),
+        "Child of"
+    );
+}

@@ -7,6 +7,7 @@ mod cli_output;
 mod common;
 mod idempotency;
 mod import;
+mod links;
 mod list_query;
 mod rejections;
 mod reopen;

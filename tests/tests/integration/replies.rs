@@ -1,6 +1,7 @@
 //! A requester's reply follows the incident's reply policy: it reopens an incident resolved
 //! within 7 days, and opens a follow-up incident when the original is closed or was
-//! resolved longer ago. The original of a follow-up is left as it was.
+//! resolved longer ago. The original of a follow-up keeps its state and fields, and gains
+//! only the `follow_up_of` link with its `linked` journal entry.
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
@@ -93,11 +94,19 @@ async fn reply_to_closed_opens_follow_up(backend: Backend) -> anyhow::Result<()>
 
     let after = read(&desk.tom.client, &original).await?;
     assert_eq!(after["state"], "closed");
+    assert_eq!(after["fields"], before["fields"]);
     assert_eq!(
         journal_len(&after),
-        journal_len(&before),
-        "the closed incident was written to"
+        journal_len(&before) + 1,
+        "the closed incident got more than its `linked` entry"
     );
+    let last = after["journal"]
+        .as_array()
+        .and_then(|journal| journal.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["event"], "linked");
+    assert_eq!(last["link_type"], "follow_up_of");
     Ok(())
 }
 

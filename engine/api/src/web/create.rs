@@ -12,8 +12,9 @@ use tend_workflow::{Definition, Rejection};
 
 use super::forms::{
     FieldInput, FormData, FormError, attach_error, field_input, fields_from_form, form_token,
-    new_form_token,
+    new_form_token, settable_in, value_text,
 };
+use super::messages::{FormContext, form_message};
 use super::{Viewer, Web};
 use crate::AppState;
 use crate::commands::NewRecord;
@@ -48,18 +49,30 @@ struct ProcessChoice {
     description: String,
 }
 
-/// Builds the inputs of the writable fields, filled from `form` when the form comes back.
+/// Builds the inputs of the fields the actor may set, filled from `form` when the form
+/// comes back. A select whose field has a default offers no empty choice, because the
+/// engine would put the default there anyway.
 fn inputs(definition: &Definition, actor: &Actor, form: Option<&FormData>) -> Vec<FieldInput> {
+    let initial = definition.initial_state().unwrap_or_default();
     definition
         .fields
         .iter()
-        .filter(|(_, field)| field.settable_by(actor))
+        .filter(|(_, field)| settable_in(field, actor, initial))
         .map(|(name, field)| {
-            let value = match form {
-                Some(form) => form.get(name).unwrap_or("").to_owned(),
-                None => super::forms::value_text(field.default.as_ref()),
+            let default = value_text(field.default.as_ref());
+            let sent = form.map(|form| form.get(name).unwrap_or(""));
+            let value = match sent {
+                Some(text) if !text.trim().is_empty() => text,
+                // An empty control is left out of the command, so the default applies.
+                Some(_) if field.default.is_some() => default.as_str(),
+                Some(_) => "",
+                None => default.as_str(),
             };
-            field_input(name, field, &value, "new", field.required)
+            let mut input = field_input(name, field, value, "new", field.required);
+            if field.default.is_some() {
+                input.drop_empty_option();
+            }
+            input
         })
         .collect()
 }
@@ -199,7 +212,7 @@ pub async fn create(
         Err(error) if error.status().is_server_error() => state.web.error(Some(&viewer), &error),
         Err(error) => {
             let mut page = new_page(&definition, viewer.actor(), Some(&form));
-            let message = error.public_message();
+            let message = form_message(&definition, FormContext::Create, &error);
             match error.field() {
                 Some("title") => page.title_error = Some(message.clone()),
                 Some("description") => page.description_error = Some(message.clone()),

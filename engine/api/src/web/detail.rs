@@ -6,14 +6,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
-use tend_domain::{Command, Fields, Record};
+use tend_domain::{Actor, Command, Fields, Record};
 use tend_workflow::{Definition, Rejection, TransitionDef, available_transitions};
 
+use super::display::{
+    Param, field_label, field_text, humanise, param_list, process_noun, transition_label,
+};
 use super::forms::{
     FieldInput, FormData, FormError, attach_error, field_input, field_value, fields_from_form,
-    value_text,
+    settable_in, value_text,
 };
-use super::journal::{EntryView, entry_views, params_text, shown};
+use super::journal::{EntryView, entry_views};
+use super::messages::{FormContext, form_message};
 use super::{Viewer, format_time};
 use crate::AppState;
 use crate::commands::Replied;
@@ -35,6 +39,21 @@ struct Problem {
     form: FormKind,
     error: ApiError,
     input: FormData,
+}
+
+impl Problem {
+    /// Words the error for the page, with the labels of the form it came from.
+    fn message(&self, definition: &Definition) -> String {
+        let context = match &self.form {
+            FormKind::Transition(name) => match definition.transition(name) {
+                Some(step) => FormContext::Transition(step),
+                // Only an unknown transition has no definition, and its message names it.
+                None => return self.error.public_message(),
+            },
+            FormKind::Comment => FormContext::Comment,
+        };
+        form_message(definition, context, &self.error)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -65,8 +84,10 @@ struct FieldRow {
 
 #[derive(Debug, Serialize)]
 struct RecommendationView {
+    /// The action's name, humanised.
     action: String,
-    params: String,
+    /// Parameters with a value, because rules pass null for those they do not know.
+    params: Vec<Param>,
     rule: String,
     reason: String,
 }
@@ -81,12 +102,16 @@ struct TransitionForm {
     fields: Vec<FieldInput>,
     comment_required: bool,
     comment: String,
+    comment_error: Option<String>,
     error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 struct CommentForm {
     action: String,
+    /// The effect of a requester's reply besides the comment itself (a reopen or a
+    /// follow-up record).
+    hint: Option<String>,
     text: String,
     error: Option<String>,
 }
@@ -103,23 +128,42 @@ async fn load(
 }
 
 /// Lists the fields that a transition form shows: those the transition requires and those
-/// its target state requires, except fields that only rules set.
-fn transition_fields<'d>(definition: &'d Definition, step: &TransitionDef) -> Vec<&'d str> {
+/// its target state requires, except fields that `actor` may not set in the record's
+/// current `state`.
+fn transition_fields<'d>(
+    definition: &'d Definition,
+    step: &TransitionDef,
+    actor: &Actor,
+    state: &str,
+) -> Vec<&'d str> {
     let mut names: Vec<&str> = Vec::new();
     let required_in_target = definition
         .fields
         .iter()
         .filter(|(_, field)| field.required_in.contains(&step.to))
         .map(|(name, _)| name.as_str());
-    let required = step.requires.iter().filter_map(|name| {
+    let required_by_target = definition
+        .states
+        .get(&step.to)
+        .map(|target| target.requires.as_slice())
+        .unwrap_or_default();
+    let declared = |name: &String| {
         definition
             .fields
             .get_key_value(name)
             .map(|(name, _)| name.as_str())
-    });
+    };
+    let required = step
+        .requires
+        .iter()
+        .chain(required_by_target)
+        .filter_map(declared);
     for name in required.chain(required_in_target) {
-        let writable = definition.fields.get(name).is_some_and(|f| !f.read_only);
-        if writable && !names.contains(&name) {
+        let settable = definition
+            .fields
+            .get(name)
+            .is_some_and(|field| settable_in(field, actor, state));
+        if settable && !names.contains(&name) {
             names.push(name);
         }
     }
@@ -130,12 +174,13 @@ fn transition_form(
     definition: &Definition,
     record: &Record,
     step: &TransitionDef,
+    actor: &Actor,
     problem: Option<&Problem>,
 ) -> TransitionForm {
     let problem =
         problem.filter(|p| matches!(&p.form, FormKind::Transition(name) if *name == step.name));
     let prefix = format!("t-{}", step.name);
-    let mut fields: Vec<FieldInput> = transition_fields(definition, step)
+    let mut fields: Vec<FieldInput> = transition_fields(definition, step, actor, &record.state)
         .into_iter()
         .filter_map(|name| {
             let field = definition.fields.get(name)?;
@@ -146,17 +191,22 @@ fn transition_form(
             Some(field_input(name, field, &value, &prefix, true))
         })
         .collect();
-    // The message sits beside its field when the form has one, above the form otherwise.
+    // The message sits beside its field or the comment when the form has them, above the
+    // form otherwise.
     let mut error = None;
+    let mut comment_error = None;
     if let Some(problem) = problem {
-        let message = problem.error.public_message();
-        if !attach_error(&mut fields, problem.error.field(), &message) {
+        let message = problem.message(definition);
+        let field = problem.error.field();
+        if field == Some("comment") && step.comment_required {
+            comment_error = Some(message);
+        } else if !attach_error(&mut fields, field, &message) {
             error = Some(message);
         }
     }
     TransitionForm {
         name: step.name.clone(),
-        label: step.label.clone().unwrap_or_else(|| step.name.clone()),
+        label: transition_label(step),
         to_label: definition.state_label(&step.to).to_owned(),
         action: format!("/records/{}/transitions/{}", record.number, step.name),
         comment_id: format!("{prefix}-comment"),
@@ -166,7 +216,43 @@ fn transition_form(
             .and_then(|p| p.input.get("comment"))
             .unwrap_or("")
             .to_owned(),
+        comment_error,
         error,
+    }
+}
+
+/// Tells a requester what a reply does under the definition's reply policy: reopen the
+/// record, open a follow-up record, or nothing more than a comment (`None`).
+// NOTE: this repeats the reply decision of the workflow engine, so that the page shows it
+// before the form is sent. A change to that decision must be made here as well.
+fn reply_hint(
+    definition: &Definition,
+    record: &Record,
+    actor: &Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let policy = definition.replies.as_ref()?;
+    let noun = process_noun(definition);
+    let follow_up = format!(
+        "This {noun} is {}, so your comment opens a new {noun} that refers to it.",
+        definition.state_label(&record.state)
+    );
+    if policy.follow_up_in.contains(&record.state) {
+        return Some(follow_up);
+    }
+    let step = definition.transition(policy.reopen.as_deref()?)?;
+    if !step.from.contains(&record.state) {
+        return None;
+    }
+    let in_time = policy
+        .reopen_within
+        .is_none_or(|within| now - record.state_changed_at <= within.duration());
+    if !in_time && !policy.follow_up_in.is_empty() {
+        Some(follow_up)
+    } else if in_time && actor.may(&step.roles) {
+        Some(format!("Your comment reopens this {noun}."))
+    } else {
+        None
     }
 }
 
@@ -181,19 +267,24 @@ fn record_page(
     let staff = actor.is_staff();
     let comment = actor.may(&definition.permissions.comment).then(|| {
         let problem = problem.filter(|p| matches!(p.form, FormKind::Comment));
+        // Only a requester's comment is a reply, because staff comments are plain comments.
+        let hint = (!staff)
+            .then(|| reply_hint(definition, record, actor, chrono::Utc::now()))
+            .flatten();
         CommentForm {
             action: format!("/records/{}/comments", record.number),
+            hint,
             text: problem
                 .and_then(|p| p.input.get("text"))
                 .unwrap_or("")
                 .to_owned(),
-            error: problem.map(|p| p.error.public_message()),
+            error: problem.map(|p| p.message(definition)),
         }
     });
     // A rejected transition whose form is no longer offered still shows its reason.
     let transitions: Vec<TransitionForm> = available_transitions(definition, record, actor)
         .into_iter()
-        .map(|step| transition_form(definition, record, step, problem))
+        .map(|step| transition_form(definition, record, step, actor, problem))
         .collect();
     let shown_elsewhere = match problem.map(|p| &p.form) {
         Some(FormKind::Transition(name)) => transitions.iter().any(|t| t.name == *name),
@@ -201,7 +292,7 @@ fn record_page(
         None => true,
     };
     let error = (!shown_elsewhere)
-        .then(|| problem.map(|p| p.error.public_message()))
+        .then(|| problem.map(|p| p.message(definition)))
         .flatten();
     RecordPage {
         number: record.number.clone(),
@@ -216,11 +307,11 @@ fn record_page(
             .fields
             .iter()
             .map(|(name, field)| FieldRow {
-                label: field.label_or(name).to_owned(),
+                label: field_label(name, field),
                 value: record
                     .fields
                     .get(name)
-                    .map_or_else(|| "(empty)".into(), shown),
+                    .map_or_else(|| "(empty)".into(), |value| field_text(Some(field), value)),
             })
             .collect(),
         staff,
@@ -228,8 +319,8 @@ fn record_page(
             .recommendations
             .iter()
             .map(|r| RecommendationView {
-                action: r.action.clone(),
-                params: params_text(&r.params),
+                action: humanise(&r.action),
+                params: param_list(&r.params),
                 rule: r.rule.clone(),
                 reason: r.reason.clone(),
             })
@@ -387,7 +478,12 @@ struct EditPage {
     error: Option<String>,
 }
 
-fn edit_page(definition: &Definition, record: &Record, input: Option<&FormData>) -> EditPage {
+fn edit_page(
+    definition: &Definition,
+    record: &Record,
+    actor: &Actor,
+    input: Option<&FormData>,
+) -> EditPage {
     let text = |name: &str, current: &str| match input {
         Some(form) => form.get(name).unwrap_or(current).to_owned(),
         None => current.to_owned(),
@@ -404,7 +500,7 @@ fn edit_page(definition: &Definition, record: &Record, input: Option<&FormData>)
         fields: definition
             .fields
             .iter()
-            .filter(|(_, field)| !field.read_only)
+            .filter(|(_, field)| settable_in(field, actor, &record.state))
             .map(|(name, field)| {
                 let value = text(name, &value_text(record.fields.get(name)));
                 field_input(name, field, &value, "edit", field.required)
@@ -442,7 +538,7 @@ pub async fn edit_form(
     if let Err(error) = may_update(&definition, &viewer, &record) {
         return state.web.error(Some(&viewer), &error);
     }
-    let page = edit_page(&definition, &record, None);
+    let page = edit_page(&definition, &record, viewer.actor(), None);
     render_edit(&state, &viewer, StatusCode::OK, &page)
 }
 
@@ -489,7 +585,7 @@ pub async fn edit(
         .get("revision")
         .and_then(|r| r.trim().parse::<i64>().ok());
     if sent_revision.is_some_and(|revision| revision != record.revision) {
-        let mut page = edit_page(&definition, &record, Some(&form));
+        let mut page = edit_page(&definition, &record, viewer.actor(), Some(&form));
         page.error = Some(format!(
             "{} was changed by someone else after you opened this form. Your input is kept \
              below; check it against the record and save again.",
@@ -508,8 +604,11 @@ pub async fn edit(
             state.web.error(Some(&viewer), &error)
         }
         Err(error) => {
-            let mut page = edit_page(&definition, &record, Some(&form));
-            let message = error.public_message();
+            let mut page = edit_page(&definition, &record, viewer.actor(), Some(&form));
+            let context = FormContext::Edit {
+                state: &record.state,
+            };
+            let message = form_message(&definition, context, &error);
             match error.field() {
                 Some("title") => page.title_error = Some(message.clone()),
                 Some("description") => page.description_error = Some(message.clone()),

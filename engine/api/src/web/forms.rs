@@ -10,9 +10,10 @@ use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use serde::Serialize;
 use serde_json::Value;
-use tend_domain::Fields;
+use tend_domain::{Actor, Fields};
 use tend_workflow::{Definition, FieldDef, FieldType};
 
+use super::display::{field_label, humanise};
 use super::{Viewer, Web};
 use crate::AppState;
 
@@ -245,6 +246,12 @@ pub fn value_text(value: Option<&Value>) -> String {
     }
 }
 
+/// Checks whether `actor` may set `field` on a record in `state`: the field is not set by
+/// rules only, not locked in that state, and open to one of the actor's roles.
+pub fn settable_in(field: &FieldDef, actor: &Actor, state: &str) -> bool {
+    field.settable_by(actor) && !field.read_only_in.iter().any(|locked| locked == state)
+}
+
 /// One control that edits a field, as `templates/field.hbs` renders it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FieldInput {
@@ -296,7 +303,7 @@ pub fn field_input(
         FieldType::Enum => field
             .values
             .iter()
-            .map(|v| (v.clone(), v.clone()))
+            .map(|v| (v.clone(), humanise(v)))
             .collect(),
         FieldType::Boolean => vec![("true".into(), "Yes".into()), ("false".into(), "No".into())],
         _ => Vec::new(),
@@ -315,9 +322,13 @@ pub fn field_input(
         // A value that is no longer allowed stays visible, so that saving the form
         // unchanged keeps it rather than silently clearing it.
         if !value.is_empty() && !allowed.iter().any(|(option, _)| option == value) {
+            let label = match field.kind {
+                FieldType::Enum => humanise(value),
+                _ => value.to_owned(),
+            };
             options.push(SelectOption {
                 value: value.to_owned(),
-                label: value.to_owned(),
+                label,
                 selected: true,
             });
         }
@@ -328,7 +339,7 @@ pub fn field_input(
     FieldInput {
         name: name.to_owned(),
         id: format!("{id_prefix}-{name}"),
-        label: field.label_or(name).to_owned(),
+        label: field_label(name, field),
         control,
         input_type,
         step,
@@ -337,6 +348,21 @@ pub fn field_input(
         options,
         required,
         error: None,
+    }
+}
+
+impl FieldInput {
+    /// Removes the empty "(none)" choice of a select, for a field that always has a value.
+    /// Does nothing when no other choice is selected, because the browser would then
+    /// submit the first choice without the person having picked it.
+    pub fn drop_empty_option(&mut self) {
+        if self
+            .options
+            .iter()
+            .any(|o| o.selected && !o.value.is_empty())
+        {
+            self.options.retain(|option| !option.value.is_empty());
+        }
     }
 }
 
@@ -368,6 +394,7 @@ mod tests {
             required: false,
             required_in: Vec::new(),
             read_only: false,
+            read_only_in: Vec::new(),
             max_length: None,
             set_by: Vec::new(),
         }
@@ -424,6 +451,38 @@ mod tests {
             .map(|option| option.value.as_str())
             .collect();
         assert_eq!(selected, ["retired"]);
+    }
+
+    #[test]
+    fn enum_options_show_humanised_labels() {
+        let mut contact = field(FieldType::Enum);
+        contact.values = vec!["self_service".into(), "walk_in".into()];
+        let input = field_input("contact_type", &contact, "walk_in", "new", false);
+        let options: Vec<(&str, &str, bool)> = input
+            .options
+            .iter()
+            .map(|o| (o.value.as_str(), o.label.as_str(), o.selected))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                ("", "(none)", false),
+                ("self_service", "Self service", false),
+                ("walk_in", "Walk in", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_option_stays_while_nothing_is_selected() {
+        let mut input = field_input("impact", &field(FieldType::Enum), "", "new", false);
+        input.drop_empty_option();
+        assert_eq!(input.options.len(), 3, "(none), low and high");
+
+        let mut input = field_input("impact", &field(FieldType::Enum), "high", "new", false);
+        input.drop_empty_option();
+        let values: Vec<&str> = input.options.iter().map(|o| o.value.as_str()).collect();
+        assert_eq!(values, ["low", "high"]);
     }
 
     #[test]

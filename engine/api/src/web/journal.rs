@@ -2,10 +2,10 @@
 //! made by rules, which rule and why.
 
 use serde::Serialize;
-use serde_json::Value;
 use tend_domain::{JournalEntry, JournalEvent};
 use tend_workflow::Definition;
 
+use super::display::{field_text, humanise, input_label, param_list, transition_label};
 use super::format_time;
 
 /// One journal entry on the record page.
@@ -74,11 +74,12 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
             rule,
             reason,
         } => {
+            let declared = definition.fields.get(field);
             view.summary = format!(
                 "{}: {} → {}",
-                field_label(definition, field),
-                shown(from),
-                shown(to)
+                input_label(definition, field),
+                field_text(declared, from),
+                field_text(declared, to)
             );
             view.rule = rule.clone();
             view.reason = reason.clone();
@@ -99,8 +100,7 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
         } => {
             let label = definition
                 .transition(transition)
-                .and_then(|t| t.label.as_deref())
-                .unwrap_or(transition);
+                .map_or_else(|| humanise(transition), transition_label);
             view.summary = format!(
                 "{label}: {} → {}",
                 definition.state_label(from),
@@ -123,7 +123,14 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
             rule,
             reason,
         } => {
-            view.summary = format!("Recommended action {action} {}", params_text(params));
+            let listed: Vec<String> = param_list(params)
+                .into_iter()
+                .map(|param| format!("{}: {}", param.name, param.value))
+                .collect();
+            view.summary = format!("Recommended action {}", humanise(action));
+            if !listed.is_empty() {
+                view.summary += &format!(" ({})", listed.join(", "));
+            }
             view.rule = Some(rule.clone());
             view.reason = Some(reason.clone());
         }
@@ -132,31 +139,17 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
             view.text = Some(error.clone());
             view.rule = Some(rule.clone());
         }
-    }
-}
-
-fn field_label(definition: &Definition, field: &str) -> String {
-    definition
-        .fields
-        .get(field)
-        .map_or(field, |declared| declared.label_or(field))
-        .to_owned()
-}
-
-/// Formats a field value as one line of text, with "(empty)" for no value.
-pub fn shown(value: &Value) -> String {
-    match value {
-        Value::Null => "(empty)".into(),
-        Value::String(text) if text.is_empty() => "(empty)".into(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Formats the parameters of a recommended action as compact JSON, `{}` for none.
-pub fn params_text(params: &Value) -> String {
-    match params {
-        Value::Null => "{}".into(),
-        other => other.to_string(),
+        JournalEvent::Linked {
+            link_type,
+            other,
+            outgoing,
+        } => {
+            let link = humanise(link_type);
+            view.summary = if *outgoing {
+                format!("Link added: {link} {other}")
+            } else {
+                format!("Link added from {other}: {link} this record")
+            };
+        }
     }
 }

@@ -4,6 +4,7 @@ pub mod api_tokens;
 pub mod audit_checkpoints;
 pub mod idempotency_keys;
 pub mod journal;
+pub mod record_links;
 pub mod records;
 pub mod sessions;
 pub mod users;
