@@ -18,7 +18,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 scripts/ensure-postgres.sh
 cargo build --release --locked --bin tend
-TEND="$PWD/target/release/tend"
+TEND="${CARGO_TARGET_DIR:-$PWD/target}/release/tend"
 
 work="$(mktemp -d)"
 server_pid=""
