@@ -27,13 +27,14 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
     match tend_workflow::load_dir(&args.dir, &host) {
         Ok(set) => {
             println!(
-                "ok: {} and {} in {} are valid (version {})",
+                "ok: {}, {} and {} in {} are valid (version {})",
                 count(
                     set.definitions.len(),
                     "process definition",
                     "process definitions"
                 ),
                 count(set.calendars.len(), "calendar", "calendars"),
+                count(set.link_types.len(), "link type", "link types"),
                 args.dir.display(),
                 set.version
             );

@@ -130,13 +130,14 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         .await?
         .expect_success()?;
     let expected = format!(
-        "ok: {} and {} in ",
+        "ok: {}, {} and {} in ",
         count(
             set.definitions.len(),
             "process definition",
             "process definitions"
         ),
         count(set.calendars.len(), "calendar", "calendars"),
+        count(set.link_types.len(), "link type", "link types"),
     );
     assert!(
         output.stdout.starts_with(&expected),
