@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Mark session cookies `Secure` (serve behind HTTPS).
     #[arg(long, env = "TEND_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Seconds between audit checkpoints of every record's journal head; 0 turns them off.
+    /// A checkpoint lets `tend audit verify` detect deleted records and cut journals.
+    #[arg(long, env = "TEND_CHECKPOINT_SECONDS", default_value_t = 3600)]
+    pub checkpoint_seconds: u64,
 }
 
 #[derive(Debug, Args)]

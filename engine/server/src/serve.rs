@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -22,6 +23,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&url).await?;
     tracing::info!(store = %redact(&url), "store opened");
     bootstrap_admin(&store).await?;
+    if args.checkpoint_seconds > 0 {
+        tokio::spawn(checkpoints(
+            store.clone(),
+            Duration::from_secs(args.checkpoint_seconds),
+        ));
+    }
 
     let commands = Commands::new(store, Arc::new(Engine::new(set, host)));
     let listener = TcpListener::bind(args.listen)
@@ -38,6 +45,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await?;
     tracing::info!("tend stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes an audit checkpoint at every `interval`, the first one after one interval. A
+/// failed checkpoint is logged and tried again at the next interval.
+async fn checkpoints(store: tend_store::Store, interval: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.checkpoint().await {
+            Ok(()) => tracing::info!("audit checkpoint written"),
+            Err(error) => {
+                tracing::error!(%error, "audit checkpoint failed; retrying at the next interval")
+            }
+        }
+    }
 }
 
 /// Creates the `admin` user with a random one-time password when the store has no user.

@@ -129,6 +129,11 @@ impl TestServer {
     /// admin password on a first start) from its standard output, and writes its log to
     /// `tend-serve.log` in the data directory.
     pub async fn binary_on(database: TestDatabase) -> anyhow::Result<TestServer> {
+        TestServer::binary_with(database, &[]).await
+    }
+
+    /// Like [`TestServer::binary_on`], with `extra` arguments after those of `serve`.
+    pub async fn binary_with(database: TestDatabase, extra: &[&str]) -> anyhow::Result<TestServer> {
         let binary = tend_binary()?;
         let log = database.data_dir().join("tend-serve.log");
         let log_file = std::fs::File::create(&log)
@@ -138,6 +143,7 @@ impl TestServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--definitions"])
             .arg(repo_root())
             .args(database.store_args())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))

@@ -2,7 +2,7 @@
 //! and naming the record and entry after a journal row is edited or removed by hand.
 
 use serde_json::json;
-use tend_test_support::{Backend, backend_tests, run_tend};
+use tend_test_support::{Backend, TestServer, backend_tests, run_tend};
 
 use crate::common::{Desk, RECORDS, create_incident, journal, read, take};
 
@@ -137,5 +137,25 @@ async fn audit_detects_tampering(backend: Backend) -> anyhow::Result<()> {
             .any(|line| line.contains(&format!("record {first}")) && line.contains("entry")),
         "the report names the truncated record:\n{truncated}"
     );
+    Ok(())
+}
+
+backend_tests!(serve_writes_periodic_checkpoints);
+
+/// `tend serve` writes audit checkpoints by itself, so that a deleted record is detected
+/// without anyone running `tend audit checkpoint`.
+async fn serve_writes_periodic_checkpoints(backend: Backend) -> anyhow::Result<()> {
+    let database = tend_test_support::TestDatabase::create(backend).await?;
+    let server = TestServer::binary_with(database, &["--checkpoint-seconds", "1"]).await?;
+    let store = server.database().connect().await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.last_checkpoint_at().await?.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after 20 s; server log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     Ok(())
 }
