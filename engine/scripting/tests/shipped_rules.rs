@@ -44,7 +44,7 @@ fn incident_workflow_rules_compile() {
     let host = RuleHost::new(root);
     let rules = [
         "incident/categorize",
-        "incident/prioritize",
+        "common/prioritize",
         "incident/assign",
         "incident/recommend",
         "incident/count_reassignment",

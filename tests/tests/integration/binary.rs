@@ -150,7 +150,7 @@ async fn validate_reports_undeclared_rule_fields() -> anyhow::Result<()> {
     for dir in ["workflows", "rules"] {
         copy_dir(&repo_root().join(dir), &copy.path().join(dir))?;
     }
-    let script = copy.path().join("rules/incident/prioritize.rhai");
+    let script = copy.path().join("rules/common/prioritize.rhai");
     let text = std::fs::read_to_string(&script)?;
     assert!(
         text.contains("set_field(\"priority\""),
@@ -172,9 +172,9 @@ async fn validate_reports_undeclared_rule_fields() -> anyhow::Result<()> {
         .lines()
         .find(|line| line.contains("`priorty`"))
         .unwrap_or_default();
-    assert!(line.contains("rules/incident/prioritize.rhai:"), "{output}");
+    assert!(line.contains("rules/common/prioritize.rhai:"), "{output}");
     assert!(
-        line.contains("rule `incident/prioritize` sets field `priorty`"),
+        line.contains("rule `common/prioritize` sets field `priorty`"),
         "{output}"
     );
     assert!(line.contains("declare it under `fields`"), "{output}");

@@ -9,6 +9,7 @@ mod idempotency;
 mod import;
 mod links;
 mod list_query;
+mod problem;
 mod rejections;
 mod reopen;
 mod replay;

@@ -25,7 +25,7 @@ async fn simulate_prints_effects_and_states() -> anyhow::Result<()> {
     let stdout = &output.stdout;
     for expected in [
         "category: (empty) -> data by rule incident/categorize",
-        "priority: (empty) -> P2 by rule incident/prioritize",
+        "priority: (empty) -> P2 by rule common/prioritize",
         "recommend `recover` by rule incident/recommend",
         "rejected (required_field_missing, field `resolution_code`)",
         "transition `reopen`: resolved -> in_progress",

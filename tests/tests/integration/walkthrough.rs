@@ -104,7 +104,7 @@ async fn create_runs_the_rules(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(journal(&record)[0]["seq"], 1);
     for (field, rule) in [
         ("category", "incident/categorize"),
-        ("priority", "incident/prioritize"),
+        ("priority", "common/prioritize"),
         ("assignment_group", "incident/assign"),
     ] {
         let entry = rule_change(&record, field, rule)
@@ -444,7 +444,7 @@ async fn update_reprioritises(backend: Backend) -> anyhow::Result<()> {
         .iter()
         .find(|entry| entry["event"] == "field_changed" && entry["field"] == "priority")
         .unwrap_or_else(|| panic!("the re-prioritisation is not journaled: {added:?}"));
-    assert_eq!(priority["rule"], "incident/prioritize");
+    assert_eq!(priority["rule"], "common/prioritize");
     assert_eq!(priority["from"], low.as_str());
     assert_eq!(priority["to"], "P1");
     assert!(
