@@ -8,6 +8,7 @@ mod m20261204_000002_create_journal;
 mod m20261204_000003_create_identity;
 mod m20261204_000004_create_idempotency_keys;
 mod m20261204_000005_create_record_links;
+mod m20261204_000006_create_timers;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -21,12 +22,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000003_create_identity::Migration),
             Box::new(m20261204_000004_create_idempotency_keys::Migration),
             Box::new(m20261204_000005_create_record_links::Migration),
+            Box::new(m20261204_000006_create_timers::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "records",
     "record_counters",
     "journal",
@@ -36,4 +38,5 @@ pub const TABLES: [&str; 9] = [
     "sessions",
     "idempotency_keys",
     "record_links",
+    "timers",
 ];

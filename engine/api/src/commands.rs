@@ -20,6 +20,12 @@ use crate::error::ApiError;
 /// How often a command is decided again after losing an optimistic-lock race.
 const MAX_CONFLICT_RETRIES: usize = 5;
 
+/// Maximum timers that one call of [`Commands::fire_due_timers`] claims.
+const TIMER_BATCH: u64 = 100;
+
+/// Name of the system actor that takes automatic transitions.
+pub const TIMER_ACTOR: &str = "timer";
+
 /// The loaded definitions and the rule host; swapped as a whole on reload.
 pub struct Engine {
     definitions: RwLock<Arc<DefinitionSet>>,
@@ -173,6 +179,11 @@ impl Commands {
                         &outcome.events,
                     )
                     .await?;
+                    // A new record has no timers yet, so only plans need a write: under
+                    // load every statement is a round trip to the store.
+                    if !outcome.timers.is_empty() {
+                        replace_timers(tx, &record, &outcome).await?;
+                    }
                     if let Some(key) = &key {
                         tend_store::save_idempotent(tx, key, &record.number).await?;
                     }
@@ -359,6 +370,9 @@ impl Commands {
                         &outcome.events,
                     )
                     .await?;
+                    if !outcome.timers.is_empty() {
+                        replace_timers(tx, &record, &outcome).await?;
+                    }
                     if !link {
                         return Ok(record);
                     }
@@ -459,9 +473,31 @@ impl Commands {
         command: Command,
         at: Option<DateTime<Utc>>,
     ) -> Result<Record, ApiError> {
+        let applied = self
+            .apply_if_entered_at(actor, number, command, at, None)
+            .await?;
+        Ok(applied.expect("a command without a state precondition is never skipped"))
+    }
+
+    /// Applies `command` as [`Commands::apply_at`] does, but only while the record's
+    /// `state_changed_at` equals `entered_at` (when given). Returns `None`, writing nothing,
+    /// when the record has left that state or entered it again since.
+    async fn apply_if_entered_at(
+        &self,
+        actor: &Actor,
+        number: &str,
+        command: Command,
+        at: Option<DateTime<Utc>>,
+        entered_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Record>, ApiError> {
         let mut attempt = 0;
         loop {
             let current = self.visible(actor, number).await?;
+            if let Some(entered_at) = entered_at
+                && current.state_changed_at.timestamp_micros() != entered_at.timestamp_micros()
+            {
+                return Ok(None);
+            }
             let definition = self.engine.definition(&current.process)?;
             let set = self.engine.definitions();
             let context = Context {
@@ -471,12 +507,8 @@ impl Commands {
                 actor,
                 now: at.unwrap_or_else(Utc::now),
             };
-            let Outcome {
-                record,
-                events,
-                follow_up,
-            } = tend_workflow::execute(&context, Some(&current), &command)?;
-            if follow_up.is_some() {
+            let outcome = tend_workflow::execute(&context, Some(&current), &command)?;
+            if outcome.follow_up.is_some() {
                 return Err(ApiError::bad_request(
                     "follow_up_required",
                     format!(
@@ -485,20 +517,30 @@ impl Commands {
                     None,
                 ));
             }
-            if events.is_empty() {
-                return Ok(current);
+            if outcome.is_empty() {
+                return Ok(Some(current));
             }
             let actor_name = actor.name.clone();
             let result = self
                 .store
                 .write(move |tx| {
                     Box::pin(async move {
-                        tend_store::update_record(tx, &record, &actor_name, &events).await
+                        let record = tend_store::update_record(
+                            tx,
+                            &outcome.record,
+                            &actor_name,
+                            &outcome.events,
+                        )
+                        .await?;
+                        if outcome.entered_state() {
+                            replace_timers(tx, &record, &outcome).await?;
+                        }
+                        Ok(record)
                     })
                 })
                 .await;
             match result {
-                Ok(record) => return Ok(record),
+                Ok(record) => return Ok(Some(record)),
                 Err(tend_store::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(
@@ -511,6 +553,81 @@ impl Commands {
             }
         }
     }
+
+    /// Takes the automatic transitions due at `now`: claims up to 100 due timers in one
+    /// write job, then applies each timer's transition as the system actor `timer` at `now`.
+    /// Skips a timer whose record has left the timer's state or entered it again since, and
+    /// logs a transition that the state machine rejects. Returns how many transitions were
+    /// taken.
+    ///
+    /// NOTE: claiming deletes the timers, so a node that stops between the claim and the
+    /// transitions loses the timers it claimed.
+    pub async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
+        let due = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { tend_store::claim_due_timers(tx, now, TIMER_BATCH).await })
+            })
+            .await?;
+        let actor = Actor::system(TIMER_ACTOR);
+        let mut taken = 0;
+        for timer in due {
+            let command = Command::Transition {
+                name: timer.transition.clone(),
+                fields: Fields::new(),
+                comment: None,
+            };
+            let applied = self
+                .apply_if_entered_at(
+                    &actor,
+                    &timer.number,
+                    command,
+                    Some(now),
+                    Some(timer.state_changed_at),
+                )
+                .await;
+            match applied {
+                Ok(Some(_)) => taken += 1,
+                Ok(None) => tracing::debug!(
+                    record.number = timer.number,
+                    transition = timer.transition,
+                    timer.id = timer.id,
+                    "skipping a timer because its record changed state since it was planned"
+                ),
+                Err(ApiError::NotFound { .. }) => tracing::debug!(
+                    record.number = timer.number,
+                    timer.id = timer.id,
+                    "skipping a timer because its record no longer exists"
+                ),
+                Err(error) => tracing::warn!(
+                    record.number = timer.number,
+                    transition = timer.transition,
+                    timer.id = timer.id,
+                    %error,
+                    "automatic transition failed"
+                ),
+            }
+        }
+        Ok(taken)
+    }
+}
+
+/// Replaces the timers of the stored `record` with the ones `outcome` plans, inside a
+/// write job.
+async fn replace_timers(
+    tx: &tend_store::Transaction,
+    record: &Record,
+    outcome: &Outcome,
+) -> Result<(), tend_store::Error> {
+    let plans: Vec<tend_store::PlannedTimer> = outcome
+        .timers
+        .iter()
+        .map(|plan| tend_store::PlannedTimer {
+            transition: plan.transition.clone(),
+            due_at: plan.due_at,
+        })
+        .collect();
+    tend_store::replace_timers(tx, record.id, &plans, record.state_changed_at).await
 }
 
 /// Returns the title of a follow-up of `original`, shortened to the longest title allowed.

@@ -31,6 +31,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let commands = Commands::new(store, Arc::new(Engine::new(set, host)));
+    if args.timer_seconds > 0 {
+        tokio::spawn(fire_timers(
+            commands.clone(),
+            Duration::from_secs(args.timer_seconds),
+        ));
+    } else {
+        tracing::warn!("automatic transitions are off: --timer-seconds is 0");
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|error| anyhow::anyhow!("failed to listen on {}: {error}", args.listen))?;
@@ -58,6 +66,23 @@ async fn checkpoints(store: tend_store::Store, interval: Duration) {
             Ok(()) => tracing::info!("audit checkpoint written"),
             Err(error) => {
                 tracing::error!(%error, "audit checkpoint failed; retrying at the next interval")
+            }
+        }
+    }
+}
+
+/// Takes the automatic transitions due at every `interval`, the first time right away. A
+/// failed run is logged and the due timers are claimed again at the next interval.
+async fn fire_timers(commands: Commands, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match commands.fire_due_timers(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(taken) => tracing::info!(taken, "automatic transitions taken"),
+            Err(error) => {
+                tracing::error!(%error, "taking automatic transitions failed; retrying at the next interval")
             }
         }
     }

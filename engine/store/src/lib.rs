@@ -7,7 +7,7 @@
 //! [`insert_record`] and [`update_record`].
 //!
 //! Layout: `records` (record writes and reads), `listing` (filtered, paged lists),
-//! `links` (typed links between records), `journal` (hash chain) and `audit` (verification
+//! `links` (typed links between records), `timers` (automatic transitions due later), `journal` (hash chain) and `audit` (verification
 //! and checkpoints). `identity` (users and passwords), `credentials` (API tokens and
 //! sessions), `writer` (the write funnel), `entities` (sea-orm table models) and `testing`
 //! (fresh databases for tests).
@@ -35,6 +35,7 @@ mod listing;
 mod records;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timers;
 mod writer;
 
 pub use audit::{AuditProblem, AuditReport, CheckpointHead, ProblemKind};
@@ -49,6 +50,7 @@ pub use records::{
     save_idempotent, update_record, update_record_journaled,
 };
 pub use sea_orm::DatabaseTransaction as Transaction;
+pub use timers::{DueTimer, PlannedTimer, claim_due_timers, replace_timers};
 pub use writer::{BoxFuture, MAX_BATCH, WriterStats};
 
 /// How long a SQLite connection waits for another process's write lock before failing.

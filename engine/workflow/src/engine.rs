@@ -35,6 +35,17 @@ pub struct Outcome {
     pub events: Vec<JournalEvent>,
     /// Set when a reply must open a new record instead of changing this one.
     pub follow_up: Option<FollowUp>,
+    /// Automatic transitions to schedule for the record's new state. Empty when the command
+    /// did not create the record or move it into a state, so existing timers stay as they are.
+    pub timers: Vec<TimerPlan>,
+}
+
+/// An automatic transition (one with `after`) due at a fixed time, unless the record leaves
+/// its state first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerPlan {
+    pub transition: String,
+    pub due_at: DateTime<Utc>,
 }
 
 /// A new record to open for a reply to a record that no longer takes replies.
@@ -54,10 +65,49 @@ impl Outcome {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+
+    /// Checks whether the command created the record or moved it into a state (possibly
+    /// the same one again), which is when the record's timers are planned anew.
+    pub fn entered_state(&self) -> bool {
+        self.events.iter().any(|event| {
+            matches!(
+                event,
+                JournalEvent::Created { .. } | JournalEvent::Transitioned { .. }
+            )
+        })
+    }
 }
 
 /// Decides a command against an existing record, or a `Create` against none.
 pub fn execute(
+    context: &Context<'_>,
+    record: Option<&Record>,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    let mut outcome = decide(context, record, command)?;
+    if outcome.entered_state() {
+        outcome.timers = plan_timers(context.definition, &outcome.record);
+    }
+    Ok(outcome)
+}
+
+/// Lists the automatic transitions from the record's state, due `after` its state change.
+pub fn plan_timers(definition: &Definition, record: &Record) -> Vec<TimerPlan> {
+    definition
+        .transitions
+        .iter()
+        .filter(|step| step.from.contains(&record.state))
+        .filter_map(|step| {
+            let after = step.after?;
+            Some(TimerPlan {
+                transition: step.name.clone(),
+                due_at: record.state_changed_at + after.duration(),
+            })
+        })
+        .collect()
+}
+
+fn decide(
     context: &Context<'_>,
     record: Option<&Record>,
     command: &Command,
@@ -269,6 +319,7 @@ fn create(
         record,
         events,
         follow_up: None,
+        timers: Vec::new(),
     })
 }
 
@@ -328,6 +379,7 @@ fn update(
         record,
         events,
         follow_up: None,
+        timers: Vec::new(),
     })
 }
 
@@ -425,6 +477,7 @@ fn transition(
         record,
         events,
         follow_up: None,
+        timers: Vec::new(),
     })
 }
 
@@ -444,6 +497,7 @@ fn comment(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcom
             text: text.trim().to_owned(),
         }],
         follow_up: None,
+        timers: Vec::new(),
     })
 }
 
@@ -472,6 +526,7 @@ fn reply(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcome,
                     .clone()
                     .unwrap_or_else(|| DEFAULT_FOLLOW_UP_FIELD.to_owned()),
             }),
+            timers: Vec::new(),
         })
     };
     if policy.follow_up_in.contains(&current.state) {

@@ -23,8 +23,8 @@ mod yaml_index;
 
 pub use diagnostic::{Diagnostic, LoadError};
 pub use engine::{
-    Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, available_transitions, execute,
-    path_between,
+    Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, TimerPlan, available_transitions, execute,
+    path_between, plan_timers,
 };
 pub use links::{FOLLOW_UP_LINK, LinkType, LinkTypeFile};
 pub use load::{DefinitionSet, load_dir, parse_yaml};

@@ -284,6 +284,10 @@ pub struct TransitionDef {
     /// returned to the user.
     #[serde(default)]
     pub guard: Option<String>,
+    /// Time after which the system takes the transition by itself, counted from when the
+    /// record entered one of the `from` states, e.g. `5d`.
+    #[serde(default)]
+    pub after: Option<Span>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ pub(crate) fn validate_definition(
     check_fields(definition, report);
     check_states(definition, report);
     check_transitions(definition, report);
+    check_timed_transitions(definition, report);
     check_reachability(definition, report);
     check_replies(definition, report);
 }
@@ -347,6 +348,47 @@ fn check_transitions(definition: &Definition, report: &mut FileReport<'_>) {
                             ),
                             None => "declare it under `fields`".to_owned(),
                         }
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Automatic transitions run with nobody at the keyboard, so they may not ask for input, and
+/// one state may have only one, because two would race for the same record.
+fn check_timed_transitions(definition: &Definition, report: &mut FileReport<'_>) {
+    let mut timed_from: HashMap<&str, &str> = HashMap::new();
+    for (i, transition) in definition.transitions.iter().enumerate() {
+        if transition.after.is_none() {
+            continue;
+        }
+        let path = format!("transitions[{i}].after");
+        if !transition.requires.is_empty() {
+            report.error(
+                &path,
+                format!(
+                    "transition `{}` has both `after` and `requires`, but nobody is there to fill in fields when the system takes it: remove one of them",
+                    transition.name
+                ),
+            );
+        }
+        if transition.comment_required {
+            report.error(
+                &path,
+                format!(
+                    "transition `{}` has both `after` and `comment_required`, but nobody is there to write a comment when the system takes it: remove one of them",
+                    transition.name
+                ),
+            );
+        }
+        for state in &transition.from {
+            if let Some(other) = timed_from.insert(state, &transition.name) {
+                report.error(
+                    &path,
+                    format!(
+                        "transitions `{other}` and `{}` both leave state `{state}` with `after`: keep `after` on one of them",
+                        transition.name
                     ),
                 );
             }

@@ -749,3 +749,125 @@ fn guard_and_state_names_are_validated() {
     );
     assert_eq!(messages.len(), 3, "{messages:?}");
 }
+
+fn with_auto_close() -> Definition {
+    let text = DEFINITION.replace(
+        "  - { name: close, from: solved, to: closed, roles: [technician, requester] }",
+        "  - { name: close, from: solved, to: closed, roles: [technician, requester], after: 5d }",
+    );
+    parse_yaml(Path::new("ticket.yaml"), &text).unwrap()
+}
+
+#[test]
+fn timers_planned_on_entering_state() {
+    let definition = with_auto_close();
+    let record = create(&definition, &requester(), "disk", json!({})).unwrap();
+    let outcome = apply(
+        &definition,
+        &technician(),
+        &record,
+        transition("solve", json!({ "solution": "done" }), None),
+    )
+    .unwrap();
+    assert_eq!(outcome.timers.len(), 1, "{:?}", outcome.timers);
+    assert_eq!(outcome.timers[0].transition, "close");
+    assert_eq!(
+        outcome.timers[0].due_at,
+        outcome.record.state_changed_at + chrono::TimeDelta::days(5)
+    );
+}
+
+#[test]
+fn no_timers_from_state_without_after() {
+    let definition = with_auto_close();
+    let context = Context {
+        definition: &definition,
+        version: "v1",
+        rules: &NoRules,
+        actor: &requester(),
+        now: Utc::now(),
+    };
+    let command = Command::Create {
+        title: "disk".into(),
+        description: String::new(),
+        fields: Fields::new(),
+    };
+    let outcome = execute(&context, None, &command).unwrap();
+    assert_eq!(outcome.record.state, "new");
+    assert!(outcome.timers.is_empty(), "{:?}", outcome.timers);
+}
+
+#[test]
+fn no_timers_when_state_unchanged() {
+    let definition = with_auto_close();
+    let record = solved(&definition);
+    let outcome = apply(
+        &definition,
+        &technician(),
+        &record,
+        Command::Comment {
+            text: "waiting for the requester".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome.record.state, "solved");
+    assert!(outcome.timers.is_empty(), "{:?}", outcome.timers);
+
+    let outcome = apply(
+        &definition,
+        &technician(),
+        &record,
+        Command::Update {
+            title: Some("disk full".into()),
+            description: None,
+            fields: Fields::new(),
+        },
+    )
+    .unwrap();
+    assert!(!outcome.events.is_empty());
+    assert!(outcome.timers.is_empty(), "{:?}", outcome.timers);
+}
+
+#[test]
+fn timed_transition_rules_are_checked() {
+    let text = DEFINITION
+        .replace("rules:\n  on_create: [ticket/first, ticket/second]\n", "")
+        .replace(
+            "requires: [technician] }",
+            "requires: [technician], after: 1h }",
+        )
+        .replace(
+            "  - { name: close, from: solved, to: closed, roles: [technician, requester] }",
+            "  - { name: close, from: solved, to: closed, roles: [technician, requester], after: 5d }",
+        )
+        .replace(
+            "roles: [technician, requester], comment_required: true }",
+            "roles: [technician, requester], comment_required: true, after: 2d }",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(dir.path().join("workflows/ticket.yaml"), text).unwrap();
+    let errors = tend_workflow::load_dir(dir.path(), &NoRules)
+        .unwrap_err()
+        .diagnostics;
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`assign` has both `after` and `requires`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`reopen` has both `after` and `comment_required`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`close` and `reopen` both leave state `solved`")),
+        "{messages:?}"
+    );
+}

@@ -16,5 +16,6 @@ mod reopen;
 mod replay;
 mod replies;
 mod simulate;
+mod timers;
 mod user_cli;
 mod walkthrough;

@@ -7,4 +7,5 @@ pub mod journal;
 pub mod record_links;
 pub mod records;
 pub mod sessions;
+pub mod timers;
 pub mod users;
