@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure a PostgreSQL server answers on 127.0.0.1:5432 with trust authentication for
+# Makes sure a PostgreSQL server accepts connections on 127.0.0.1:5432 with trust authentication for
 # the user `postgres`, as the store tests expect. Installs and starts Debian's package
 # when none is running. Prints nothing on success.
 set -euo pipefail

@@ -87,12 +87,12 @@ impl Caller {
     }
 }
 
-/// The value of cookie `name` in a `Cookie` header.
+/// Returns the value of cookie `name` in a `Cookie` header.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     cookie_in(&parts.headers, name)
 }
 
-/// The value of cookie `name` in the `Cookie` headers of `headers`.
+/// Returns the value of cookie `name` in the `Cookie` headers of `headers`.
 pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)

@@ -94,7 +94,7 @@ impl ApiError {
         }
     }
 
-    /// The message shown to the client; server errors stay generic.
+    /// Returns the message shown to the client. Server errors stay generic.
     pub fn public_message(&self) -> String {
         match self {
             ApiError::Internal(_) => {

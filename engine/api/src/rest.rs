@@ -100,7 +100,7 @@ pub async fn create(
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
     // A new record has no links yet, and its journal comes from the write itself, so the
-    // answer needs no read: under load every read is a round trip to the store.
+    // response needs no read: under load every read is a round trip to the store.
     let definition = state.commands.engine.definition(&created.record.process)?;
     let mut body = record_json(
         &definition,

@@ -5,7 +5,7 @@ use tend_domain::{Actor, JournalEntry, Record};
 use tend_store::LinkView;
 use tend_workflow::{Definition, DefinitionSet, available_transitions};
 
-/// The transitions `actor` may take now, as `{name, label, to}` objects.
+/// Lists the transitions `actor` may take now, as `{name, label, to}` objects.
 pub fn transitions_json(definition: &Definition, record: &Record, actor: &Actor) -> Value {
     available_transitions(definition, record, actor)
         .into_iter()
@@ -21,7 +21,7 @@ pub fn transitions_json(definition: &Definition, record: &Record, actor: &Actor)
         .collect()
 }
 
-/// A record with the parts every caller may see; `journal` is added for single reads.
+/// Builds a record with the parts every caller may see, plus `journal` for single reads.
 pub fn record_json(
     definition: &Definition,
     record: &Record,
@@ -50,7 +50,7 @@ pub fn record_json(
     body
 }
 
-/// A short form for lists.
+/// Builds the short form of a record used in lists.
 pub fn record_summary_json(definition: Option<&Definition>, record: &Record) -> Value {
     json!({
         "number": record.number,

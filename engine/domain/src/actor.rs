@@ -56,7 +56,7 @@ impl FromStr for Role {
     }
 }
 
-/// Who issues a command: a person (by user name) or a part of Tend itself.
+/// The issuer of a command: a person (by user name) or a part of Tend itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub name: String,
@@ -84,8 +84,8 @@ impl Actor {
         self.has_role(Role::Admin)
     }
 
-    /// Checks whether the actor holds one of `allowed`. Admins hold every role, and
-    /// process owners hold every technician permission.
+    /// Checks whether the actor has one of `allowed`. Admins have every role, and
+    /// process owners have every technician permission.
     pub fn may(&self, allowed: &[Role]) -> bool {
         if self.is_admin() {
             return true;
@@ -96,7 +96,7 @@ impl Actor {
     }
 
     /// Checks whether the actor works records of other people, as opposed to a requester
-    /// who only sees their own.
+    /// who may read only their own.
     pub fn is_staff(&self) -> bool {
         self.may(&[Role::Technician])
     }

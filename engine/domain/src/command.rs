@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use crate::Fields;
 
-/// What a person or a machine asks the engine to do to a record.
+/// A request of a person or a machine to change a record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
@@ -53,7 +53,7 @@ impl Command {
     }
 }
 
-/// A change that a rule asks for. Rules never write: the engine validates each effect
+/// A change that a rule requests. Rules never write: the engine validates each effect
 /// against the definition and applies the valid ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
@@ -64,7 +64,7 @@ pub enum Effect {
     Recommend { action: String, params: Value },
     /// Adds an internal note to the journal.
     Note { text: String },
-    /// Blocks the transition a guard rule checks; `message` tells the user why.
+    /// Blocks the transition a guard rule checks, with `message` shown to the user as the reason.
     Deny { message: String },
 }
 

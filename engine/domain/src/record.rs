@@ -17,7 +17,7 @@ pub const CORE_COLUMNS: [&str; 5] = [
     "ci",
 ];
 
-/// One ticket of a process, as the engine sees it.
+/// One ticket of a process, in the form the engine works on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Store id; 0 until the record is inserted.

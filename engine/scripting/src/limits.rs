@@ -39,9 +39,9 @@ pub struct Limits {
 
 impl Limits {
     /// Default maximum call depth. In a debug build of this workspace (opt-level 1 for
-    /// dependencies), plain recursion overflowed a 256 KiB stack between 48 and 56 levels,
-    /// and recursion that nests blocks and collections in every level needed up to 512 KiB
-    /// for 32 levels. Tokio workers have 2 MiB stacks, so 32 leaves a wide margin, and
+    /// dependencies), plain recursion overflowed a 256 KiB stack between 48 and 56 levels.
+    /// Recursion that nests blocks and collections in every level needed up to 512 KiB for
+    /// 32 levels. Tokio workers have 2 MiB stacks, so 32 leaves a wide margin, and
     /// `tests/sandbox.rs` checks both shapes. Rules rarely nest calls more than a few levels.
     pub const DEFAULT_MAX_CALL_LEVELS: usize = 32;
 }

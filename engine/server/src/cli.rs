@@ -47,7 +47,7 @@ pub enum Command {
     Simulate(SimulateArgs),
 }
 
-/// Where the data lives.
+/// Location of the data.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory of the embedded SQLite database.
@@ -69,7 +69,7 @@ impl StoreArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DefinitionArgs {
-    /// Directory that holds workflows/ and rules/.
+    /// Directory that contains workflows/ and rules/.
     #[arg(long, env = "TEND_DEFINITIONS", default_value = ".")]
     pub definitions: PathBuf,
 }
@@ -183,7 +183,7 @@ pub enum TokenCommand {
     Create {
         /// Login name of the user the token acts for.
         name: String,
-        /// A label that says what the token is for.
+        /// Label that names what the token is for.
         #[arg(long, default_value = "cli")]
         label: String,
         #[command(flatten)]

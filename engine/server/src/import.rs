@@ -17,12 +17,12 @@ use tokio::task::JoinSet;
 
 use crate::cli::ImportArgs;
 
-/// How the data set's label codes translate to values of the incident definition.
+/// Translation of the data set's label codes to values of the incident definition.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Labels {
     /// Each code names one category, or a list when the data set's code covers several
-    /// of Tend's categories; a rule category in the list agrees with the label.
+    /// of Tend's categories. A rule category in the list agrees with the label.
     #[serde(default)]
     pub category: HashMap<String, OneOrMany>,
     #[serde(default)]

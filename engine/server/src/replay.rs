@@ -41,7 +41,7 @@ struct Row {
     closed_code: String,
 }
 
-/// The log writes `?` for a missing value.
+/// Returns the trimmed value, or `None` for `?`, which the log writes for a missing value.
 fn present(value: &str) -> Option<&str> {
     let value = value.trim();
     (!value.is_empty() && value != "?").then_some(value)

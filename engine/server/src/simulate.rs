@@ -23,7 +23,7 @@ struct StartRecord {
     description: String,
     #[serde(default)]
     fields: Fields,
-    /// Who creates the record; a requester named `requester` by default.
+    /// Creator of the record, a requester named `requester` by default.
     #[serde(default)]
     actor: Option<ActorSpec>,
 }
@@ -47,7 +47,7 @@ impl ActorSpec {
 struct Step {
     #[serde(flatten)]
     command: Command,
-    /// Who gives the command; a technician named `technician` by default.
+    /// Actor of the command, a technician named `technician` by default.
     #[serde(default)]
     actor: Option<ActorSpec>,
     /// Time that passes before this step, such as `2d` or `90m`.

@@ -71,7 +71,7 @@ pub(crate) struct PendingEntry {
     pub hash: String,
 }
 
-/// The entries as callers see them, built from what was just written.
+/// Builds the entries as callers read them from what was just written.
 pub(crate) fn written_entries(
     actor: &str,
     entries: &[PendingEntry],

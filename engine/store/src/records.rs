@@ -31,7 +31,7 @@ pub async fn insert_record<C: ConnectionTrait>(
 }
 
 /// Like [`insert_record`], and also returns the journal entries as written, so that a
-/// caller can answer without reading them back.
+/// caller can respond without reading them back.
 pub async fn insert_record_journaled<C: ConnectionTrait>(
     tx: &C,
     record: &Record,

@@ -604,7 +604,7 @@ fn check_required_in_state(
 }
 
 /// Runs a transition's guard on the record as it would be after the transition's field
-/// values. A `deny` blocks the transition with the guard's message; a guard that fails to
+/// values. A `deny` blocks the transition with the guard's message. A guard that fails to
 /// run blocks it too, because a broken check must not let every record through.
 fn check_guard(
     context: &Context<'_>,
@@ -641,9 +641,9 @@ fn check_guard(
     }
 }
 
-/// Runs the rules of one hook in order. Each rule sees the effects of those before it.
-/// A failing rule, or an effect that the definition does not allow, is journaled and
-/// skipped; the command itself goes on.
+/// Runs the rules of one hook in order, each on the record with the effects of those
+/// before it. A failing rule, or an effect that the definition does not allow, is
+/// journaled and skipped, and the command itself goes on.
 fn run_rules(
     context: &Context<'_>,
     hook: Hook,

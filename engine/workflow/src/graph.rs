@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use crate::model::Definition;
 
 /// Renders `definition` as a Mermaid `stateDiagram-v2`. Each transition is one arrow,
-/// labelled with its label (or name) and the roles that may take it; the initial state
-/// starts from `[*]` and final states lead to `[*]`.
+/// labelled with its label (or name) and the roles that may take it. The initial state
+/// starts from `[*]`, and final states lead to `[*]`.
 pub fn mermaid(definition: &Definition) -> String {
     let mut out = String::from("stateDiagram-v2\n");
     for (name, state) in &definition.states {

@@ -89,7 +89,7 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
-/// Whether one path lies inside the other (or they are equal).
+/// Checks whether one path lies inside the other (or they are equal).
 pub(crate) fn overlaps(a: &str, b: &str) -> bool {
     let inside = |long: &str, short: &str| {
         long.starts_with(short)
@@ -100,7 +100,8 @@ pub(crate) fn overlaps(a: &str, b: &str) -> bool {
     inside(a, b) || inside(b, a)
 }
 
-/// The path of `segments` in original coordinates, given the list elements removed so far.
+/// Converts `segments` to a path in original coordinates, given the list elements removed
+/// so far.
 fn original_path(segments: &[Segment], removed: &HashMap<String, Vec<usize>>) -> String {
     let mut path = String::new();
     for segment in segments {
@@ -120,8 +121,8 @@ fn original_index(removed: Option<&Vec<usize>>, mut index: usize) -> usize {
     if let Some(removed) = removed {
         let mut sorted = removed.clone();
         sorted.sort_unstable();
-        for gone in sorted {
-            if gone <= index {
+        for removed_index in sorted {
+            if removed_index <= index {
                 index += 1;
             }
         }

@@ -1,6 +1,6 @@
 use tend_domain::Role;
 
-/// Why the engine rejected a command. Nothing is written for a rejected command.
+/// The reason the engine rejected a command. Nothing is written for a rejected command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("unknown process `{process}`: use one of {known}")]
@@ -71,7 +71,7 @@ impl Rejection {
         }
     }
 
-    /// The field the rejection is about, when there is one.
+    /// Returns the field the rejection is about, when there is one.
     pub fn field(&self) -> Option<&str> {
         match self {
             Rejection::UnknownField { field, .. }

@@ -355,8 +355,9 @@ fn check_transitions(definition: &Definition, report: &mut FileReport<'_>) {
     }
 }
 
-/// Automatic transitions run with nobody at the keyboard, so they may not ask for input, and
-/// one state may have only one, because two would race for the same record.
+/// Checks automatic transitions. The system takes them without a person to give input, so
+/// they may not require fields or a comment. One state may have only one, because two would
+/// race for the same record.
 fn check_timed_transitions(definition: &Definition, report: &mut FileReport<'_>) {
     let mut timed_from: HashMap<&str, &str> = HashMap::new();
     for (i, transition) in definition.transitions.iter().enumerate() {
@@ -437,7 +438,7 @@ pub(crate) fn choices<'a>(
     }
 }
 
-/// The name within two single-character edits of `name`, if exactly one is that close.
+/// Finds the name within two single-character edits of `name`, if exactly one is that close.
 pub(crate) fn closest<'a>(
     name: &str,
     names: impl IntoIterator<Item = &'a String>,

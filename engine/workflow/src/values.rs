@@ -84,7 +84,7 @@ pub fn check_value(field: &FieldDef, value: &Value) -> Result<(), String> {
     }
 }
 
-/// Whether a field counts as filled in.
+/// Checks whether a field counts as filled in.
 pub fn is_present(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => false,

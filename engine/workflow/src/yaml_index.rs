@@ -50,7 +50,7 @@ impl YamlIndex {
         Some(builder.index)
     }
 
-    /// The position of the node at `path`, or of its nearest indexed ancestor.
+    /// Returns the position of the node at `path`, or of its nearest indexed ancestor.
     pub fn position(&self, path: &str) -> Position {
         let mut path = path;
         loop {

@@ -153,7 +153,7 @@ transitions:
 }
 
 #[test]
-fn yaml_one_one_booleans_are_rejected_for_boolean_fields() {
+fn yaml_words_rejected_as_booleans() {
     let text = GOOD.replace("default: false", "default: no");
     let errors = load_errors(&[("workflows/ticket.yaml", &text)]);
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -531,7 +531,8 @@ fn shipped_link_types_load() {
         );
     }
     let follow_up = set.link_type("follow_up_of").unwrap();
-    assert!(follow_up.allows_source("incident") && follow_up.allows_target("incident"));
+    assert!(follow_up.allows_source("incident"));
+    assert!(follow_up.allows_target("incident"));
     assert_eq!(
         (follow_up.label.as_str(), follow_up.inverse_label.as_str()),
         ("Follow-up of", "Followed up by")

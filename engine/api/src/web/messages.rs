@@ -109,7 +109,7 @@ fn required_in_state(definition: &Definition, field: &str, state: &str) -> bool 
     by_field || by_state
 }
 
-/// Builds the message that tells what a field accepts. The form keeps what the person typed, so the message need
+/// Builds the message that states what a field accepts. The form keeps what the person typed, so the message need
 /// not repeat it. Text fields keep the engine's reason (too long, a line break).
 fn invalid_value_message(definition: &Definition, field: &str, message: &str) -> String {
     let label = input_label(definition, field);
