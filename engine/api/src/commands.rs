@@ -58,6 +58,17 @@ impl Engine {
         self.rules.as_ref()
     }
 
+    /// The definition a command on `record` is decided against, with its set and rules.
+    pub fn pinned(&self, record: &Record) -> Result<Pinned, ApiError> {
+        let set = self.definitions();
+        let definition = self.definition(&record.process)?;
+        Ok(Pinned {
+            definition,
+            set,
+            rules: self.rules.clone(),
+        })
+    }
+
     pub fn definition(&self, process: &str) -> Result<Arc<Definition>, ApiError> {
         let set = self.definitions();
         set.get(process).cloned().ok_or_else(|| {
@@ -72,6 +83,13 @@ impl Engine {
             })
         })
     }
+}
+
+/// A record's definition together with the set and the rules it belongs to.
+pub struct Pinned {
+    pub definition: Arc<Definition>,
+    pub set: Arc<DefinitionSet>,
+    pub rules: Arc<dyn RuleRunner>,
 }
 
 /// Entry point for commands; cheap to clone.
@@ -283,13 +301,13 @@ impl Commands {
         let mut attempt = 0;
         loop {
             let current = self.visible(actor, number).await?;
-            let definition = self.engine.definition(&current.process)?;
-            let set = self.engine.definitions();
+            let pinned = self.engine.pinned(&current)?;
+            let (definition, set) = (&pinned.definition, &pinned.set);
             let now = Utc::now();
             let context = Context {
-                definition: &definition,
+                definition,
                 version: &set.version,
-                rules: self.engine.rules(),
+                rules: pinned.rules.as_ref(),
                 actor,
                 now,
             };
@@ -313,7 +331,7 @@ impl Commands {
                 idempotency_key: None,
             };
             match self
-                .open_follow_up(actor, &definition, &set, current, input, now)
+                .open_follow_up(actor, definition, set, current, input, now)
                 .await
             {
                 Ok(record) => {
@@ -498,12 +516,11 @@ impl Commands {
             {
                 return Ok(None);
             }
-            let definition = self.engine.definition(&current.process)?;
-            let set = self.engine.definitions();
+            let pinned = self.engine.pinned(&current)?;
             let context = Context {
-                definition: &definition,
-                version: &set.version,
-                rules: self.engine.rules(),
+                definition: &pinned.definition,
+                version: &pinned.set.version,
+                rules: pinned.rules.as_ref(),
                 actor,
                 now: at.unwrap_or_else(Utc::now),
             };

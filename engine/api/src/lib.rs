@@ -15,7 +15,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-pub use commands::{Commands, Created, Engine, NewRecord, Replied};
+pub use commands::{Commands, Created, Engine, NewRecord, Pinned, Replied};
 pub use error::ApiError;
 
 /// Largest accepted request body, in bytes.
