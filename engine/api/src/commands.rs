@@ -9,16 +9,17 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use tend_domain::{Actor, Command, Fields, JournalEntry, Record, Role};
-use tend_store::Store;
+use tend_domain::{Actor, Command, Fields, JournalEntry, JournalEvent, Record, Role};
+use tend_store::{Store, approvals};
 use tend_workflow::{
-    Context, Definition, DefinitionSet, FOLLOW_UP_LINK, Outcome, Rejection, RuleRunner,
+    ApprovalPlan, Context, Definition, DefinitionSet, FOLLOW_UP_LINK, LinkedRecord, Outcome,
+    Rejection, RuleRunner,
 };
 
 use crate::error::ApiError;
 
 /// How often a command is decided again after losing an optimistic-lock race.
-const MAX_CONFLICT_RETRIES: usize = 5;
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 5;
 
 /// Maximum timers that one call of [`Commands::fire_due_timers`] claims.
 const TIMER_BATCH: u64 = 100;
@@ -240,6 +241,8 @@ impl Commands {
             rules: self.engine.rules(),
             actor,
             now,
+            groups: &set.groups,
+            links: &[],
         };
         Ok(tend_workflow::execute(&context, None, &command)?)
     }
@@ -278,6 +281,11 @@ impl Commands {
         Ok(record)
     }
 
+    /// Loads a record whoever asks; callers check visibility.
+    pub(crate) async fn load_record(&self, number: &str) -> Result<Record, ApiError> {
+        self.load(number).await
+    }
+
     async fn load(&self, number: &str) -> Result<Record, ApiError> {
         self.store
             .get_record(number)
@@ -304,12 +312,15 @@ impl Commands {
             let pinned = self.engine.pinned(&current)?;
             let (definition, set) = (&pinned.definition, &pinned.set);
             let now = Utc::now();
+            let links = self.linked_records(&current).await?;
             let context = Context {
                 definition,
                 version: &set.version,
                 rules: pinned.rules.as_ref(),
                 actor,
                 now,
+                groups: &set.groups,
+                links: &links,
             };
             let command = Command::Reply {
                 text: text.to_owned(),
@@ -508,6 +519,23 @@ impl Commands {
         at: Option<DateTime<Utc>>,
         entered_at: Option<DateTime<Utc>>,
     ) -> Result<Option<Record>, ApiError> {
+        self.apply_with_depth(actor, number, command, at, entered_at, 0)
+            .await
+    }
+
+    /// Applies a command and then its follow-ons: the transitions, links and new records
+    /// its rules proposed, and the reactions of linked records to a transition. `depth`
+    /// counts how many follow-ons led here, so that rules that keep triggering each other
+    /// stop.
+    pub(crate) async fn apply_with_depth(
+        &self,
+        actor: &Actor,
+        number: &str,
+        command: Command,
+        at: Option<DateTime<Utc>>,
+        entered_at: Option<DateTime<Utc>>,
+        depth: usize,
+    ) -> Result<Option<Record>, ApiError> {
         let mut attempt = 0;
         loop {
             let current = self.visible(actor, number).await?;
@@ -517,14 +545,35 @@ impl Commands {
                 return Ok(None);
             }
             let pinned = self.engine.pinned(&current)?;
+            let links = self.linked_records(&current).await?;
+            let needs_approval = match &command {
+                Command::Transition { name, .. } => pinned
+                    .definition
+                    .transition(name)
+                    .is_some_and(|step| step.approval.is_some()),
+                _ => false,
+            };
+            let rounds = if needs_approval {
+                self.store.approval_rounds(current.id).await?
+            } else {
+                Vec::new()
+            };
+            if let Some(pending) = rounds.iter().find(|round| round.is_pending()) {
+                return Err(ApiError::Duplicate(format!(
+                    "{number} already waits for approval of `{}` (round {}, asked by {}): let the approvers decide before asking again",
+                    pending.transition, pending.round, pending.requested_by
+                )));
+            }
             let context = Context {
                 definition: &pinned.definition,
                 version: &pinned.set.version,
                 rules: pinned.rules.as_ref(),
                 actor,
                 now: at.unwrap_or_else(Utc::now),
+                groups: &pinned.set.groups,
+                links: &links,
             };
-            let outcome = tend_workflow::execute(&context, Some(&current), &command)?;
+            let mut outcome = tend_workflow::execute(&context, Some(&current), &command)?;
             if outcome.follow_up.is_some() {
                 return Err(ApiError::bad_request(
                     "follow_up_required",
@@ -537,27 +586,44 @@ impl Commands {
             if outcome.is_empty() {
                 return Ok(Some(current));
             }
+            let round = outcome.approval.take().map(|plan| {
+                let round = i64::try_from(rounds.len()).unwrap_or(i64::MAX) + 1;
+                for event in &mut outcome.events {
+                    if let JournalEvent::ApprovalRequested { round: number, .. } = event {
+                        *number = round;
+                    }
+                }
+                new_round(round, plan, actor, context.now)
+            });
             let actor_name = actor.name.clone();
+            let follow_ons = std::mem::take(&mut outcome.follow_ons);
             let result = self
                 .store
                 .write(move |tx| {
                     Box::pin(async move {
-                        let record = tend_store::update_record(
-                            tx,
-                            &outcome.record,
-                            &actor_name,
-                            &outcome.events,
-                        )
-                        .await?;
+                        let mut events = outcome.events.clone();
+                        if outcome.entered_state() {
+                            events.extend(cancel_pending_rounds(tx, &outcome.record).await?);
+                        }
+                        let record =
+                            tend_store::update_record(tx, &outcome.record, &actor_name, &events)
+                                .await?;
+                        if let Some(round) = &round {
+                            approvals::open_round(tx, record.id, &record.number, round).await?;
+                        }
                         if outcome.entered_state() {
                             replace_timers(tx, &record, &outcome).await?;
                         }
-                        Ok(record)
+                        Ok((record, events))
                     })
                 })
                 .await;
             match result {
-                Ok(record) => return Ok(Some(record)),
+                Ok((record, events)) => {
+                    self.after_write(&record, &current, &events, follow_ons, depth)
+                        .await;
+                    return Ok(Some(record));
+                }
                 Err(tend_store::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(
@@ -569,6 +635,30 @@ impl Commands {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// Loads the records linked to `record`, as rules see them.
+    pub(crate) async fn linked_records(
+        &self,
+        record: &Record,
+    ) -> Result<Vec<LinkedRecord>, ApiError> {
+        if record.id == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .links_of(record.id)
+            .await?
+            .into_iter()
+            .map(|link| LinkedRecord {
+                link_type: link.link_type,
+                outgoing: link.direction.is_outgoing(),
+                number: link.number,
+                process: link.process,
+                state: link.state,
+                open: link.open,
+            })
+            .collect())
     }
 
     /// Takes the automatic transitions due at `now`: claims up to 100 due timers in one
@@ -629,8 +719,67 @@ impl Commands {
     }
 }
 
+/// Turns an approval plan into the round to store.
+fn new_round(
+    round: i64,
+    plan: ApprovalPlan,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> approvals::NewRound {
+    approvals::NewRound {
+        round,
+        transition: plan.transition,
+        required: i64::try_from(plan.required).unwrap_or(i64::MAX),
+        requested_by: actor.name.clone(),
+        requested_at: now,
+        due_at: plan.due_at,
+        comment: plan.comment,
+        requests: plan
+            .slots
+            .into_iter()
+            .map(|slot| (slot.approver, slot.users))
+            .collect(),
+    }
+}
+
+/// Cancels the pending approval rounds of a record that moved to another state, inside
+/// a write job, and returns the journal events that say so.
+async fn cancel_pending_rounds(
+    tx: &tend_store::Transaction,
+    record: &Record,
+) -> Result<Vec<JournalEvent>, tend_store::Error> {
+    let mut events = Vec::new();
+    for round in approvals::rounds_of(tx, record.id).await? {
+        if !round.is_pending() {
+            continue;
+        }
+        approvals::complete_round(
+            tx,
+            &record.number,
+            round.id,
+            approvals::CANCELLED,
+            record.updated_at,
+        )
+        .await?;
+        events.push(JournalEvent::ApprovalCompleted {
+            round: round.round,
+            transition: round.transition,
+            outcome: approvals::CANCELLED.to_owned(),
+        });
+    }
+    Ok(events)
+}
+
 /// Replaces the timers of the stored `record` with the ones `outcome` plans, inside a
 /// write job.
+pub(crate) async fn replace_timers_of(
+    tx: &tend_store::Transaction,
+    record: &Record,
+    outcome: &Outcome,
+) -> Result<(), tend_store::Error> {
+    replace_timers(tx, record, outcome).await
+}
+
 async fn replace_timers(
     tx: &tend_store::Transaction,
     record: &Record,

@@ -62,7 +62,8 @@ impl ApiError {
                 Rejection::FieldLockedInState { .. } => StatusCode::BAD_REQUEST,
                 Rejection::RequiredFieldMissing { .. }
                 | Rejection::CommentRequired { .. }
-                | Rejection::GuardFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                | Rejection::GuardFailed { .. }
+                | Rejection::ApprovalUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             },
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,

@@ -1,7 +1,9 @@
 //! HTTP channels of Tend: the JSON REST API under `/api/v1`, the web console (server-rendered
 //! handlebars pages that work without JavaScript) and the health check.
 
+pub mod approvals;
 pub mod auth;
+mod cascade;
 pub mod commands;
 pub mod error;
 pub mod rest;
@@ -54,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{number}/comments", post(rest::comment))
         .route("/records/{number}/replies", post(rest::reply))
         .route("/records/{number}/links", post(rest::link))
+        .route("/records/{number}/approvals/{id}", post(rest::decide))
+        .route("/approvals", get(rest::my_approvals))
         .route("/processes", get(rest::processes))
         .fallback(rest::not_found);
     Router::new()

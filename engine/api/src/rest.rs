@@ -109,14 +109,20 @@ pub async fn create(
         Some(&created.journal),
     );
     body["links"] = Value::Array(Vec::new());
+    body["approval_status"] = Value::Null;
+    body["approvals"] = Value::Array(Vec::new());
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// Builds the full view of one record, with its journal and links.
 async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<Value, ApiError> {
-    let record = state.commands.visible(&caller.actor, number).await?;
+    let record = state
+        .commands
+        .record_for_approver(&caller.actor, number)
+        .await?;
     let definition = state.commands.engine.definition(&record.process)?;
     let journal = state.commands.store.journal(record.id).await?;
+    let rounds = state.commands.store.approval_rounds(record.id).await?;
     let mut links = state.commands.store.links_of(record.id).await?;
     // Requesters may read only their own records, so they get only the links to those.
     if !caller.actor.is_staff() {
@@ -124,6 +130,10 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
     }
     let mut view = record_json(&definition, &record, &caller.actor, Some(&journal));
     view["links"] = links_json(&state.commands.engine.definitions(), &links);
+    view["approval_status"] = rounds
+        .last()
+        .map_or(Value::Null, |round| Value::String(round.status.clone()));
+    view["approvals"] = serde_json::to_value(&rounds).unwrap_or(Value::Null);
     Ok(view)
 }
 
@@ -353,6 +363,42 @@ pub async fn link(
         .await?;
     let view = record_view(&state, &caller, &number).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /records/{number}/approvals/{id}`: an approver approves or rejects request `id`.
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((number, id)): Path<(String, i64)>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> Result<Json<Value>, ApiError> {
+    let decision = crate::approvals::Decision::parse(&body.decision)?;
+    state
+        .commands
+        .decide_approval(&caller.actor, &number, id, decision, &body.reason)
+        .await?;
+    Ok(Json(record_view(&state, &caller, &number).await?))
+}
+
+/// `GET /approvals`: the approval requests waiting for the caller's decision.
+pub async fn my_approvals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let pending = state
+        .commands
+        .store
+        .pending_approvals(&caller.actor.name)
+        .await?;
+    Ok(Json(json!({ "approvals": pending })))
 }
 
 #[derive(Debug, Deserialize)]

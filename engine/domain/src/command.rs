@@ -66,6 +66,37 @@ pub enum Effect {
     Note { text: String },
     /// Blocks the transition a guard rule checks, with `message` shown to the user as the reason.
     Deny { message: String },
+    /// Names an approver of the transition an approval rule runs for: `user:NAME`,
+    /// `group:NAME` (any one member decides for the group) or `board:NAME` (each member
+    /// decides).
+    Approver { approver: String },
+    /// Takes a transition of the record after the command that ran the rule is written.
+    Transition { name: String },
+    /// Links the record to another record after the command is written.
+    Link { link_type: String, target: String },
+    /// Opens a new record of `process` after the command is written, linked to this record
+    /// with `link_type` (directed from the new record) when one is given.
+    Open {
+        process: String,
+        title: String,
+        #[serde(default)]
+        description: String,
+        #[serde(default)]
+        fields: Fields,
+        #[serde(default)]
+        link_type: Option<String>,
+    },
+}
+
+impl Effect {
+    /// Checks whether the effect acts after the command is written (a transition, a link
+    /// or a new record) rather than on the record being decided.
+    pub fn is_follow_on(&self) -> bool {
+        matches!(
+            self,
+            Effect::Transition { .. } | Effect::Link { .. } | Effect::Open { .. }
+        )
+    }
 }
 
 /// An effect together with the rule that produced it and the rule's stated reason.

@@ -63,6 +63,42 @@ pub enum JournalEvent {
         other: String,
         outgoing: bool,
     },
+    /// Taking `transition` needs approval: a round of requests went to `approvers`, of
+    /// whom `required` must approve.
+    ApprovalRequested {
+        round: i64,
+        transition: String,
+        approvers: Vec<String>,
+        required: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+    },
+    /// One approver decided (`approve` or `reject`).
+    ApprovalDecided {
+        round: i64,
+        approver: String,
+        decision: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+    },
+    /// The round reached its outcome: `approved`, `rejected` or `cancelled`.
+    ApprovalCompleted {
+        round: i64,
+        transition: String,
+        outcome: String,
+    },
+    /// The round passed its deadline, and its open requests went to `approvers`.
+    ApprovalEscalated {
+        round: i64,
+        approvers: Vec<String>,
+    },
+    /// A follow-on effect of a rule (a transition, a link or a new record) could not be
+    /// carried out.
+    FollowOnFailed {
+        rule: String,
+        effect: String,
+        error: String,
+    },
 }
 
 impl JournalEvent {
@@ -77,6 +113,11 @@ impl JournalEvent {
             JournalEvent::Recommended { .. } => "recommended",
             JournalEvent::RuleFailed { .. } => "rule_failed",
             JournalEvent::Linked { .. } => "linked",
+            JournalEvent::ApprovalRequested { .. } => "approval_requested",
+            JournalEvent::ApprovalDecided { .. } => "approval_decided",
+            JournalEvent::ApprovalCompleted { .. } => "approval_completed",
+            JournalEvent::ApprovalEscalated { .. } => "approval_escalated",
+            JournalEvent::FollowOnFailed { .. } => "follow_on_failed",
         }
     }
 }

@@ -7,11 +7,19 @@
 //! - `actor`: `#{ name, roles }`, with roles as an array of strings.
 //! - `hook`: `"on_create"`, `"on_update"`, `"on_transition"` or `"guard"`.
 //! - `transition`: the transition being taken, or `()`.
+//! - `links`: the records linked to this one, an array of
+//!   `#{ link_type, outgoing, number, process, state, open }`.
+//! - `linked`: in `on_linked` rules, the linked record that took a transition, as
+//!   `#{ link_type, outgoing, number, process, state, open, transition, from }`; else `()`.
 //!
 //! Effects, each with a reason that the journal shows the technician:
 //! `set_field(name, value, reason)`, `assign_group(group, reason)`,
-//! `assign_to(user, reason)`, `recommend(action, params, reason)`, `note(text, reason)`, and
-//! in a transition guard `deny(message)`.
+//! `assign_to(user, reason)`, `recommend(action, params, reason)`, `note(text, reason)`,
+//! in a transition guard `deny(message)`, and in an approval rule
+//! `approver("user:NAME" | "group:NAME" | "board:NAME", reason)`.
+//! Follow-ons, carried out after the command is written: `take_transition(name, reason)`,
+//! `link_to(link_type, number, reason)` and
+//! `open_record(process, #{ title, description, fields, link_type }, reason)`.
 //!
 //! Text helpers: `lower(text)`, `words(text)`, `text_has_any(text, words)`,
 //! `first_match(text, words)` and `find_path(text)`.
@@ -25,7 +33,15 @@ use crate::context;
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 
 /// Names of the variables every run defines, in the order they are pushed.
-pub(crate) const VARIABLES: [&str; 5] = ["record", "previous", "actor", "hook", "transition"];
+pub(crate) const VARIABLES: [&str; 7] = [
+    "record",
+    "previous",
+    "actor",
+    "hook",
+    "transition",
+    "links",
+    "linked",
+];
 
 type HostResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -37,6 +53,10 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("recommend", recommend);
     engine.register_fn("note", note);
     engine.register_fn("deny", deny);
+    engine.register_fn("approver", approver);
+    engine.register_fn("take_transition", take_transition);
+    engine.register_fn("link_to", link_to);
+    engine.register_fn("open_record", open_record);
     engine.register_fn("lower", |text: ImmutableString| text.to_lowercase());
     engine.register_fn("words", |text: ImmutableString| -> Array {
         words(&text).into_iter().map(Dynamic::from).collect()
@@ -77,6 +97,22 @@ pub(crate) fn input_scope(input: &RuleInput<'_>) -> Result<Scope<'static>, Strin
     scope.push_constant_dynamic(VARIABLES[2], Dynamic::from_map(actor));
     scope.push_constant_dynamic(VARIABLES[3], Dynamic::from(input.hook.as_str()));
     scope.push_constant_dynamic(VARIABLES[4], transition);
+    let links = serde_json::to_value(input.links).map_err(|error| format!("links: {error}"))?;
+    scope.push_constant_dynamic(
+        VARIABLES[5],
+        json_to_dynamic(&links).map_err(|error| format!("links: {error}"))?,
+    );
+    let linked = match input.linked {
+        Some(change) => {
+            let mut value =
+                serde_json::to_value(&change.record).map_err(|error| format!("linked: {error}"))?;
+            value["transition"] = Value::String(change.transition.clone());
+            value["from"] = Value::String(change.from.clone());
+            json_to_dynamic(&value).map_err(|error| format!("linked: {error}"))?
+        }
+        None => Dynamic::UNIT,
+    };
+    scope.push_constant_dynamic(VARIABLES[6], linked);
     Ok(scope)
 }
 
@@ -166,6 +202,78 @@ fn deny(message: ImmutableString) -> HostResult<()> {
         message: message.to_owned(),
     };
     context::propose(message, effect)
+}
+
+/// Names an approver of the transition an approval rule runs for.
+fn approver(approver: ImmutableString, reason: ImmutableString) -> HostResult<()> {
+    let approver = require_text("approver", "approver", &approver)?;
+    let reason = require_text("approver", "reason", &reason)?;
+    tend_workflow::approval::Approver::parse(approver)?;
+    let effect = Effect::Approver {
+        approver: approver.to_owned(),
+    };
+    context::propose(reason, effect)
+}
+
+/// Asks for a transition of the record once the command is written.
+fn take_transition(name: ImmutableString, reason: ImmutableString) -> HostResult<()> {
+    let name = require_text("take_transition", "transition name", &name)?;
+    let reason = require_text("take_transition", "reason", &reason)?;
+    let effect = Effect::Transition {
+        name: name.to_owned(),
+    };
+    context::propose(reason, effect)
+}
+
+/// Asks for a link from the record to record `target` once the command is written.
+fn link_to(
+    link_type: ImmutableString,
+    target: ImmutableString,
+    reason: ImmutableString,
+) -> HostResult<()> {
+    let link_type = require_text("link_to", "link type", &link_type)?;
+    let target = require_text("link_to", "target record number", &target)?;
+    let reason = require_text("link_to", "reason", &reason)?;
+    let effect = Effect::Link {
+        link_type: link_type.to_owned(),
+        target: target.to_owned(),
+    };
+    context::propose(reason, effect)
+}
+
+/// Asks for a new record of `process` once the command is written. `spec` holds `title`
+/// (required), and optionally `description`, `fields` (a map) and `link_type`, the link
+/// from the new record to this one.
+fn open_record(process: ImmutableString, spec: Map, reason: ImmutableString) -> HostResult<()> {
+    let process = require_text("open_record", "process", &process)?;
+    let reason = require_text("open_record", "reason", &reason)?;
+    let spec = dynamic_to_json(&Dynamic::from_map(spec))
+        .map_err(|error| format!("open_record(\"{process}\"): {error}"))?;
+    let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_owned);
+    let Some(title) = text("title").filter(|t| !t.trim().is_empty()) else {
+        return Err(format!(
+            "open_record(\"{process}\"): the map needs a `title`, e.g. #{{ title: \"Replace disk\" }}"
+        )
+        .into());
+    };
+    let fields = match spec.get("fields") {
+        None | Some(Value::Null) => tend_domain::Fields::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(format!(
+                "open_record(\"{process}\"): `fields` must be a map of field values, not {other}"
+            )
+            .into());
+        }
+    };
+    let effect = Effect::Open {
+        process: process.to_owned(),
+        title,
+        description: text("description").unwrap_or_default(),
+        fields,
+        link_type: text("link_type"),
+    };
+    context::propose(reason, effect)
 }
 
 /// Rejects an empty or blank argument, because an effect without a name or a reason

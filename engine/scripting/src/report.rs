@@ -163,6 +163,24 @@ fn show_expected(effect: &ExpectedEffect) -> String {
                 .map_or_else(|| "(any message)".to_owned(), |m| format!("{m:?}"));
             (format!("deny {message}"), &None)
         }
+        ExpectedEffect::Approver { approver, reason } => (format!("approver {approver}"), reason),
+        ExpectedEffect::Transition { name, reason } => (format!("transition {name}"), reason),
+        ExpectedEffect::Link {
+            link_type,
+            target,
+            reason,
+        } => (format!("link {link_type} {target}"), reason),
+        ExpectedEffect::Open {
+            process,
+            title,
+            reason,
+            ..
+        } => {
+            let title = title
+                .as_ref()
+                .map_or_else(|| "(any title)".to_owned(), |t| format!("{t:?}"));
+            (format!("open {process} {title}"), reason)
+        }
     };
     match reason {
         Some(reason) => format!("{text} (reason: {reason:?})"),
@@ -176,6 +194,10 @@ fn show_actual(effect: &ProposedEffect) -> String {
         Effect::Recommend { action, params } => format!("recommend {action} {params}"),
         Effect::Note { text } => format!("note {text:?}"),
         Effect::Deny { message } => format!("deny {message:?}"),
+        Effect::Approver { approver } => format!("approver {approver}"),
+        Effect::Transition { name } => format!("transition {name}"),
+        Effect::Link { link_type, target } => format!("link {link_type} {target}"),
+        Effect::Open { process, title, .. } => format!("open {process} {title:?}"),
     };
     format!("{text} (reason: {:?})", effect.reason)
 }

@@ -27,7 +27,7 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::Value;
 use tend_domain::{Actor, Effect, Fields, ProposedEffect, Record, Role};
-use tend_workflow::{Hook, RuleInput, RuleRunner};
+use tend_workflow::{Hook, LinkedChange, LinkedRecord, RuleInput, RuleRunner};
 
 use crate::RuleHost;
 use crate::report::{CaseResult, RuleTestReport, effects_diff};
@@ -46,6 +46,12 @@ struct TestCase {
     transition: Option<String>,
     #[serde(default)]
     actor: Option<Actor>,
+    /// Records linked to the record, as rules see them.
+    #[serde(default)]
+    links: Vec<LinkedRecord>,
+    /// For `on_linked`: the transition of a linked record the rule reacts to.
+    #[serde(default)]
+    linked: Option<LinkedChange>,
     expect: Vec<ExpectedEffect>,
 }
 
@@ -60,6 +66,10 @@ enum HookName {
     Transition,
     #[serde(rename = "guard")]
     Guard,
+    #[serde(rename = "approvers")]
+    Approvers,
+    #[serde(rename = "on_linked")]
+    Linked,
 }
 
 impl From<HookName> for Hook {
@@ -69,6 +79,8 @@ impl From<HookName> for Hook {
             HookName::Update => Hook::OnUpdate,
             HookName::Transition => Hook::OnTransition,
             HookName::Guard => Hook::Guard,
+            HookName::Approvers => Hook::Approvers,
+            HookName::Linked => Hook::OnLinked,
         }
     }
 }
@@ -99,6 +111,33 @@ pub(crate) enum ExpectedEffect {
     Deny {
         #[serde(default)]
         message: Option<String>,
+    },
+    Approver {
+        approver: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Transition {
+        name: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Link {
+        link_type: String,
+        target: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Open {
+        process: String,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        fields: Option<Fields>,
+        #[serde(default)]
+        link_type: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
     },
 }
 
@@ -138,6 +177,51 @@ impl ExpectedEffect {
             (ExpectedEffect::Deny { message }, Effect::Deny { message: actual }) => (
                 message.as_ref().is_none_or(|message| message == actual),
                 &None,
+            ),
+            (
+                ExpectedEffect::Approver { approver, reason },
+                Effect::Approver { approver: actual },
+            ) => (approver == actual, reason),
+            (ExpectedEffect::Transition { name, reason }, Effect::Transition { name: actual }) => {
+                (name == actual, reason)
+            }
+            (
+                ExpectedEffect::Link {
+                    link_type,
+                    target,
+                    reason,
+                },
+                Effect::Link {
+                    link_type: actual_type,
+                    target: actual_target,
+                },
+            ) => (link_type == actual_type && target == actual_target, reason),
+            (
+                ExpectedEffect::Open {
+                    process,
+                    title,
+                    fields,
+                    link_type,
+                    reason,
+                },
+                Effect::Open {
+                    process: actual_process,
+                    title: actual_title,
+                    fields: actual_fields,
+                    link_type: actual_link,
+                    ..
+                },
+            ) => (
+                process == actual_process
+                    && title.as_ref().is_none_or(|t| t == actual_title)
+                    && fields.as_ref().is_none_or(|f| {
+                        f.iter()
+                            .all(|(name, value)| actual_fields.get(name) == Some(value))
+                    })
+                    && link_type
+                        .as_ref()
+                        .is_none_or(|l| Some(l) == actual_link.as_ref()),
+                reason,
             ),
             _ => return false,
         };
@@ -280,6 +364,8 @@ fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> 
         previous: previous.as_ref(),
         actor: &actor,
         transition: case.transition.as_deref(),
+        links: &case.links,
+        linked: case.linked.as_ref(),
     };
     let actual = host
         .run(rule, &input)

@@ -116,6 +116,8 @@ fn rule_sees_its_input() {
         previous: Some(&previous),
         actor: &actor,
         transition: Some("start"),
+        links: &[],
+        linked: None,
     };
     let texts: Vec<String> = rules
         .host
@@ -328,6 +330,8 @@ if hook == \"guard\" && transition == \"resolve\" && record.resolution_code == (
         previous: Some(&record),
         actor: &actor,
         transition: Some("resolve"),
+        links: &[],
+        linked: None,
     };
     let effects = rules.host.run("incident/resolvable", &input).unwrap();
     assert_eq!(effects.len(), 1);

@@ -71,7 +71,8 @@ async fn checkpoints(store: tend_store::Store, interval: Duration) {
     }
 }
 
-/// Takes the automatic transitions due at every `interval`, the first time right away. A
+/// Takes the automatic transitions and handles the approval deadlines due at every
+/// `interval`, the first time right away. A
 /// failed run is logged and the due timers are claimed again at the next interval.
 async fn fire_timers(commands: Commands, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
@@ -83,6 +84,13 @@ async fn fire_timers(commands: Commands, interval: Duration) {
             Ok(taken) => tracing::info!(taken, "automatic transitions taken"),
             Err(error) => {
                 tracing::error!(%error, "taking automatic transitions failed; retrying at the next interval")
+            }
+        }
+        match commands.handle_approval_deadlines(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(handled) => tracing::info!(handled, "approval deadlines handled"),
+            Err(error) => {
+                tracing::error!(%error, "handling approval deadlines failed; retrying at the next interval")
             }
         }
     }

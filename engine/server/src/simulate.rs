@@ -84,11 +84,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         rules: host.as_ref(),
         actor: &creator,
         now,
+        groups: &set.groups,
+        links: &[],
     };
     println!("step 0: create as {}", creator.name);
     let mut record = match tend_workflow::execute(&context, None, &create) {
         Ok(outcome) => {
             print_events(&outcome.events);
+            print_follow_ons(&outcome.follow_ons);
             let mut record = outcome.record;
             record.number = format!("{}-SIMULATED", definition.number_prefix);
             record
@@ -122,6 +125,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             rules: host.as_ref(),
             actor: &actor,
             now,
+            groups: &set.groups,
+            links: &[],
         };
         match tend_workflow::execute(&context, Some(&record), &step.command) {
             Ok(outcome) => {
@@ -132,6 +137,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 print_events(&outcome.events);
+                print_follow_ons(&outcome.follow_ons);
                 record = outcome.record;
             }
             Err(rejection) => {
@@ -213,8 +219,53 @@ fn print_events(events: &[JournalEvent]) {
                 let direction = if *outgoing { "to" } else { "from" };
                 format!("link `{link_type}` {direction} {other}")
             }
+            JournalEvent::ApprovalRequested {
+                transition,
+                approvers,
+                required,
+                ..
+            } => format!(
+                "waits for approval of `{transition}`: {required} of {} needed ({}); the record stays in its state",
+                approvers.len(),
+                approvers.join(", ")
+            ),
+            JournalEvent::ApprovalDecided {
+                approver, decision, ..
+            } => format!("{approver} decided: {decision}"),
+            JournalEvent::ApprovalCompleted {
+                transition,
+                outcome,
+                ..
+            } => format!("approval of `{transition}` {outcome}"),
+            JournalEvent::ApprovalEscalated { approvers, .. } => {
+                format!("approval escalated to {}", approvers.join(", "))
+            }
+            JournalEvent::FollowOnFailed { effect, error, .. } => {
+                format!("could not {effect}: {error}")
+            }
         };
         println!("  {line}");
+    }
+}
+
+/// Prints what the rules asked to do once the command is written; a simulation does
+/// not carry it out.
+fn print_follow_ons(follow_ons: &[tend_domain::ProposedEffect]) {
+    for proposed in follow_ons {
+        let what = match &proposed.effect {
+            tend_domain::Effect::Transition { name } => format!("take transition `{name}`"),
+            tend_domain::Effect::Link { link_type, target } => {
+                format!("link `{link_type}` to {target}")
+            }
+            tend_domain::Effect::Open { process, title, .. } => {
+                format!("open a {process} record \"{title}\"")
+            }
+            other => format!("{other:?}"),
+        };
+        println!(
+            "  then (not simulated): {what}, by rule {}: {}",
+            proposed.rule, proposed.reason
+        );
     }
 }
 

@@ -24,6 +24,7 @@ use sea_orm::{
 };
 use tend_migrations::{Migrator, MigratorTrait};
 
+pub mod approvals;
 mod audit;
 mod credentials;
 pub mod entities;

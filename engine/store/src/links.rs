@@ -49,6 +49,8 @@ pub struct LinkView {
     pub process: String,
     pub title: String,
     pub state: String,
+    /// Whether the record at the other end is open work.
+    pub open: bool,
     /// Requester of the record at the other end, so that a caller can leave out records
     /// that a requester may not see.
     pub requester: Option<String>,
@@ -166,8 +168,9 @@ async fn link_exists<C: ConnectionTrait>(
     Ok(found.is_some())
 }
 
-/// Columns of the record at the other end: id, number, process, title, state, requester.
-type OtherRecord = (i64, String, String, String, String, Option<String>);
+/// Columns of the record at the other end: id, number, process, title, state, requester,
+/// open.
+type OtherRecord = (i64, String, String, String, String, Option<String>, bool);
 
 /// Reads the links of record `record_id` in both directions, oldest first.
 async fn read_links<C: ConnectionTrait>(db: &C, record_id: i64) -> Result<Vec<LinkView>, Error> {
@@ -199,6 +202,7 @@ async fn read_links<C: ConnectionTrait>(db: &C, record_id: i64) -> Result<Vec<Li
         .column(records::Column::Title)
         .column(records::Column::State)
         .column(records::Column::Requester)
+        .column(records::Column::IsOpen)
         .filter(records::Column::Id.is_in(other_ids))
         .into_tuple::<OtherRecord>()
         .all(db)
@@ -209,7 +213,7 @@ async fn read_links<C: ConnectionTrait>(db: &C, record_id: i64) -> Result<Vec<Li
 
     rows.into_iter()
         .map(|row| {
-            let (_, number, process, title, state, requester) =
+            let (_, number, process, title, state, requester, open) =
                 others.get(&other_id(&row)).cloned().ok_or_else(|| {
                     Error::corrupt(
                         format!("link {} of record id {record_id}", row.id),
@@ -228,6 +232,7 @@ async fn read_links<C: ConnectionTrait>(db: &C, record_id: i64) -> Result<Vec<Li
                 process,
                 title,
                 state,
+                open,
                 requester,
                 actor: row.actor,
                 created_at: row.created_at,

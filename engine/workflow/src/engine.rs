@@ -7,9 +7,12 @@ use tend_domain::{
     Actor, Command, Effect, Fields, JournalEvent, ProposedEffect, Recommendation, Record, Role,
 };
 
-use crate::model::{Definition, TransitionDef};
+use std::collections::BTreeMap;
+
+use crate::approval::{self, Slot};
+use crate::model::{ApprovalDef, Definition, GroupDef, TransitionDef};
 use crate::rejection::Rejection;
-use crate::rules::{Hook, RuleInput, RuleRunner};
+use crate::rules::{Hook, LinkedChange, LinkedRecord, RuleInput, RuleRunner};
 use crate::values::{check_value, is_present};
 
 /// Longest accepted title, in characters.
@@ -26,6 +29,10 @@ pub struct Context<'a> {
     pub rules: &'a dyn RuleRunner,
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
+    /// Groups of users, which approvers name.
+    pub groups: &'a BTreeMap<String, GroupDef>,
+    /// Records linked to the record, for rules that look across links.
+    pub links: &'a [LinkedRecord],
 }
 
 /// The result of an accepted command.
@@ -38,6 +45,24 @@ pub struct Outcome {
     /// Automatic transitions to schedule for the record's new state. Empty when the command
     /// did not create the record or move it into a state, so existing timers stay as they are.
     pub timers: Vec<TimerPlan>,
+    /// Set when the command took a transition that needs approval: the record stays in its
+    /// state and a round of approval requests is opened instead.
+    pub approval: Option<ApprovalPlan>,
+    /// Effects of rules that act after the command is written: transitions of the record,
+    /// links, new records.
+    pub follow_ons: Vec<ProposedEffect>,
+}
+
+/// A round of approval requests to open for a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPlan {
+    pub transition: String,
+    pub slots: Vec<Slot>,
+    /// Approvals needed to approve the round.
+    pub required: usize,
+    pub due_at: Option<DateTime<Utc>>,
+    /// The comment given with the transition, kept for when the round completes it.
+    pub comment: Option<String>,
 }
 
 /// An automatic transition (one with `after`) due at a fixed time, unless the record leaves
@@ -128,7 +153,7 @@ fn decide(
                 comment,
             },
             Some(record),
-        ) => transition(context, record, name, fields, comment.as_deref()),
+        ) => transition(context, record, name, fields, comment.as_deref(), false),
         (
             Command::Update {
                 title,
@@ -301,6 +326,7 @@ fn create(
         state_changed_at: context.now,
         revision: 0,
     };
+    let mut follow_ons = Vec::new();
     let mut events = vec![JournalEvent::Created {
         title: record.title.clone(),
         description: record.description.clone(),
@@ -314,12 +340,15 @@ fn create(
         None,
         None,
         &mut events,
+        &mut follow_ons,
     );
     Ok(Outcome {
         record,
         events,
         follow_up: None,
         timers: Vec::new(),
+        approval: None,
+        follow_ons,
     })
 }
 
@@ -339,6 +368,7 @@ fn update(
     check_input_fields(definition, context.actor, &current.state, input)?;
     let mut record = current.clone();
     let mut events = Vec::new();
+    let mut follow_ons = Vec::new();
     if let Some(title) = title {
         check_text("title", title, MAX_TITLE_LENGTH, true)?;
         let title = title.trim();
@@ -373,6 +403,7 @@ fn update(
             Some(current),
             None,
             &mut events,
+            &mut follow_ons,
         );
     }
     Ok(Outcome {
@@ -380,7 +411,23 @@ fn update(
         events,
         follow_up: None,
         timers: Vec::new(),
+        approval: None,
+        follow_ons,
     })
+}
+
+/// Completes a transition whose approval round was approved. The transition is decided
+/// again (its guard, required fields and rules run on the record as it is now), but no new
+/// round is opened.
+pub fn execute_approved(
+    context: &Context<'_>,
+    record: &Record,
+    name: &str,
+    comment: Option<&str>,
+) -> Result<Outcome, Rejection> {
+    let mut outcome = transition(context, record, name, &Fields::new(), comment, true)?;
+    outcome.timers = plan_timers(context.definition, &outcome.record);
+    Ok(outcome)
 }
 
 fn transition(
@@ -389,6 +436,7 @@ fn transition(
     name: &str,
     input: &Fields,
     comment: Option<&str>,
+    approved: bool,
 ) -> Result<Outcome, Rejection> {
     let definition = context.definition;
     let Some(step) = definition.transition(name) else {
@@ -440,6 +488,43 @@ fn transition(
     if let Some(guard) = &step.guard {
         check_guard(context, guard, name, &record, current)?;
     }
+    let mut follow_ons = Vec::new();
+    if let Some(approval) = step.approval.as_ref().filter(|_| !approved)
+        && let Some(plan) = plan_approval(context, approval, name, &record, current, comment)?
+    {
+        if fields_changed {
+            run_rules(
+                context,
+                Hook::OnUpdate,
+                &mut record,
+                Some(current),
+                None,
+                &mut events,
+                &mut follow_ons,
+            );
+            record.updated_at = context.now;
+        }
+        events.push(JournalEvent::ApprovalRequested {
+            round: 0,
+            transition: name.to_owned(),
+            approvers: plan.slots.iter().map(|s| s.approver.clone()).collect(),
+            required: i64::try_from(plan.required).unwrap_or(i64::MAX),
+            due_at: plan.due_at,
+        });
+        if let Some(text) = comment {
+            events.push(JournalEvent::Commented {
+                text: text.to_owned(),
+            });
+        }
+        return Ok(Outcome {
+            record,
+            events,
+            follow_up: None,
+            timers: Vec::new(),
+            approval: Some(plan),
+            follow_ons,
+        });
+    }
 
     if fields_changed {
         run_rules(
@@ -449,6 +534,7 @@ fn transition(
             Some(current),
             None,
             &mut events,
+            &mut follow_ons,
         );
     }
     events.push(JournalEvent::Transitioned {
@@ -472,12 +558,15 @@ fn transition(
         Some(current),
         Some(name),
         &mut events,
+        &mut follow_ons,
     );
     Ok(Outcome {
         record,
         events,
         follow_up: None,
         timers: Vec::new(),
+        approval: None,
+        follow_ons,
     })
 }
 
@@ -498,6 +587,8 @@ fn comment(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcom
         }],
         follow_up: None,
         timers: Vec::new(),
+        approval: None,
+        follow_ons: Vec::new(),
     })
 }
 
@@ -527,6 +618,8 @@ fn reply(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcome,
                     .unwrap_or_else(|| DEFAULT_FOLLOW_UP_FIELD.to_owned()),
             }),
             timers: Vec::new(),
+            approval: None,
+            follow_ons: Vec::new(),
         })
     };
     if policy.follow_up_in.contains(&current.state) {
@@ -543,7 +636,7 @@ fn reply(context: &Context<'_>, current: &Record, text: &str) -> Result<Outcome,
             return follow_up();
         }
         if in_time && context.actor.may(&step.roles) {
-            return transition(context, current, name, &Fields::new(), Some(text));
+            return transition(context, current, name, &Fields::new(), Some(text), false);
         }
     }
     comment(context, current, text)
@@ -619,6 +712,8 @@ fn check_guard(
         previous: Some(current),
         actor: context.actor,
         transition: Some(name),
+        links: context.links,
+        linked: None,
     };
     let denied = |message: String| Rejection::GuardFailed {
         transition: name.to_owned(),
@@ -651,12 +746,31 @@ fn run_rules(
     previous: Option<&Record>,
     transition: Option<&str>,
     events: &mut Vec<JournalEvent>,
+    follow_ons: &mut Vec<ProposedEffect>,
+) {
+    run_hook(
+        context, hook, record, previous, transition, None, events, follow_ons,
+    );
+}
+
+/// Runs the rules of `hook`; `linked` is the change an `on_linked` hook reacts to.
+#[allow(clippy::too_many_arguments)]
+fn run_hook(
+    context: &Context<'_>,
+    hook: Hook,
+    record: &mut Record,
+    previous: Option<&Record>,
+    transition: Option<&str>,
+    linked: Option<&LinkedChange>,
+    events: &mut Vec<JournalEvent>,
+    follow_ons: &mut Vec<ProposedEffect>,
 ) {
     let rules = match hook {
         Hook::OnCreate => &context.definition.rules.on_create,
         Hook::OnUpdate => &context.definition.rules.on_update,
         Hook::OnTransition => &context.definition.rules.on_transition,
-        Hook::Guard => return,
+        Hook::OnLinked => &context.definition.rules.on_linked,
+        Hook::Guard | Hook::Approvers => return,
     };
     for rule in rules {
         let input = RuleInput {
@@ -665,11 +779,17 @@ fn run_rules(
             previous,
             actor: context.actor,
             transition,
+            links: context.links,
+            linked,
         };
         match context.rules.run(rule, &input) {
             Ok(effects) => {
                 for proposed in effects {
-                    apply_effect(context.definition, record, proposed, events);
+                    if proposed.effect.is_follow_on() {
+                        follow_ons.push(proposed);
+                    } else {
+                        apply_effect(context.definition, record, proposed, events);
+                    }
                 }
             }
             Err(failure) => events.push(JournalEvent::RuleFailed {
@@ -747,6 +867,130 @@ fn apply_effect(
             rule,
             error: "called deny(), which only blocks transitions when the rule is a guard".into(),
         }),
+        Effect::Approver { .. } => events.push(JournalEvent::RuleFailed {
+            rule,
+            error: "called approver(), which only names approvers when the rule is a transition's approval rule".into(),
+        }),
+        Effect::Transition { .. } | Effect::Link { .. } | Effect::Open { .. } => {
+            unreachable!("follow-on effects are collected, not applied")
+        }
+    }
+}
+
+/// Decides who must approve `name` on `record`: the definition's approvers and those its
+/// approval rule names, without the person asking and the record's requester (unless the
+/// definition allows self-approval). Returns `None` when nobody is named, which means the
+/// transition needs no approval this time (a rule may ask for approval of risky changes
+/// only).
+fn plan_approval(
+    context: &Context<'_>,
+    approval: &ApprovalDef,
+    name: &str,
+    record: &Record,
+    current: &Record,
+    comment: Option<&str>,
+) -> Result<Option<ApprovalPlan>, Rejection> {
+    let mut approvers = approval.approvers.clone();
+    if let Some(rule) = &approval.rule {
+        let input = RuleInput {
+            hook: Hook::Approvers,
+            record,
+            previous: Some(current),
+            actor: context.actor,
+            transition: Some(name),
+            links: context.links,
+            linked: None,
+        };
+        let effects = context.rules.run(rule, &input).map_err(|failure| {
+            Rejection::ApprovalUnavailable {
+                transition: name.to_owned(),
+                message: format!(
+                    "its approval rule `{rule}` failed ({}), so nobody can be asked: fix the rule",
+                    failure.message
+                ),
+            }
+        })?;
+        approvers.extend(effects.into_iter().filter_map(|p| match p.effect {
+            Effect::Approver { approver } => Some(approver),
+            _ => None,
+        }));
+    }
+    if approvers.is_empty() {
+        return Ok(None);
+    }
+    let mut excluded: Vec<&str> = Vec::new();
+    if !approval.allow_self_approval {
+        excluded.push(context.actor.name.as_str());
+        if let Some(requester) = record.field_str("requester") {
+            excluded.push(requester);
+        }
+    }
+    let slots = approval::expand(&approvers, context.groups, &excluded).map_err(|message| {
+        Rejection::ApprovalUnavailable {
+            transition: name.to_owned(),
+            message,
+        }
+    })?;
+    if slots.is_empty() {
+        return Err(Rejection::ApprovalUnavailable {
+            transition: name.to_owned(),
+            message: format!(
+                "every approver named ({}) is the person asking or the record's requester, who may not approve their own request: ask another approver to be added, or allow self-approval in the definition",
+                approvers.join(", ")
+            ),
+        });
+    }
+    let required = approval.required(slots.len());
+    if required > slots.len() {
+        return Err(Rejection::ApprovalUnavailable {
+            transition: name.to_owned(),
+            message: format!(
+                "it needs {required} approvals and only {} approvers can be asked ({}): lower the quorum or add approvers",
+                slots.len(),
+                slots
+                    .iter()
+                    .map(|s| s.approver.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(Some(ApprovalPlan {
+        transition: name.to_owned(),
+        slots,
+        required,
+        due_at: approval.deadline.map(|d| context.now + d.duration()),
+        comment: comment.map(str::to_owned),
+    }))
+}
+
+/// Runs the `on_linked` rules of `record` for a transition of a linked record. Returns
+/// the journal events (field changes, notes) and the follow-on effects the rules proposed;
+/// an outcome without events and follow-ons means the rules did nothing.
+pub fn react_to_linked(context: &Context<'_>, current: &Record, change: &LinkedChange) -> Outcome {
+    let mut record = current.clone();
+    let mut events = Vec::new();
+    let mut follow_ons = Vec::new();
+    run_hook(
+        context,
+        Hook::OnLinked,
+        &mut record,
+        Some(current),
+        None,
+        Some(change),
+        &mut events,
+        &mut follow_ons,
+    );
+    if !events.is_empty() {
+        record.updated_at = context.now;
+    }
+    Outcome {
+        record,
+        events,
+        follow_up: None,
+        timers: Vec::new(),
+        approval: None,
+        follow_ons,
     }
 }
 

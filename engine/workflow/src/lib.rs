@@ -7,6 +7,7 @@
 //! - [`engine`]: the pure state machine, `command + record + definition -> outcome`.
 //! - [`rules`]: the trait through which the state machine runs rules.
 
+pub mod approval;
 pub mod calendar;
 mod diagnostic;
 pub mod engine;
@@ -23,15 +24,18 @@ mod yaml_index;
 
 pub use diagnostic::{Diagnostic, LoadError};
 pub use engine::{
-    Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, TimerPlan, available_transitions, execute,
-    path_between, plan_timers,
+    ApprovalPlan, Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, TimerPlan,
+    available_transitions, execute, execute_approved, path_between, plan_timers, react_to_linked,
 };
 pub use links::{FOLLOW_UP_LINK, LinkType, LinkTypeFile};
 pub use load::{DefinitionSet, load_dir, parse_yaml};
-pub use model::{Definition, FieldDef, FieldType, ReplyPolicy, Span, StateDef, TransitionDef};
+pub use model::{
+    ApprovalDef, ApprovalPolicy, DeadlineAction, Definition, FieldDef, FieldType, GroupDef,
+    ReplyPolicy, Span, StateDef, TransitionDef,
+};
 pub use rejection::Rejection;
 pub use rules::{
-    CompileError, FieldAccess, FieldUse, Hook, NoRules, RuleCheckError, RuleFailure, RuleInput,
-    RuleRunner,
+    CompileError, FieldAccess, FieldUse, Hook, LinkedChange, LinkedRecord, NoRules, RuleCheckError,
+    RuleFailure, RuleInput, RuleRunner,
 };
 pub use validate::RESERVED_NAMES;

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::calendar::Calendar;
 use crate::diagnostic::{Diagnostic, LoadError};
 use crate::links::{LinkType, LinkTypeFile};
-use crate::model::Definition;
+use crate::model::{Definition, GroupDef, GroupFile};
 use crate::rules::{RuleCheckError, RuleRunner};
 use crate::validate::validate_definition;
 use crate::yaml_index::YamlIndex;
@@ -29,6 +29,8 @@ pub struct DefinitionSet {
     pub calendars: BTreeMap<String, Calendar>,
     /// Link types by name, in file order and then in the order each file lists them.
     pub link_types: IndexMap<String, LinkType>,
+    /// Groups of users by name, from `workflows/groups/*.yaml`.
+    pub groups: BTreeMap<String, GroupDef>,
 }
 
 impl DefinitionSet {
@@ -79,6 +81,8 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let definition_files = yaml_files(&workflows, &mut diagnostics);
     let calendar_files = yaml_files(&workflows.join("calendars"), &mut Vec::new());
     let link_files = yaml_files(&workflows.join("links"), &mut Vec::new());
+    let group_files = yaml_files(&workflows.join("groups"), &mut Vec::new());
+    let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
             file: workflows.clone(),
@@ -103,6 +107,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
             pruned: &pruned,
         };
         validate_definition(&definition, file, &mut report);
+        check_approvers(&definition, &groups, &mut report);
         check_rules(&definition, root, rules, &mut report, &mut hasher);
         if let Some(first) = origins.get(&definition.process) {
             report.error(
@@ -168,7 +173,115 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         definitions,
         calendars,
         link_types,
+        groups,
     })
+}
+
+/// Loads the group files. A group defined in two files is reported at the second one.
+fn load_groups(
+    files: &[PathBuf],
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, GroupDef> {
+    let mut groups = BTreeMap::new();
+    let mut origins: HashMap<String, PathBuf> = HashMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) = parse_file::<GroupFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        for (name, group) in parsed.groups {
+            let path = format!("groups.{name}");
+            if !crate::validate::is_identifier(&name) {
+                report.error(
+                    &path,
+                    format!("invalid group name `{name}`: use lower-case letters, digits and underscores"),
+                );
+            }
+            if group.members.is_empty() {
+                report.error(
+                    &format!("{path}.members"),
+                    format!("group `{name}` has no members: list the user names of its members"),
+                );
+            }
+            let mut seen = BTreeSet::new();
+            for (i, member) in group.members.iter().enumerate() {
+                if !seen.insert(member) {
+                    report.error(
+                        &format!("{path}.members[{i}]"),
+                        format!("`{member}` is listed twice in group `{name}`: keep one"),
+                    );
+                }
+            }
+            if let Some(first) = origins.get(&name) {
+                report.error(
+                    &path,
+                    format!(
+                        "group `{name}` is already defined in {}: keep one of them or rename this one",
+                        first.display()
+                    ),
+                );
+                continue;
+            }
+            origins.insert(name.clone(), file.clone());
+            groups.insert(name, group);
+        }
+    }
+    groups
+}
+
+/// Checks that the approvers a definition names exist: every `group:` and `board:` names a
+/// group of `workflows/groups/`.
+fn check_approvers(
+    definition: &Definition,
+    groups: &BTreeMap<String, GroupDef>,
+    report: &mut FileReport<'_>,
+) {
+    for (i, transition) in definition.transitions.iter().enumerate() {
+        let Some(approval) = &transition.approval else {
+            continue;
+        };
+        let named = approval
+            .approvers
+            .iter()
+            .enumerate()
+            .map(|(j, a)| (format!("transitions[{i}].approval.approvers[{j}]"), a))
+            .chain(
+                approval
+                    .escalate_to
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| (format!("transitions[{i}].approval.escalate_to[{j}]"), a)),
+            );
+        for (path, approver) in named {
+            match crate::approval::Approver::parse(approver) {
+                Err(message) => report.error(&path, message),
+                Ok(
+                    crate::approval::Approver::Group(group)
+                    | crate::approval::Approver::Board(group),
+                ) if !groups.contains_key(&group) => {
+                    report.error(
+                        &path,
+                        format!(
+                            "unknown group `{group}` in approver `{approver}`: {}",
+                            if groups.is_empty() {
+                                "define it in workflows/groups/NAME.yaml".to_owned()
+                            } else {
+                                crate::validate::choices(&group, groups.keys())
+                            }
+                        ),
+                    );
+                }
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// Loads the link type files and checks each type against the known `processes`. A name
@@ -432,7 +545,17 @@ fn check_rules(
                 .as_ref()
                 .map(|g| (format!("transitions[{i}].guard"), g))
         });
-    for (path, rule) in hooks.chain(guards) {
+    let approval_rules = definition
+        .transitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            t.approval
+                .as_ref()
+                .and_then(|a| a.rule.as_ref())
+                .map(|r| (format!("transitions[{i}].approval.rule"), r))
+        });
+    for (path, rule) in hooks.chain(guards).chain(approval_rules) {
         let first_use = checked.insert(rule);
         match rules.check(rule) {
             // A rule used by several hooks is reported at its first use only.

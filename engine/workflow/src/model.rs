@@ -288,6 +288,138 @@ pub struct TransitionDef {
     /// record entered one of the `from` states, e.g. `5d`.
     #[serde(default)]
     pub after: Option<Span>,
+    /// Approval needed before the transition completes. Taking the transition then opens
+    /// an approval round, and the record stays where it is until the round is decided.
+    #[serde(default)]
+    pub approval: Option<ApprovalDef>,
+}
+
+/// Who approves a transition, how many must agree, and what happens on a rejection or a
+/// missed deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDef {
+    /// Approvers named in the definition: `user:NAME`, `group:NAME` (any one member decides
+    /// for the group) or `board:NAME` (each member of the group decides).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Rule that adds approvers by calling `approver(...)`, e.g. by risk. When the
+    /// definition names none and the rule adds none, no approval is needed.
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// How many approvals complete the round.
+    #[serde(default)]
+    pub policy: ApprovalPolicy,
+    /// Approvals needed with `policy: quorum`.
+    #[serde(default)]
+    pub quorum: Option<u32>,
+    /// Share of approvers, in percent, needed with `policy: share`.
+    #[serde(default)]
+    pub share: Option<u32>,
+    /// Time the approvers have, counted from the request.
+    #[serde(default)]
+    pub deadline: Option<Span>,
+    /// What happens when the deadline passes with the round still open.
+    #[serde(default)]
+    pub on_deadline: DeadlineAction,
+    /// Approvers asked instead when `on_deadline` is `escalate`; the first of them to
+    /// decide decides the round.
+    #[serde(default)]
+    pub escalate_to: Vec<String>,
+    /// Transition the system takes when the round is rejected, e.g. back to planning.
+    /// Without one the record stays where it is.
+    #[serde(default)]
+    pub on_reject: Option<String>,
+    /// Whether the person who asked, or the record's requester, may approve their own
+    /// request. Off by default: they are left out of the approvers.
+    #[serde(default)]
+    pub allow_self_approval: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// One approval is enough.
+    Any,
+    /// Every approver must approve; one rejection rejects.
+    #[default]
+    All,
+    /// More than half of the approvers.
+    Majority,
+    /// `quorum` approvals.
+    Quorum,
+    /// `share` percent of the approvers, rounded up.
+    Share,
+}
+
+impl ApprovalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Any => "any",
+            ApprovalPolicy::All => "all",
+            ApprovalPolicy::Majority => "majority",
+            ApprovalPolicy::Quorum => "quorum",
+            ApprovalPolicy::Share => "share",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineAction {
+    /// Ask the `escalate_to` approvers instead.
+    #[default]
+    Escalate,
+    /// Reject the round.
+    Reject,
+    /// Approve the round (for low-risk requests that must not wait).
+    Approve,
+}
+
+impl DeadlineAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineAction::Escalate => "escalate",
+            DeadlineAction::Reject => "reject",
+            DeadlineAction::Approve => "approve",
+        }
+    }
+}
+
+impl ApprovalDef {
+    /// Number of approvals needed out of `total` approvers. With `quorum` above `total` the
+    /// round can never be approved; requests check for that before they are opened.
+    pub fn required(&self, total: usize) -> usize {
+        let total_u64 = total as u64;
+        let needed = match self.policy {
+            ApprovalPolicy::Any => 1,
+            ApprovalPolicy::All => total_u64,
+            ApprovalPolicy::Majority => total_u64 / 2 + 1,
+            ApprovalPolicy::Quorum => u64::from(self.quorum.unwrap_or(1)),
+            ApprovalPolicy::Share => {
+                (total_u64 * u64::from(self.share.unwrap_or(100))).div_ceil(100)
+            }
+        };
+        usize::try_from(needed.max(1)).unwrap_or(usize::MAX)
+    }
+}
+
+/// A file of `workflows/groups/*.yaml`: groups of users, used as assignment groups and as
+/// approvers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFile {
+    pub groups: IndexMap<String, GroupDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDef {
+    #[serde(default)]
+    pub label: Option<String>,
+    /// User names of the members.
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -302,6 +434,9 @@ pub struct RuleHooks {
     /// Rules run, in order, after any transition.
     #[serde(default)]
     pub on_transition: Vec<String>,
+    /// Rules run, in order, when a record linked to this one takes a transition.
+    #[serde(default)]
+    pub on_linked: Vec<String>,
 }
 
 impl RuleHooks {
@@ -312,6 +447,7 @@ impl RuleHooks {
             ("on_create", &self.on_create),
             ("on_update", &self.on_update),
             ("on_transition", &self.on_transition),
+            ("on_linked", &self.on_linked),
         ] {
             all.extend(rules.iter().enumerate().map(|(i, rule)| (hook, i, rule)));
         }

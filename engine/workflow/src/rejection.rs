@@ -41,6 +41,8 @@ pub enum Rejection {
     CommentRequired { name: String },
     #[error("invalid {field}: {message}")]
     InvalidInput { field: String, message: String },
+    #[error("transition `{transition}` needs approval, and {message}")]
+    ApprovalUnavailable { transition: String, message: String },
 }
 
 fn roles_text(roles: &[Role]) -> String {
@@ -68,6 +70,7 @@ impl Rejection {
             Rejection::GuardFailed { .. } => "guard_failed",
             Rejection::FieldLockedInState { .. } => "read_only_field",
             Rejection::InvalidInput { .. } => "invalid_input",
+            Rejection::ApprovalUnavailable { .. } => "approval_unavailable",
         }
     }
 

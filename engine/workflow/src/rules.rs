@@ -13,6 +13,11 @@ pub enum Hook {
     OnTransition,
     /// A transition's guard, run before the transition is taken.
     Guard,
+    /// An approval's rule, run when a transition that needs approval is taken, to name
+    /// its approvers.
+    Approvers,
+    /// Run on a record when a record linked to it took a transition.
+    OnLinked,
 }
 
 impl Hook {
@@ -22,6 +27,8 @@ impl Hook {
             Hook::OnUpdate => "on_update",
             Hook::OnTransition => "on_transition",
             Hook::Guard => "guard",
+            Hook::Approvers => "approvers",
+            Hook::OnLinked => "on_linked",
         }
     }
 }
@@ -37,6 +44,30 @@ pub struct RuleInput<'a> {
     pub actor: &'a Actor,
     /// Name of the transition being taken, for `on_transition`.
     pub transition: Option<&'a str>,
+    /// The records linked to this one, for rules that look across links.
+    pub links: &'a [LinkedRecord],
+    /// For `on_linked`: the linked record that took a transition, and which one.
+    pub linked: Option<&'a LinkedChange>,
+}
+
+/// A record at the other end of a link, as rules see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkedRecord {
+    pub link_type: String,
+    /// True when the link goes from this record to the other one.
+    pub outgoing: bool,
+    pub number: String,
+    pub process: String,
+    pub state: String,
+    pub open: bool,
+}
+
+/// A transition of a linked record, which `on_linked` rules react to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkedChange {
+    pub record: LinkedRecord,
+    pub transition: String,
+    pub from: String,
 }
 
 /// A script that failed to compile, located in its file.

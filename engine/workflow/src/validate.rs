@@ -30,6 +30,7 @@ pub(crate) fn validate_definition(
     check_states(definition, report);
     check_transitions(definition, report);
     check_timed_transitions(definition, report);
+    check_approvals(definition, report);
     check_reachability(definition, report);
     check_replies(definition, report);
 }
@@ -392,6 +393,99 @@ fn check_timed_transitions(definition: &Definition, report: &mut FileReport<'_>)
                         transition.name
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// Checks the approval blocks of transitions. Approver names are checked against the
+/// groups when the whole set is loaded.
+fn check_approvals(definition: &Definition, report: &mut FileReport<'_>) {
+    use crate::model::{ApprovalPolicy, DeadlineAction};
+    for (i, transition) in definition.transitions.iter().enumerate() {
+        let Some(approval) = &transition.approval else {
+            continue;
+        };
+        let name = &transition.name;
+        let path = format!("transitions[{i}].approval");
+        if approval.approvers.is_empty() && approval.rule.is_none() {
+            report.error(
+                &path,
+                format!("transition `{name}` needs approval from nobody: list `approvers` or name a `rule` that chooses them"),
+            );
+        }
+        if transition.after.is_some() {
+            report.error(
+                &format!("transitions[{i}].after"),
+                format!("transition `{name}` has both `after` and `approval`, but an automatic transition cannot wait for approvers: remove one of them"),
+            );
+        }
+        match (approval.policy, approval.quorum) {
+            (ApprovalPolicy::Quorum, None | Some(0)) => report.error(
+                &format!("{path}.quorum"),
+                "`policy: quorum` needs `quorum`, the number of approvals needed, from 1 up",
+            ),
+            (ApprovalPolicy::Quorum, Some(_)) | (_, None) => {}
+            (policy, Some(_)) => report.error(
+                &format!("{path}.quorum"),
+                format!("`quorum` counts only with `policy: quorum`, and the policy is `{}`: set `policy: quorum` or remove `quorum`", policy.as_str()),
+            ),
+        }
+        match (approval.policy, approval.share) {
+            (ApprovalPolicy::Share, Some(1..=100)) => {}
+            (ApprovalPolicy::Share, other) => report.error(
+                &format!("{path}.share"),
+                format!(
+                    "`policy: share` needs `share`, the percentage of approvers needed, from 1 to 100{}",
+                    other.map(|v| format!(", not {v}")).unwrap_or_default()
+                ),
+            ),
+            (_, None) => {}
+            (policy, Some(_)) => report.error(
+                &format!("{path}.share"),
+                format!("`share` counts only with `policy: share`, and the policy is `{}`: set `policy: share` or remove `share`", policy.as_str()),
+            ),
+        }
+        match (approval.deadline, approval.on_deadline) {
+            (Some(_), DeadlineAction::Escalate) if approval.escalate_to.is_empty() => report.error(
+                &format!("{path}.deadline"),
+                format!("transition `{name}` escalates at its deadline but names nobody to escalate to: list `escalate_to`, or set `on_deadline: reject` or `approve`"),
+            ),
+            (None, _) if !approval.escalate_to.is_empty() => report.error(
+                &format!("{path}.escalate_to"),
+                "`escalate_to` is used when the deadline passes, and there is no `deadline`: add one, e.g. `deadline: 2d`",
+            ),
+            (None, DeadlineAction::Reject | DeadlineAction::Approve) => report.error(
+                &format!("{path}.on_deadline"),
+                "`on_deadline` acts when the deadline passes, and there is no `deadline`: add one, e.g. `deadline: 2d`",
+            ),
+            _ => {}
+        }
+        if let Some(on_reject) = &approval.on_reject {
+            match definition.transition(on_reject) {
+                None => report.error(
+                    &format!("{path}.on_reject"),
+                    format!(
+                        "`on_reject` names unknown transition `{on_reject}`: {}",
+                        choices(on_reject, definition.transitions.iter().map(|t| &t.name))
+                    ),
+                ),
+                Some(step) => {
+                    if step.approval.is_some() {
+                        report.error(
+                            &format!("{path}.on_reject"),
+                            format!("transition `{on_reject}` needs approval itself, so a rejection could not take it: choose a transition without `approval`"),
+                        );
+                    }
+                    for state in &transition.from {
+                        if !step.from.contains(state) {
+                            report.error(
+                                &format!("{path}.on_reject"),
+                                format!("a rejection of `{name}` can happen in state `{state}`, which transition `{on_reject}` does not start from: add `{state}` to its `from`"),
+                            );
+                        }
+                    }
+                }
             }
         }
     }

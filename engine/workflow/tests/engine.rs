@@ -129,6 +129,8 @@ fn create(
         rules: &TestRules,
         actor,
         now: Utc::now(),
+        groups: &Default::default(),
+        links: &[],
     };
     let fields: Fields = serde_json::from_value(fields).unwrap();
     let command = Command::Create {
@@ -151,6 +153,8 @@ fn apply(
         rules: &NoRules,
         actor,
         now: Utc::now(),
+        groups: &Default::default(),
+        links: &[],
     };
     execute(&context, Some(record), &command)
 }
@@ -191,6 +195,8 @@ fn invalid_rule_effect_is_journaled_and_skipped() {
         rules: &TestRules,
         actor: &requester(),
         now: Utc::now(),
+        groups: &Default::default(),
+        links: &[],
     };
     let command = Command::Create {
         title: "printer jam".into(),
@@ -461,6 +467,8 @@ fn reply_at(definition: &Definition, record: &Record, days_later: i64) -> tend_w
         rules: &NoRules,
         actor: &requester(),
         now: record.state_changed_at + chrono::TimeDelta::days(days_later),
+        groups: &Default::default(),
+        links: &[],
     };
     let command = Command::Reply {
         text: "still broken".into(),
@@ -627,6 +635,8 @@ fn solve_with(
         rules: &TestRules,
         actor: &technician(),
         now: Utc::now(),
+        groups: &Default::default(),
+        links: &[],
     };
     execute(
         &context,
@@ -786,6 +796,8 @@ fn no_timers_from_state_without_after() {
         rules: &NoRules,
         actor: &requester(),
         now: Utc::now(),
+        groups: &Default::default(),
+        links: &[],
     };
     let command = Command::Create {
         title: "disk".into(),

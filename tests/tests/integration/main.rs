@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL (`NAME::sqlite` and `NAME::postgres`).
 
 mod agreement;
+mod approvals;
 mod audit;
 mod binary;
 mod cli_output;

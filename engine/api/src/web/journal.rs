@@ -59,6 +59,7 @@ fn is_internal(event: &JournalEvent) -> bool {
         JournalEvent::Note { .. }
             | JournalEvent::RuleFailed { .. }
             | JournalEvent::Recommended { .. }
+            | JournalEvent::FollowOnFailed { .. }
     )
 }
 
@@ -151,5 +152,66 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
                 format!("Link added from {other}: {link} this record")
             };
         }
+        JournalEvent::ApprovalRequested {
+            round,
+            transition,
+            approvers,
+            required,
+            due_at,
+        } => {
+            let label = transition_name(definition, transition);
+            view.summary = format!(
+                "Approval of {label} requested (round {round}): {required} of {} needed",
+                approvers.len()
+            );
+            let mut text = format!("Asked: {}", approvers.join(", "));
+            if let Some(due_at) = due_at {
+                text += &format!("\nDecide by {}", due_at.format("%Y-%m-%d %H:%M UTC"));
+            }
+            view.text = Some(text);
+        }
+        JournalEvent::ApprovalDecided {
+            round,
+            approver,
+            decision,
+            reason,
+        } => {
+            let verb = if decision == "approve" {
+                "Approved"
+            } else {
+                "Rejected"
+            };
+            view.summary = format!("{verb} by {approver} (round {round})");
+            if !reason.is_empty() {
+                view.text = Some(reason.clone());
+            }
+        }
+        JournalEvent::ApprovalCompleted {
+            round,
+            transition,
+            outcome,
+        } => {
+            let label = transition_name(definition, transition);
+            view.summary = format!("Approval of {label} {outcome} (round {round})");
+        }
+        JournalEvent::ApprovalEscalated { round, approvers } => {
+            view.summary = format!("Approval deadline passed (round {round}): escalated");
+            view.text = Some(format!("Now asked: {}", approvers.join(", ")));
+        }
+        JournalEvent::FollowOnFailed {
+            rule,
+            effect,
+            error,
+        } => {
+            view.summary = format!("Could not {effect}");
+            view.text = Some(error.clone());
+            view.rule = Some(rule.clone());
+        }
     }
+}
+
+fn transition_name(definition: &Definition, name: &str) -> String {
+    definition
+        .transition(name)
+        .map_or_else(|| humanise(name), transition_label)
 }

@@ -66,6 +66,13 @@ pub fn form_message(definition: &Definition, context: FormContext<'_>, error: &A
             process_noun(definition),
             definition.state_label(state)
         ),
+        Rejection::ApprovalUnavailable {
+            transition,
+            message,
+        } => format!(
+            "{} needs approval, and {message}.",
+            named_transition(definition, transition)
+        ),
         Rejection::UnknownField { .. }
         | Rejection::UnknownTransition { .. }
         | Rejection::UnknownProcess { .. } => error.public_message(),

@@ -59,6 +59,8 @@ pub fn run_on(
         previous: None,
         actor: &actor,
         transition: None,
+        links: &[],
+        linked: None,
     };
     host.run(rule, &input)
 }

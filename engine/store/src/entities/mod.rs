@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table created by the `tend-migrations` crate.
 
 pub mod api_tokens;
+pub mod approval_requests;
+pub mod approval_rounds;
 pub mod audit_checkpoints;
 pub mod idempotency_keys;
 pub mod journal;

@@ -1,0 +1,257 @@
+//! What happens after a command is written: the follow-on effects its rules proposed (a
+//! transition of the record, a link, a new record) and the `on_linked` rules of the records
+//! linked to a record that took a transition.
+//!
+//! Follow-ons run after the command's own transaction, each as its own command, so a
+//! follow-on that fails never undoes the command that asked for it; the failure is
+//! journaled on the record instead.
+//! NOTE: a node that stops between the write and its follow-ons loses those follow-ons.
+
+use tend_domain::{Actor, Command, Effect, Fields, JournalEvent, ProposedEffect, Record};
+use tend_workflow::{Context, LinkedChange, LinkedRecord};
+
+use crate::commands::{Commands, NewRecord};
+use crate::error::ApiError;
+
+/// How many follow-ons may lead from one command, so that rules that keep triggering each
+/// other stop.
+pub const MAX_FOLLOW_ON_DEPTH: usize = 4;
+
+impl Commands {
+    /// Runs the follow-ons of a written command on `record` (as it was written), whose
+    /// state before the command was `before`.
+    pub(crate) fn after_write<'a>(
+        &'a self,
+        record: &'a Record,
+        before: &'a Record,
+        events: &'a [JournalEvent],
+        follow_ons: Vec<ProposedEffect>,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if follow_ons.is_empty() && !events.iter().any(is_transition) {
+                return;
+            }
+            if depth >= MAX_FOLLOW_ON_DEPTH {
+                for proposed in follow_ons {
+                    self.journal_failure(
+                        &record.number,
+                        &proposed,
+                        format!(
+                            "not carried out: {MAX_FOLLOW_ON_DEPTH} follow-ons in a row already led here, so the rules probably trigger each other; change one of them"
+                        ),
+                    )
+                    .await;
+                }
+                return;
+            }
+            for proposed in follow_ons {
+                if let Err(error) = self.follow_on(record, &proposed, depth).await {
+                    self.journal_failure(&record.number, &proposed, error.to_string())
+                        .await;
+                }
+            }
+            for event in events {
+                if let JournalEvent::Transitioned {
+                    transition, from, ..
+                } = event
+                {
+                    self.notify_linked(record, before, transition, from, depth)
+                        .await;
+                }
+            }
+        })
+    }
+
+    async fn follow_on(
+        &self,
+        record: &Record,
+        proposed: &ProposedEffect,
+        depth: usize,
+    ) -> Result<(), ApiError> {
+        let actor = Actor::system(format!("rule:{}", proposed.rule));
+        match &proposed.effect {
+            Effect::Transition { name } => {
+                let command = Command::Transition {
+                    name: name.clone(),
+                    fields: Fields::new(),
+                    comment: None,
+                };
+                self.apply_with_depth(&actor, &record.number, command, None, None, depth + 1)
+                    .await?;
+            }
+            Effect::Link { link_type, target } => {
+                self.link(&actor, &record.number, link_type, target).await?;
+            }
+            Effect::Open {
+                process,
+                title,
+                description,
+                fields,
+                link_type,
+            } => {
+                let input = NewRecord {
+                    title: title.clone(),
+                    description: description.clone(),
+                    fields: fields.clone(),
+                    idempotency_key: None,
+                };
+                let (created, _) = self.create(&actor, process, input).await?;
+                tracing::info!(
+                    record.number = record.number,
+                    opened = created.number,
+                    rule = proposed.rule,
+                    "a rule opened a record"
+                );
+                if let Some(link_type) = link_type {
+                    self.link(&actor, &created.number, link_type, &record.number)
+                        .await?;
+                }
+            }
+            other => {
+                tracing::error!(
+                    ?other,
+                    "an effect that is not a follow-on reached the follow-on path"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the `on_linked` rules of every record linked to `record`, which took
+    /// `transition` from state `from`.
+    async fn notify_linked(
+        &self,
+        record: &Record,
+        before: &Record,
+        transition: &str,
+        from: &str,
+        depth: usize,
+    ) {
+        let links = match self.store.links_of(record.id).await {
+            Ok(links) => links,
+            Err(error) => {
+                tracing::warn!(record.number = record.number, %error, "reading links for linked rules failed");
+                return;
+            }
+        };
+        for link in links {
+            let change = LinkedChange {
+                record: LinkedRecord {
+                    link_type: link.link_type.clone(),
+                    // Seen from the other record, the direction is reversed.
+                    outgoing: !link.direction.is_outgoing(),
+                    number: record.number.clone(),
+                    process: record.process.clone(),
+                    state: record.state.clone(),
+                    open: record.open,
+                },
+                transition: transition.to_owned(),
+                from: from.to_owned(),
+            };
+            if let Err(error) = self.react(&link.number, &change, depth).await {
+                tracing::warn!(
+                    record.number = link.number,
+                    linked = record.number,
+                    %error,
+                    "linked rules failed"
+                );
+            }
+        }
+        let _ = before;
+    }
+
+    async fn react(
+        &self,
+        number: &str,
+        change: &LinkedChange,
+        depth: usize,
+    ) -> Result<(), ApiError> {
+        let current = self.load_record(number).await?;
+        let pinned = self.engine.pinned(&current)?;
+        if pinned.definition.rules.on_linked.is_empty() {
+            return Ok(());
+        }
+        let links = self.linked_records(&current).await?;
+        let actor = Actor::system("rules");
+        let context = Context {
+            definition: &pinned.definition,
+            version: &pinned.set.version,
+            rules: pinned.rules.as_ref(),
+            actor: &actor,
+            now: chrono::Utc::now(),
+            groups: &pinned.set.groups,
+            links: &links,
+        };
+        let mut outcome = tend_workflow::react_to_linked(&context, &current, change);
+        let follow_ons = std::mem::take(&mut outcome.follow_ons);
+        let record = if outcome.events.is_empty() {
+            current.clone()
+        } else {
+            let events = outcome.events.clone();
+            let record = outcome.record.clone();
+            self.store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tend_store::update_record(tx, &record, "rules", &events).await
+                    })
+                })
+                .await?
+        };
+        self.after_write(&record, &current, &[], follow_ons, depth + 1)
+            .await;
+        Ok(())
+    }
+
+    /// Journals on record `number` that a follow-on could not be carried out.
+    async fn journal_failure(&self, number: &str, proposed: &ProposedEffect, error: String) {
+        tracing::warn!(
+            record.number = number,
+            rule = proposed.rule,
+            error,
+            "a follow-on failed"
+        );
+        let event = JournalEvent::FollowOnFailed {
+            rule: proposed.rule.clone(),
+            effect: describe(&proposed.effect),
+            error,
+        };
+        for _ in 0..3 {
+            let Ok(mut record) = self.load_record(number).await else {
+                return;
+            };
+            record.updated_at = chrono::Utc::now();
+            let events = vec![event.clone()];
+            let written = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tend_store::update_record(tx, &record, "rules", &events).await
+                    })
+                })
+                .await;
+            match written {
+                Err(tend_store::Error::Conflict { .. }) => continue,
+                Err(error) => {
+                    tracing::error!(record.number = number, %error, "journaling a failed follow-on failed");
+                    return;
+                }
+                Ok(_) => return,
+            }
+        }
+    }
+}
+
+fn is_transition(event: &JournalEvent) -> bool {
+    matches!(event, JournalEvent::Transitioned { .. })
+}
+
+/// Describes a follow-on effect for the journal.
+fn describe(effect: &Effect) -> String {
+    match effect {
+        Effect::Transition { name } => format!("transition `{name}`"),
+        Effect::Link { link_type, target } => format!("link `{link_type}` to {target}"),
+        Effect::Open { process, title, .. } => format!("open a {process} record \"{title}\""),
+        other => format!("{other:?}"),
+    }
+}
