@@ -194,6 +194,7 @@ pub fn routes() -> Router<AppState> {
             post(detail::transition),
         )
         .route("/records/{number}/comments", post(detail::comment))
+        .route("/records/{number}/approvals/{id}", post(detail::decide))
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values: `&`, `<`, `>`,

@@ -32,6 +32,8 @@ const EDIT_CONTROLS: [&str; 4] = ["csrf", "revision", "title", "description"];
 enum FormKind {
     Transition(String),
     Comment,
+    /// A decision on the approval request with this id.
+    Approval(i64),
 }
 
 /// A rejected submission, shown again on the record page.
@@ -51,6 +53,7 @@ impl Problem {
                 None => return self.error.public_message(),
             },
             FormKind::Comment => FormContext::Comment,
+            FormKind::Approval(_) => return self.error.public_message(),
         };
         form_message(definition, context, &self.error)
     }
@@ -73,6 +76,33 @@ struct RecordPage {
     transitions: Vec<TransitionForm>,
     comment: Option<CommentForm>,
     edit_link: Option<String>,
+    approvals: Vec<RoundView>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RoundView {
+    heading: String,
+    status: String,
+    detail: String,
+    requests: Vec<RequestRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestRow {
+    approver: String,
+    status: String,
+    decided: Option<String>,
+    reason: String,
+    /// The decision form, for a pending request the viewer may decide.
+    form: Option<DecisionForm>,
+}
+
+#[derive(Debug, Serialize)]
+struct DecisionForm {
+    action: String,
+    reason_id: String,
+    reason: String,
     error: Option<String>,
 }
 
@@ -122,7 +152,10 @@ async fn load(
     viewer: &Viewer,
     number: &str,
 ) -> Result<(Record, std::sync::Arc<Definition>), ApiError> {
-    let record = state.commands.visible(viewer.actor(), number).await?;
+    let record = state
+        .commands
+        .record_for_approver(viewer.actor(), number)
+        .await?;
     let definition = state.commands.engine.definition(&record.process)?;
     Ok((record, definition))
 }
@@ -256,10 +289,85 @@ fn reply_hint(
     }
 }
 
+/// Shows the approval rounds of a record, newest first, with a decision form on each
+/// pending request the viewer may decide.
+fn approval_views(
+    definition: &Definition,
+    number: &str,
+    rounds: &[tend_store::approvals::Round],
+    viewer: &Viewer,
+    problem: Option<&Problem>,
+) -> Vec<RoundView> {
+    let name = &viewer.actor().name;
+    rounds
+        .iter()
+        .rev()
+        .map(|round| {
+            let label = definition
+                .transition(&round.transition)
+                .map_or_else(|| humanise(&round.transition), transition_label);
+            let mut detail = format!(
+                "Asked by {} on {}; {} of {} approvals needed",
+                round.requested_by,
+                format_time(round.requested_at),
+                round.required,
+                round.total
+            );
+            if let Some(due) = round.due_at {
+                detail += &format!("; decide by {}", format_time(due));
+            }
+            if round.escalated {
+                detail += "; escalated after the deadline";
+            }
+            RoundView {
+                heading: format!("Round {}: {label}", round.round),
+                status: humanise(&round.status),
+                detail,
+                requests: round
+                    .requests
+                    .iter()
+                    .map(|request| {
+                        let mine = round.is_pending()
+                            && request.status == tend_store::approvals::PENDING
+                            && request.users.contains(name);
+                        let problem = problem.filter(
+                            |p| matches!(p.form, FormKind::Approval(id) if id == request.id),
+                        );
+                        RequestRow {
+                            approver: request.approver.clone(),
+                            status: humanise(&request.status),
+                            decided: request.decided_by.as_ref().map(|by| {
+                                format!(
+                                    "{by}{}",
+                                    request
+                                        .decided_at
+                                        .map(|at| format!(", {}", format_time(at)))
+                                        .unwrap_or_default()
+                                )
+                            }),
+                            reason: request.reason.clone(),
+                            form: mine.then(|| DecisionForm {
+                                action: format!("/records/{number}/approvals/{}", request.id),
+                                reason_id: format!("reason-{}", request.id),
+                                reason: problem
+                                    .and_then(|p| p.input.get("reason"))
+                                    .unwrap_or("")
+                                    .to_owned(),
+                                error: problem.map(|p| p.error.public_message()),
+                            }),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 fn record_page(
     definition: &Definition,
     record: &Record,
     journal: &[tend_domain::JournalEntry],
+    rounds: &[tend_store::approvals::Round],
     viewer: &Viewer,
     problem: Option<&Problem>,
 ) -> RecordPage {
@@ -286,9 +394,21 @@ fn record_page(
         .into_iter()
         .map(|step| transition_form(definition, record, step, actor, problem))
         .collect();
+    let approvals = approval_views(definition, &record.number, rounds, viewer, problem);
     let shown_elsewhere = match problem.map(|p| &p.form) {
         Some(FormKind::Transition(name)) => transitions.iter().any(|t| t.name == *name),
         Some(FormKind::Comment) => comment.is_some(),
+        Some(FormKind::Approval(id)) => {
+            approvals
+                .iter()
+                .flat_map(|round| &round.requests)
+                .any(|request| {
+                    request
+                        .form
+                        .as_ref()
+                        .is_some_and(|form| form.reason_id == format!("reason-{id}"))
+                })
+        }
         None => true,
     };
     let error = (!shown_elsewhere)
@@ -331,6 +451,7 @@ fn record_page(
         edit_link: actor
             .may(&definition.permissions.update)
             .then(|| format!("/records/{}/edit", record.number)),
+        approvals,
         error,
     }
 }
@@ -350,7 +471,18 @@ async fn render_record(
         Ok(journal) => journal,
         Err(error) => return state.web.error(Some(viewer), &error.into()),
     };
-    let page = record_page(&definition, &record, &journal, viewer, problem.as_ref());
+    let rounds = match state.commands.store.approval_rounds(record.id).await {
+        Ok(rounds) => rounds,
+        Err(error) => return state.web.error(Some(viewer), &error.into()),
+    };
+    let page = record_page(
+        &definition,
+        &record,
+        &journal,
+        &rounds,
+        viewer,
+        problem.as_ref(),
+    );
     let status = problem
         .as_ref()
         .map_or(StatusCode::OK, |p| p.error.status());
@@ -456,6 +588,53 @@ pub async fn comment(
         Err(error) => {
             let problem = Problem {
                 form: FormKind::Comment,
+                error,
+                input: form,
+            };
+            render_record(&state, &viewer, &number, Some(problem)).await
+        }
+    }
+}
+
+/// A decision on an approval request from the record page: the button pressed
+/// (`decision` = approve or reject) and the reason.
+pub async fn decide(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((number, id)): Path<(String, i64)>,
+    form: Result<FormData, FormError>,
+) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(error) => return error.page(&state.web, Some(&viewer)),
+    };
+    if !viewer.csrf_valid(&headers, Some(&form)) {
+        return state.web.csrf_rejected(&viewer);
+    }
+    let decided = match crate::approvals::Decision::parse(form.get("decision").unwrap_or("")) {
+        Ok(decision) => {
+            state
+                .commands
+                .decide_approval(
+                    viewer.actor(),
+                    &number,
+                    id,
+                    decision,
+                    form.get("reason").unwrap_or(""),
+                )
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match decided {
+        Ok(record) => Redirect::to(&format!("/records/{}", record.number)).into_response(),
+        Err(error @ (ApiError::NotFound { .. } | ApiError::Internal(_))) => {
+            state.web.error(Some(&viewer), &error)
+        }
+        Err(error) => {
+            let problem = Problem {
+                form: FormKind::Approval(id),
                 error,
                 input: form,
             };
