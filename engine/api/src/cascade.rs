@@ -51,6 +51,22 @@ impl Commands {
                         .await;
                 }
             }
+            if let Err(error) = self.open_fulfilment_tasks(record, events).await {
+                tracing::warn!(record.number = record.number, %error, "opening fulfilment tasks failed");
+                let proposed = ProposedEffect {
+                    rule: crate::catalog::CATALOG_ACTOR.to_owned(),
+                    reason: "fulfilment tasks of the catalog item".to_owned(),
+                    effect: Effect::Open {
+                        process: tend_workflow::catalog::TASK_PROCESS.to_owned(),
+                        title: "fulfilment tasks".to_owned(),
+                        description: String::new(),
+                        fields: Fields::new(),
+                        link_type: None,
+                    },
+                };
+                self.journal_failure(&record.number, &proposed, error.to_string())
+                    .await;
+            }
             for event in events {
                 if let JournalEvent::Transitioned {
                     transition, from, ..

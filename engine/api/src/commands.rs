@@ -211,11 +211,16 @@ impl Commands {
             })
             .await?;
         match stored {
-            Ok((record, journal)) => Ok(Created {
-                record,
-                journal,
-                is_new: true,
-            }),
+            Ok((record, journal)) => {
+                if !definition.trends.is_empty() {
+                    self.detect_trends(&record).await;
+                }
+                Ok(Created {
+                    record,
+                    journal,
+                    is_new: true,
+                })
+            }
             Err(number) => self.existing(self.load(&number).await?).await,
         }
     }

@@ -4,9 +4,11 @@
 pub mod approvals;
 pub mod auth;
 mod cascade;
+pub mod catalog;
 pub mod commands;
 pub mod error;
 pub mod rest;
+mod trends;
 pub mod views;
 pub mod web;
 
@@ -58,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{number}/links", post(rest::link))
         .route("/records/{number}/approvals/{id}", post(rest::decide))
         .route("/approvals", get(rest::my_approvals))
+        .route("/catalog", get(rest::catalog))
+        .route("/catalog/{item}", post(rest::order))
         .route("/processes", get(rest::processes))
         .fallback(rest::not_found);
     Router::new()

@@ -388,6 +388,35 @@ pub async fn decide(
     Ok(Json(record_view(&state, &caller, &number).await?))
 }
 
+/// `GET /catalog`: the catalog items the caller may order.
+pub async fn catalog(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+    Json(json!({ "items": state.commands.catalog(&caller.actor) }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    answers: Fields,
+}
+
+/// `POST /catalog/{item}`: orders a catalog item; returns the new record.
+pub async fn order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(item): Path<String>,
+    ApiJson(body): ApiJson<OrderBody>,
+) -> Result<Response, ApiError> {
+    let record = state
+        .commands
+        .order(&caller.actor, &item, body.title.as_deref(), &body.answers)
+        .await?;
+    let view = record_view(&state, &caller, &record.number).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
 /// `GET /approvals`: the approval requests waiting for the caller's decision.
 pub async fn my_approvals(
     State(state): State<AppState>,

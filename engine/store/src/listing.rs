@@ -182,6 +182,29 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), Error> {
     Ok((updated_at, id))
 }
 
+impl Store {
+    /// Returns the records of `process` updated at or after `since`, newest first, at most
+    /// `limit`. Every record created since then was also updated since then, so callers
+    /// that look for records created in a window filter these by `created_at`; the query
+    /// uses the `updated_at` index.
+    pub async fn records_touched_since(
+        &self,
+        process: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: u64,
+    ) -> Result<Vec<Record>, Error> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+        let rows = crate::entities::records::Entity::find()
+            .filter(crate::entities::records::Column::UpdatedAt.gte(since))
+            .filter(crate::entities::records::Column::Process.eq(process))
+            .order_by_desc(crate::entities::records::Column::UpdatedAt)
+            .limit(limit)
+            .all(self.db())
+            .await?;
+        rows.into_iter().map(crate::records::to_record).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

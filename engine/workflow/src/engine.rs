@@ -696,6 +696,16 @@ fn check_required_in_state(
     Ok(())
 }
 
+/// Runs an entitlement rule (a catalog item's) on the record an order would open. The rule
+/// refuses the order with `deny(message)`; a rule that fails to run refuses it too.
+pub fn check_entitlement(
+    context: &Context<'_>,
+    rule: &str,
+    candidate: &Record,
+) -> Result<(), Rejection> {
+    check_guard(context, rule, "order", candidate, candidate)
+}
+
 /// Runs a transition's guard on the record as it would be after the transition's field
 /// values. A `deny` blocks the transition with the guard's message. A guard that fails to
 /// run blocks it too, because a broken check must not let every record through.

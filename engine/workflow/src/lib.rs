@@ -9,6 +9,7 @@
 
 pub mod approval;
 pub mod calendar;
+pub mod catalog;
 mod diagnostic;
 pub mod engine;
 pub mod graph;
@@ -25,7 +26,8 @@ mod yaml_index;
 pub use diagnostic::{Diagnostic, LoadError};
 pub use engine::{
     ApprovalPlan, Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, TimerPlan,
-    available_transitions, execute, execute_approved, path_between, plan_timers, react_to_linked,
+    available_transitions, check_entitlement, execute, execute_approved, path_between, plan_timers,
+    react_to_linked,
 };
 pub use links::{FOLLOW_UP_LINK, LinkType, LinkTypeFile};
 pub use load::{DefinitionSet, load_dir, parse_yaml};

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::calendar::Calendar;
+use crate::catalog::{CatalogFile, CatalogItem};
 use crate::diagnostic::{Diagnostic, LoadError};
 use crate::links::{LinkType, LinkTypeFile};
 use crate::model::{Definition, GroupDef, GroupFile};
@@ -31,6 +32,8 @@ pub struct DefinitionSet {
     pub link_types: IndexMap<String, LinkType>,
     /// Groups of users by name, from `workflows/groups/*.yaml`.
     pub groups: BTreeMap<String, GroupDef>,
+    /// Service catalog items by name, from `workflows/catalog/*.yaml`.
+    pub catalog: IndexMap<String, CatalogItem>,
 }
 
 impl DefinitionSet {
@@ -82,6 +85,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let calendar_files = yaml_files(&workflows.join("calendars"), &mut Vec::new());
     let link_files = yaml_files(&workflows.join("links"), &mut Vec::new());
     let group_files = yaml_files(&workflows.join("groups"), &mut Vec::new());
+    let catalog_files = yaml_files(&workflows.join("catalog"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
@@ -108,6 +112,21 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         };
         validate_definition(&definition, file, &mut report);
         check_approvers(&definition, &groups, &mut report);
+        for (i, trend) in definition.trends.iter().enumerate() {
+            let known = definition_files
+                .iter()
+                .filter_map(|f| f.file_stem()?.to_str())
+                .any(|stem| stem == trend.open);
+            if !known {
+                report.error(
+                    &format!("trends[{i}].open"),
+                    format!(
+                        "trend `{}` opens records of unknown process `{}`: add workflows/{}.yaml or name another process",
+                        trend.name, trend.open, trend.open
+                    ),
+                );
+            }
+        }
         check_rules(&definition, root, rules, &mut report, &mut hasher);
         if let Some(first) = origins.get(&definition.process) {
             report.error(
@@ -161,6 +180,33 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
             .filter_map(|file| file.file_stem()?.to_str().map(str::to_owned)),
     );
     let link_types = load_link_types(&link_files, &processes, &mut hasher, &mut diagnostics);
+    for (process, definition) in &definitions {
+        for trend in &definition.trends {
+            let fits = link_types
+                .get(&trend.link_type)
+                .is_some_and(|link| link.allows_source(process) && link.allows_target(&trend.open));
+            if !fits {
+                diagnostics.push(Diagnostic {
+                    file: origins[process].clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "trend `{}` links {process} records to {} records with link type `{}`, which is not defined for them: declare it in workflows/links/ with `from: [{process}]` and `to: [{}]`",
+                        trend.name, trend.open, trend.link_type, trend.open
+                    ),
+                });
+            }
+        }
+    }
+    let catalog = load_catalog(
+        &catalog_files,
+        &definitions,
+        &groups,
+        rules,
+        root,
+        &mut hasher,
+        &mut diagnostics,
+    );
 
     if !diagnostics.is_empty() {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -174,6 +220,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         calendars,
         link_types,
         groups,
+        catalog,
     })
 }
 
@@ -234,6 +281,72 @@ fn load_groups(
         }
     }
     groups
+}
+
+/// Loads the catalog files and checks each item against the definitions and groups. An
+/// item name used in two files is reported at the second one.
+#[allow(clippy::too_many_arguments)]
+fn load_catalog(
+    files: &[PathBuf],
+    definitions: &BTreeMap<String, Arc<Definition>>,
+    groups: &BTreeMap<String, GroupDef>,
+    rules: &dyn RuleRunner,
+    root: &Path,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, CatalogItem> {
+    let mut catalog = IndexMap::new();
+    let mut origins: HashMap<String, PathBuf> = HashMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) = parse_file::<CatalogFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        for (name, item) in parsed.items {
+            for (path, message) in item.problems(&name, definitions, groups) {
+                report.error(&path, message);
+            }
+            if let Some(rule) = &item.entitlement {
+                let path = format!("items.{name}.entitlement");
+                match rules.check(rule) {
+                    Ok(()) => {
+                        if let Ok(bytes) =
+                            std::fs::read(root.join("rules").join(format!("{rule}.rhai")))
+                        {
+                            hasher.update(rule.as_bytes());
+                            hasher.update(&bytes);
+                        }
+                    }
+                    Err(RuleCheckError::Missing { expected, .. }) => report.error(
+                        &path,
+                        format!("rule `{rule}` has no script: create {}", expected.display()),
+                    ),
+                    Err(RuleCheckError::Compile(error)) => {
+                        report.error(&path, format!("rule `{rule}` does not compile: {error}"))
+                    }
+                }
+            }
+            if let Some(first) = origins.get(&name) {
+                report.error(
+                    &format!("items.{name}"),
+                    format!(
+                        "catalog item `{name}` is already defined in {}: keep one of them or rename this one",
+                        first.display()
+                    ),
+                );
+                continue;
+            }
+            origins.insert(name.clone(), file.clone());
+            catalog.insert(name, item);
+        }
+    }
+    catalog
 }
 
 /// Checks that the approvers a definition names exist: every `group:` and `board:` names a

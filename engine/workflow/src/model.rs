@@ -35,6 +35,30 @@ pub struct Definition {
     /// Policy for a requester's reply (a portal comment or an email) to a record.
     #[serde(default)]
     pub replies: Option<ReplyPolicy>,
+    /// Patterns that open a record of another process when several records of this one
+    /// share field values within a time window (proactive problem management).
+    #[serde(default)]
+    pub trends: Vec<TrendDef>,
+}
+
+/// A trend: `threshold` records created within `within` that share the values of the
+/// `match` fields open one record of process `open`, and each of them is linked to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendDef {
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Fields whose values the records share, e.g. `[ci]` or `[category, subcategory]`.
+    #[serde(rename = "match")]
+    pub match_fields: Vec<String>,
+    pub within: Span,
+    /// Number of records, the new one included, that makes a trend; at least 2.
+    pub threshold: u32,
+    /// Process of the record a trend opens, e.g. `problem`.
+    pub open: String,
+    /// Link type from each matching record to the opened one, e.g. `incident_of`.
+    pub link_type: String,
 }
 
 /// Reply policy: reopen a recently resolved record, or open a follow-up record when the

@@ -31,6 +31,7 @@ pub(crate) fn validate_definition(
     check_transitions(definition, report);
     check_timed_transitions(definition, report);
     check_approvals(definition, report);
+    check_trends(definition, report);
     check_reachability(definition, report);
     check_replies(definition, report);
 }
@@ -487,6 +488,44 @@ fn check_approvals(definition: &Definition, report: &mut FileReport<'_>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Checks trends against the definition's fields. The process they open and their link
+/// type are checked when the whole set is loaded.
+fn check_trends(definition: &Definition, report: &mut FileReport<'_>) {
+    for (i, trend) in definition.trends.iter().enumerate() {
+        let path = format!("trends[{i}]");
+        if trend.match_fields.is_empty() {
+            report.error(
+                &format!("{path}.match"),
+                format!(
+                    "trend `{}` matches no field: list the fields the records share, e.g. [ci]",
+                    trend.name
+                ),
+            );
+        }
+        for (j, field) in trend.match_fields.iter().enumerate() {
+            if !definition.fields.contains_key(field) {
+                report.error(
+                    &format!("{path}.match[{j}]"),
+                    format!(
+                        "trend `{}` matches undeclared field `{field}`: {}",
+                        trend.name,
+                        choices(field, definition.fields.keys())
+                    ),
+                );
+            }
+        }
+        if trend.threshold < 2 {
+            report.error(
+                &format!("{path}.threshold"),
+                format!(
+                    "trend `{}` has threshold {}, but a trend needs at least 2 records: raise it",
+                    trend.name, trend.threshold
+                ),
+            );
         }
     }
 }

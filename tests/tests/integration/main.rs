@@ -18,5 +18,6 @@ mod replay;
 mod replies;
 mod simulate;
 mod timers;
+mod trends;
 mod user_cli;
 mod walkthrough;
