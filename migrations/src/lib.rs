@@ -9,6 +9,7 @@ mod m20261204_000003_create_identity;
 mod m20261204_000004_create_idempotency_keys;
 mod m20261204_000005_create_record_links;
 mod m20261204_000006_create_timers;
+mod m20261205_000008_create_definition_versions;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -23,12 +24,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_create_idempotency_keys::Migration),
             Box::new(m20261204_000005_create_record_links::Migration),
             Box::new(m20261204_000006_create_timers::Migration),
+            Box::new(m20261205_000008_create_definition_versions::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "records",
     "record_counters",
     "journal",
@@ -39,4 +41,5 @@ pub const TABLES: [&str; 10] = [
     "idempotency_keys",
     "record_links",
     "timers",
+    "definition_versions",
 ];

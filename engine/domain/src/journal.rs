@@ -63,6 +63,12 @@ pub enum JournalEvent {
         other: String,
         outgoing: bool,
     },
+    /// The record was moved on purpose from one definition version to another, and is
+    /// decided against the new one from then on.
+    Migrated {
+        from_version: String,
+        to_version: String,
+    },
 }
 
 impl JournalEvent {
@@ -77,6 +83,7 @@ impl JournalEvent {
             JournalEvent::Recommended { .. } => "recommended",
             JournalEvent::RuleFailed { .. } => "rule_failed",
             JournalEvent::Linked { .. } => "linked",
+            JournalEvent::Migrated { .. } => "migrated",
         }
     }
 }

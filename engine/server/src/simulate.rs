@@ -213,6 +213,10 @@ fn print_events(events: &[JournalEvent]) {
                 let direction = if *outgoing { "to" } else { "from" };
                 format!("link `{link_type}` {direction} {other}")
             }
+            JournalEvent::Migrated {
+                from_version,
+                to_version,
+            } => format!("moved from definition version {from_version} to {to_version}"),
         };
         println!("  {line}");
     }

@@ -3,16 +3,20 @@
 //! - [`model`]: the YAML model of a definition; [`calendar`]: business-hours calendars;
 //!   [`links`]: the types of links between records.
 //! - [`load`]: loading a definitions directory and validating all of it at once, with
-//!   file, line and column for every error.
-//! - [`engine`]: the pure state machine, `command + record + definition -> outcome`.
+//!   file, line and column for every error; [`files`]: the files of a set as text, which
+//!   servers store per version.
+//! - [`engine`]: the pure state machine, `command + record + definition -> outcome`;
+//!   [`migrate`]: whether a record fits another version of its definition.
 //! - [`rules`]: the trait through which the state machine runs rules.
 
 pub mod calendar;
 mod diagnostic;
 pub mod engine;
+pub mod files;
 pub mod graph;
 pub mod links;
 pub mod load;
+pub mod migrate;
 pub mod model;
 mod prune;
 mod rejection;
@@ -26,8 +30,10 @@ pub use engine::{
     Context, DEFAULT_FOLLOW_UP_FIELD, FollowUp, Outcome, TimerPlan, available_transitions, execute,
     path_between, plan_timers,
 };
+pub use files::DefinitionFiles;
 pub use links::{FOLLOW_UP_LINK, LinkType, LinkTypeFile};
 pub use load::{DefinitionSet, load_dir, parse_yaml};
+pub use migrate::misfits;
 pub use model::{Definition, FieldDef, FieldType, ReplyPolicy, Span, StateDef, TransitionDef};
 pub use rejection::Rejection;
 pub use rules::{

@@ -151,5 +151,11 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
                 format!("Link added from {other}: {link} this record")
             };
         }
+        JournalEvent::Migrated {
+            from_version,
+            to_version,
+        } => {
+            view.summary = format!("Moved from definition version {from_version} to {to_version}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api_tokens;
 pub mod audit_checkpoints;
+pub mod definition_versions;
 pub mod idempotency_keys;
 pub mod journal;
 pub mod record_links;
