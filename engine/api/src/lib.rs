@@ -5,6 +5,7 @@ pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod rest;
+pub mod versions;
 pub mod views;
 pub mod web;
 
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 
 pub use commands::{Commands, Created, Engine, NewRecord, Pinned, Replied};
 pub use error::ApiError;
+pub use versions::{LoadFailure, Loaded, ReloadOutcome, ReloadStatus};
 
 /// Largest accepted request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -55,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{number}/replies", post(rest::reply))
         .route("/records/{number}/links", post(rest::link))
         .route("/processes", get(rest::processes))
+        .route("/definitions", get(rest::definitions))
+        .route("/definitions/reload", post(rest::reload))
         .fallback(rest::not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -18,4 +18,5 @@ mod replies;
 mod simulate;
 mod timers;
 mod user_cli;
+mod versions;
 mod walkthrough;

@@ -116,14 +116,15 @@ struct CommentForm {
     error: Option<String>,
 }
 
-/// Loads the record the viewer may see and the definition of its process.
+/// Loads the record the viewer may see and the definition of its process, in the version
+/// the record is pinned to.
 async fn load(
     state: &AppState,
     viewer: &Viewer,
     number: &str,
 ) -> Result<(Record, std::sync::Arc<Definition>), ApiError> {
     let record = state.commands.visible(viewer.actor(), number).await?;
-    let definition = state.commands.engine.definition(&record.process)?;
+    let definition = state.commands.engine.pinned(&record).await?.definition;
     Ok((record, definition))
 }
 
