@@ -10,6 +10,7 @@ mod m20261204_000004_create_idempotency_keys;
 mod m20261204_000005_create_record_links;
 mod m20261204_000006_create_timers;
 mod m20261205_000007_create_approvals;
+mod m20261205_000008_create_definition_versions;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -25,12 +26,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_create_record_links::Migration),
             Box::new(m20261204_000006_create_timers::Migration),
             Box::new(m20261205_000007_create_approvals::Migration),
+            Box::new(m20261205_000008_create_definition_versions::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 13] = [
     "records",
     "record_counters",
     "journal",
@@ -43,4 +45,5 @@ pub const TABLES: [&str; 12] = [
     "timers",
     "approval_rounds",
     "approval_requests",
+    "definition_versions",
 ];

@@ -232,7 +232,7 @@ impl Commands {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Completion, ApiError> {
-        let pinned = self.engine.pinned(current)?;
+        let pinned = self.engine.pinned(current).await?;
         let links = self.linked_records(current).await?;
         let system = Actor::system(APPROVAL_ACTOR);
         let context = Context {
@@ -338,7 +338,7 @@ impl Commands {
             if !round.is_pending() {
                 return Ok(());
             }
-            let pinned = self.engine.pinned(&current)?;
+            let pinned = self.engine.pinned(&current).await?;
             let Some(approval) = pinned
                 .definition
                 .transition(&round.transition)

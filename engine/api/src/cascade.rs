@@ -184,7 +184,7 @@ impl Commands {
         depth: usize,
     ) -> Result<(), ApiError> {
         let current = self.load_record(number).await?;
-        let pinned = self.engine.pinned(&current)?;
+        let pinned = self.engine.pinned(&current).await?;
         if pinned.definition.rules.on_linked.is_empty() {
             return Ok(());
         }

@@ -124,6 +124,7 @@ impl Commands {
             idempotency_key: None,
         };
         if let Some(rule) = &item.entitlement {
+            let rules = self.engine.rules();
             let command = Command::Create {
                 title: input.title.clone(),
                 description: input.description.clone(),
@@ -132,7 +133,7 @@ impl Commands {
             let context = Context {
                 definition: &definition,
                 version: &set.version,
-                rules: self.engine.rules(),
+                rules: rules.as_ref(),
                 actor,
                 now: chrono::Utc::now(),
                 groups: &set.groups,

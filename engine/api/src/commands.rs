@@ -17,6 +17,7 @@ use tend_workflow::{
 };
 
 use crate::error::ApiError;
+use crate::versions::{Loaded, Versions};
 
 /// How often a command is decided again after losing an optimistic-lock race.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 5;
@@ -27,62 +28,65 @@ const TIMER_BATCH: u64 = 100;
 /// Name of the system actor that takes automatic transitions.
 pub const TIMER_ACTOR: &str = "timer";
 
-/// The loaded definitions and the rule host; swapped as a whole on reload.
+/// The loaded definitions and the rule host; swapped as a whole on reload. With
+/// [`Engine::open`], it also keeps the older definition versions that records are pinned to
+/// (see `versions`).
 pub struct Engine {
-    definitions: RwLock<Arc<DefinitionSet>>,
-    rules: Arc<dyn RuleRunner>,
+    pub(crate) definitions: RwLock<Loaded>,
+    pub(crate) versions: Option<Versions>,
 }
 
 impl Engine {
+    /// Creates an engine that decides every command against `definitions`, whatever
+    /// version a record is pinned to, and cannot reload.
     pub fn new(definitions: DefinitionSet, rules: Arc<dyn RuleRunner>) -> Engine {
         Engine {
-            definitions: RwLock::new(Arc::new(definitions)),
-            rules,
+            definitions: RwLock::new(Loaded {
+                set: Arc::new(definitions),
+                rules,
+            }),
+            versions: None,
         }
     }
 
-    pub fn definitions(&self) -> Arc<DefinitionSet> {
+    /// Returns the current definition set with its rules, which new records get.
+    pub fn current(&self) -> Loaded {
         self.definitions
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
+    pub fn definitions(&self) -> Arc<DefinitionSet> {
+        self.current().set
+    }
+
+    /// Replaces the current definition set and keeps the current rules.
     pub fn replace_definitions(&self, definitions: DefinitionSet) {
-        *self
-            .definitions
+        self.definitions
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(definitions);
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .set = Arc::new(definitions);
     }
 
-    pub fn rules(&self) -> &dyn RuleRunner {
-        self.rules.as_ref()
+    pub fn rules(&self) -> Arc<dyn RuleRunner> {
+        self.current().rules
     }
 
-    /// The definition a command on `record` is decided against, with its set and rules.
-    pub fn pinned(&self, record: &Record) -> Result<Pinned, ApiError> {
-        let set = self.definitions();
-        let definition = self.definition(&record.process)?;
+    /// The definition a command on `record` is decided against, with its set and rules:
+    /// those of the version the record is pinned to.
+    pub async fn pinned(&self, record: &Record) -> Result<Pinned, ApiError> {
+        let loaded = self.version(&record.definition_version).await?;
+        let definition = loaded.definition(&record.process)?;
         Ok(Pinned {
             definition,
-            set,
-            rules: self.rules.clone(),
+            set: loaded.set,
+            rules: loaded.rules,
         })
     }
 
     pub fn definition(&self, process: &str) -> Result<Arc<Definition>, ApiError> {
-        let set = self.definitions();
-        set.get(process).cloned().ok_or_else(|| {
-            ApiError::Rejected(Rejection::UnknownProcess {
-                process: process.to_owned(),
-                known: set
-                    .definitions
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-        })
+        self.current().definition(process)
     }
 }
 
@@ -165,7 +169,8 @@ impl Commands {
         input: NewRecord,
         now: DateTime<Utc>,
     ) -> Result<Created, ApiError> {
-        let definition = self.engine.definition(process)?;
+        let current = self.engine.current();
+        let definition = current.definition(process)?;
         let idempotency_key = input
             .idempotency_key
             .as_deref()
@@ -175,7 +180,7 @@ impl Commands {
         {
             return self.existing(record).await;
         }
-        let outcome = self.decide_create(actor, &definition, input, now)?;
+        let outcome = self.decide_create(actor, &current, &definition, input, now)?;
         let prefix = definition.number_prefix.clone();
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
@@ -225,16 +230,16 @@ impl Commands {
         }
     }
 
-    /// Decides a create command of `definition`'s process, with its on_create rules; writes
-    /// nothing.
+    /// Decides a create command of `definition`'s process, with its on_create rules, under
+    /// the definition set `current` that `definition` belongs to; writes nothing.
     fn decide_create(
         &self,
         actor: &Actor,
+        current: &Loaded,
         definition: &Definition,
         input: NewRecord,
         now: DateTime<Utc>,
     ) -> Result<Outcome, ApiError> {
-        let set = self.engine.definitions();
         let command = Command::Create {
             title: input.title,
             description: input.description,
@@ -242,11 +247,11 @@ impl Commands {
         };
         let context = Context {
             definition,
-            version: &set.version,
-            rules: self.engine.rules(),
+            version: &current.set.version,
+            rules: current.rules.as_ref(),
             actor,
             now,
-            groups: &set.groups,
+            groups: &current.set.groups,
             links: &[],
         };
         Ok(tend_workflow::execute(&context, None, &command)?)
@@ -314,7 +319,7 @@ impl Commands {
         let mut attempt = 0;
         loop {
             let current = self.visible(actor, number).await?;
-            let pinned = self.engine.pinned(&current)?;
+            let pinned = self.engine.pinned(&current).await?;
             let (definition, set) = (&pinned.definition, &pinned.set);
             let now = Utc::now();
             let links = self.linked_records(&current).await?;
@@ -346,10 +351,7 @@ impl Commands {
                 fields,
                 idempotency_key: None,
             };
-            match self
-                .open_follow_up(actor, definition, set, current, input, now)
-                .await
-            {
+            match self.open_follow_up(actor, current, input, now).await {
                 Ok(record) => {
                     return Ok(Replied::FollowUp {
                         record,
@@ -370,19 +372,21 @@ impl Commands {
         }
     }
 
-    /// Creates the follow-up record of `original` and, in the same write, links it to the
-    /// original when the definition set allows a `follow_up_of` link between them.
+    /// Creates the follow-up record of `original` under the current definition set, like
+    /// every new record, and, in the same write, links it to the original when that set
+    /// allows a `follow_up_of` link between them.
     async fn open_follow_up(
         &self,
         actor: &Actor,
-        definition: &Definition,
-        set: &DefinitionSet,
         original: Record,
         input: NewRecord,
         now: DateTime<Utc>,
     ) -> Result<Record, ApiError> {
-        let outcome = self.decide_create(actor, definition, input, now)?;
-        let link = set
+        let current = self.engine.current();
+        let definition = current.definition(&original.process)?;
+        let outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let link = current
+            .set
             .link_type(FOLLOW_UP_LINK)
             .filter(|link| {
                 link.allows_source(&original.process) && link.allows_target(&original.process)
@@ -549,7 +553,7 @@ impl Commands {
             {
                 return Ok(None);
             }
-            let pinned = self.engine.pinned(&current)?;
+            let pinned = self.engine.pinned(&current).await?;
             let links = self.linked_records(&current).await?;
             let needs_approval = match &command {
                 Command::Transition { name, .. } => pinned

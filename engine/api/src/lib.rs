@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod rest;
 mod trends;
+pub mod versions;
 pub mod views;
 pub mod web;
 
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 
 pub use commands::{Commands, Created, Engine, NewRecord, Pinned, Replied};
 pub use error::ApiError;
+pub use versions::{LoadFailure, Loaded, ReloadOutcome, ReloadStatus};
 
 /// Largest accepted request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -63,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/catalog", get(rest::catalog))
         .route("/catalog/{item}", post(rest::order))
         .route("/processes", get(rest::processes))
+        .route("/definitions", get(rest::definitions))
+        .route("/definitions/reload", post(rest::reload))
         .fallback(rest::not_found);
     Router::new()
         .nest("/api/v1", api)

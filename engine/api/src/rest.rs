@@ -8,14 +8,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tend_domain::{Command, Fields};
+use tend_domain::{Command, Fields, Role};
 use tend_store::RecordFilter;
-use tend_workflow::DefinitionSet;
+use tend_workflow::{DefinitionSet, Rejection};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::commands::NewRecord;
 use crate::error::ApiError;
+use crate::versions::ReloadOutcome;
 use crate::views::{links_json, record_json, record_summary_json};
 
 /// A JSON body whose parse errors come back in the API's error shape, naming the field.
@@ -101,7 +102,12 @@ pub async fn create(
     }
     // A new record has no links yet, and its journal comes from the write itself, so the
     // response needs no read: under load every read is a round trip to the store.
-    let definition = state.commands.engine.definition(&created.record.process)?;
+    let definition = state
+        .commands
+        .engine
+        .pinned(&created.record)
+        .await?
+        .definition;
     let mut body = record_json(
         &definition,
         &created.record,
@@ -114,13 +120,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Builds the full view of one record, with its journal and links.
+/// Builds the full view of one record, with its journal and links, described by the
+/// definition of the version the record is pinned to.
 async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<Value, ApiError> {
     let record = state
         .commands
         .record_for_approver(&caller.actor, number)
         .await?;
-    let definition = state.commands.engine.definition(&record.process)?;
+    let definition = state.commands.engine.pinned(&record).await?.definition;
     let journal = state.commands.store.journal(record.id).await?;
     let rounds = state.commands.store.approval_rounds(record.id).await?;
     let mut links = state.commands.store.links_of(record.id).await?;
@@ -493,6 +500,63 @@ pub async fn processes(State(state): State<AppState>, _caller: Caller) -> Json<V
         "processes": processes,
         "link_types": link_types,
     }))
+}
+
+/// Checks that the caller may see and reload the definitions: process owners and admins.
+fn check_process_owner(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.actor.may(&[Role::ProcessOwner]) {
+        return Ok(());
+    }
+    Err(ApiError::Rejected(Rejection::Forbidden {
+        what: what.to_owned(),
+        roles: vec![Role::ProcessOwner, Role::Admin],
+    }))
+}
+
+/// Returns the current definition version, the definitions directory and the outcome of the
+/// last load or reload with its diagnostics.
+pub async fn definitions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    check_process_owner(&caller, "reading the definition status")?;
+    let engine = &state.commands.engine;
+    let set = engine.definitions();
+    Ok(Json(json!({
+        "version": set.version,
+        "processes": set.definitions.keys().collect::<Vec<_>>(),
+        "source": engine.source().map(|source| source.display().to_string()),
+        "last_reload": engine.status(),
+    })))
+}
+
+/// Reloads the definitions directory. Returns the outcome with 200 when a version serves
+/// from the files (new or unchanged), 422 when the set has errors and 500 when it could not
+/// be read or stored. In the last two cases the previous version keeps serving, and the
+/// body has an `error` object besides the outcome.
+pub async fn reload(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    check_process_owner(&caller, "reloading the definitions")?;
+    let status = state.commands.engine.reload("api").await?;
+    tracing::info!(actor = %caller.actor.name, outcome = ?status.outcome, "definitions reload requested");
+    let (code, error_code) = match status.outcome {
+        ReloadOutcome::Loaded | ReloadOutcome::Unchanged => (StatusCode::OK, None),
+        ReloadOutcome::Rejected => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("definitions_rejected"),
+        ),
+        ReloadOutcome::Failed => (StatusCode::INTERNAL_SERVER_ERROR, Some("reload_failed")),
+    };
+    let mut body = serde_json::to_value(&status).map_err(|error| {
+        ApiError::Internal(format!("the reload status cannot be encoded: {error}"))
+    })?;
+    if let Some(error_code) = error_code {
+        body["error"] = json!({
+            "code": error_code,
+            "message": status.message,
+            "field": Value::Null,
+        });
+    }
+    Ok((code, Json(body)).into_response())
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {

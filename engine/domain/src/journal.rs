@@ -99,6 +99,12 @@ pub enum JournalEvent {
         effect: String,
         error: String,
     },
+    /// The record was moved on purpose from one definition version to another, and is
+    /// decided against the new one from then on.
+    Migrated {
+        from_version: String,
+        to_version: String,
+    },
 }
 
 impl JournalEvent {
@@ -118,6 +124,7 @@ impl JournalEvent {
             JournalEvent::ApprovalCompleted { .. } => "approval_completed",
             JournalEvent::ApprovalEscalated { .. } => "approval_escalated",
             JournalEvent::FollowOnFailed { .. } => "follow_on_failed",
+            JournalEvent::Migrated { .. } => "migrated",
         }
     }
 }

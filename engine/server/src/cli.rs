@@ -45,6 +45,13 @@ pub enum Command {
     Graph(GraphArgs),
     /// Run a record through a sequence of commands and print every effect; writes nothing.
     Simulate(SimulateArgs),
+    /// Ask a running server to reload its definitions directory.
+    Reload(ReloadArgs),
+    /// Move open records from older definition versions to the current one.
+    MigrateRecords(MigrateArgs),
+    /// Run the journals of stored records through a changed definition set and report
+    /// where their path would differ; writes nothing.
+    Replay(JournalReplayArgs),
 }
 
 /// Location of the data.
@@ -94,6 +101,10 @@ pub struct ServeArgs {
     /// them off.
     #[arg(long, env = "TEND_TIMER_SECONDS", default_value_t = 30)]
     pub timer_seconds: u64,
+    /// Do not reload the definitions when files under workflows/ or rules/ change; reload
+    /// with `tend reload` instead.
+    #[arg(long, env = "TEND_NO_WATCH")]
+    pub no_watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,4 +240,43 @@ pub struct ReplayArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub definitions: DefinitionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Base URL of the running server (plain HTTP).
+    #[arg(long, env = "TEND_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// API token of a process owner or admin (`tend token create NAME`).
+    #[arg(long, env = "TEND_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Move only records of this process, e.g. incident.
+    #[arg(long)]
+    pub process: Option<String>,
+    /// Report what would move and what does not fit, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalReplayArgs {
+    /// Directory with the changed definitions: the one that contains workflows/ and rules/.
+    #[arg(long)]
+    pub definitions: PathBuf,
+    /// Replay only records of this process, e.g. incident.
+    #[arg(long)]
+    pub process: Option<String>,
+    /// Replay at most this many records, oldest first.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

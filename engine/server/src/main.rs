@@ -3,7 +3,10 @@
 mod admin;
 mod cli;
 mod import;
+mod migrate;
+mod reload;
 mod replay;
+mod replay_journals;
 mod serve;
 mod setup;
 mod simulate;
@@ -49,5 +52,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ReplayLog(args) => replay::run(args).await,
         Command::Graph(args) => admin::graph(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Reload(args) => reload::run(args).await,
+        Command::MigrateRecords(args) => migrate::run(args).await,
+        Command::Replay(args) => replay_journals::run(args).await,
     }
 }

@@ -4,24 +4,33 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
-use tend_api::{AppState, Commands, Engine};
+use tend_api::{AppState, Commands};
 use tend_domain::Role;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
-use crate::setup::{load_definitions, open_store, redact};
+use crate::setup::{open_engine, open_store, redact};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (set, host) = load_definitions(&args.definitions.definitions)?;
+    let url = args.store.url();
+    let store = open_store(&url).await?;
+    tracing::info!(store = %redact(&url), "store opened");
+    let source = &args.definitions.definitions;
+    let engine = Arc::new(open_engine(store.clone(), source).await?);
+    let set = engine.definitions();
     tracing::info!(
         definitions.version = %set.version,
         processes = set.definitions.len(),
         "definitions loaded from {}",
-        args.definitions.definitions.display()
+        source.display()
     );
-    let url = args.store.url();
-    let store = open_store(&url).await?;
-    tracing::info!(store = %redact(&url), "store opened");
+    // Held until the server stops: dropping the watcher ends the watch.
+    let _watcher = if args.no_watch {
+        tracing::info!("definitions are reloaded only by `tend reload`: --no-watch is set");
+        None
+    } else {
+        Some(crate::reload::watch(engine.clone(), source)?)
+    };
     bootstrap_admin(&store).await?;
     if args.checkpoint_seconds > 0 {
         tokio::spawn(checkpoints(
@@ -30,7 +39,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    let commands = Commands::new(store, Arc::new(Engine::new(set, host)));
+    let commands = Commands::new(store, engine);
     if args.timer_seconds > 0 {
         tokio::spawn(fire_timers(
             commands.clone(),

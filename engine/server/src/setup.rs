@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tend_api::{Commands, Engine};
+use tend_api::{Commands, Engine, LoadFailure};
 use tend_scripting::RuleHost;
 use tend_store::Store;
-use tend_workflow::DefinitionSet;
+use tend_workflow::{DefinitionSet, LoadError};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Command;
@@ -34,7 +34,9 @@ fn default_filter(command: &Command, verbose: u8) -> &'static str {
     match (verbose, command) {
         (0, Command::Serve(_)) => "info,sqlx=warn,sea_orm=warn",
         // The report lists every failed rule, so the host's warning would repeat it.
-        (0, Command::TestRules(_) | Command::Simulate(_)) => "warn,tend_scripting::host=error",
+        (0, Command::TestRules(_) | Command::Simulate(_) | Command::Replay(_)) => {
+            "warn,tend_scripting::host=error"
+        }
         (0, _) => "warn",
         (1, _) => "debug,sqlx=warn,sea_orm=warn,hyper=info",
         _ => "trace",
@@ -60,14 +62,32 @@ pub async fn open_store(url: &str) -> anyhow::Result<Store> {
         .with_context(|| format!("failed to open the store at {}", redact(url)))
 }
 
+/// Loads the definitions under `dir` into an engine over `store`, storing their files as a
+/// definition version, so that records keep deciding against them after the files change.
+pub async fn open_engine(store: Store, dir: &Path) -> anyhow::Result<Engine> {
+    Engine::open(store, dir)
+        .await
+        .map_err(|failure| match failure {
+            LoadFailure::Invalid(diagnostics) => anyhow::anyhow!(
+                "{}the definitions in {} were not loaded",
+                LoadError { diagnostics },
+                dir.display()
+            ),
+            LoadFailure::Failed(message) => anyhow::anyhow!(
+                "{message}; the definitions in {} were not loaded",
+                dir.display()
+            ),
+        })
+}
+
 /// Wires definitions, rules and store into the command path every channel uses.
 pub async fn commands(
     store: &crate::cli::StoreArgs,
     definitions: &crate::cli::DefinitionArgs,
 ) -> anyhow::Result<Commands> {
-    let (set, host) = load_definitions(&definitions.definitions)?;
     let store = open_store(&store.url()).await?;
-    Ok(Commands::new(store, Arc::new(Engine::new(set, host))))
+    let engine = open_engine(store.clone(), &definitions.definitions).await?;
+    Ok(Commands::new(store, Arc::new(engine)))
 }
 
 /// Hides the password of a database URL in messages.

@@ -243,6 +243,10 @@ fn print_events(events: &[JournalEvent]) {
             JournalEvent::FollowOnFailed { effect, error, .. } => {
                 format!("could not {effect}: {error}")
             }
+            JournalEvent::Migrated {
+                from_version,
+                to_version,
+            } => format!("moved from definition version {from_version} to {to_version}"),
         };
         println!("  {line}");
     }

@@ -7,7 +7,8 @@
 //! [`insert_record`] and [`update_record`].
 //!
 //! Layout: `records` (record writes and reads), `listing` (filtered, paged lists),
-//! `links` (typed links between records), `timers` (automatic transitions due later), `journal` (hash chain) and `audit` (verification
+//! `links` (typed links between records), `timers` (automatic transitions due later), `versions`
+//! (the files of each loaded definition set), `journal` (hash chain) and `audit` (verification
 //! and checkpoints). `identity` (users and passwords), `credentials` (API tokens and
 //! sessions), `writer` (the write funnel), `entities` (sea-orm table models) and `testing`
 //! (fresh databases for tests).
@@ -37,6 +38,7 @@ mod records;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timers;
+mod versions;
 mod writer;
 
 pub use audit::{AuditProblem, AuditReport, CheckpointHead, ProblemKind};
@@ -52,6 +54,7 @@ pub use records::{
 };
 pub use sea_orm::DatabaseTransaction as Transaction;
 pub use timers::{DueTimer, PlannedTimer, claim_due_timers, replace_timers};
+pub use versions::{RecordScan, StoredVersion, save_definition_version};
 pub use writer::{BoxFuture, MAX_BATCH, WriterStats};
 
 /// How long a SQLite connection waits for another process's write lock before failing.

@@ -24,12 +24,15 @@ pub const TEND_BIN_VAR: &str = "TEND_BIN";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Environment variables of `tend` that would override the options tests pass.
-const TEND_ENVIRONMENT: [&str; 5] = [
+const TEND_ENVIRONMENT: [&str; 8] = [
     "TEND_DATA_DIR",
     "TEND_DATABASE_URL",
     "TEND_DEFINITIONS",
     "TEND_LISTEN",
+    "TEND_NO_WATCH",
     "TEND_SECURE_COOKIES",
+    "TEND_SERVER",
+    "TEND_TOKEN",
 ];
 
 /// Returns the path of the `tend` binary, building it on the first call of this process.

@@ -134,6 +134,16 @@ impl TestServer {
 
     /// Like [`TestServer::binary_on`], with `extra` arguments after those of `serve`.
     pub async fn binary_with(database: TestDatabase, extra: &[&str]) -> anyhow::Result<TestServer> {
+        TestServer::binary_with_definitions(database, &repo_root(), extra).await
+    }
+
+    /// Like [`TestServer::binary_with`], serving the definitions in `definitions` (a
+    /// directory with `workflows/` and `rules/`) instead of those of this repository.
+    pub async fn binary_with_definitions(
+        database: TestDatabase,
+        definitions: &std::path::Path,
+        extra: &[&str],
+    ) -> anyhow::Result<TestServer> {
         let binary = tend_binary()?;
         let log = database.data_dir().join("tend-serve.log");
         let log_file = std::fs::File::create(&log)
@@ -141,7 +151,7 @@ impl TestServer {
         let mut command = tend_command(&binary);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--definitions"])
-            .arg(repo_root())
+            .arg(definitions)
             .args(database.store_args())
             .args(extra)
             .stdin(Stdio::null())

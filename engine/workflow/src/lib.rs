@@ -3,8 +3,10 @@
 //! - [`model`]: the YAML model of a definition; [`calendar`]: business-hours calendars;
 //!   [`links`]: the types of links between records.
 //! - [`load`]: loading a definitions directory and validating all of it at once, with
-//!   file, line and column for every error.
-//! - [`engine`]: the pure state machine, `command + record + definition -> outcome`.
+//!   file, line and column for every error; [`files`]: the files of a set as text, which
+//!   servers store per version.
+//! - [`engine`]: the pure state machine, `command + record + definition -> outcome`;
+//!   [`migrate`]: whether a record fits another version of its definition.
 //! - [`rules`]: the trait through which the state machine runs rules.
 
 pub mod approval;
@@ -12,9 +14,11 @@ pub mod calendar;
 pub mod catalog;
 mod diagnostic;
 pub mod engine;
+pub mod files;
 pub mod graph;
 pub mod links;
 pub mod load;
+pub mod migrate;
 pub mod model;
 mod prune;
 mod rejection;
@@ -29,8 +33,10 @@ pub use engine::{
     available_transitions, check_entitlement, execute, execute_approved, path_between, plan_timers,
     react_to_linked,
 };
+pub use files::DefinitionFiles;
 pub use links::{FOLLOW_UP_LINK, LinkType, LinkTypeFile};
 pub use load::{DefinitionSet, load_dir, parse_yaml};
+pub use migrate::misfits;
 pub use model::{
     ApprovalDef, ApprovalPolicy, DeadlineAction, Definition, FieldDef, FieldType, GroupDef,
     ReplyPolicy, Span, StateDef, TransitionDef,

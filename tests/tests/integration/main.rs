@@ -20,4 +20,5 @@ mod simulate;
 mod timers;
 mod trends;
 mod user_cli;
+mod versions;
 mod walkthrough;

@@ -146,7 +146,8 @@ struct CommentForm {
     error: Option<String>,
 }
 
-/// Loads the record the viewer may see and the definition of its process.
+/// Loads the record the viewer may see and the definition of its process, in the version
+/// the record is pinned to.
 async fn load(
     state: &AppState,
     viewer: &Viewer,
@@ -156,7 +157,7 @@ async fn load(
         .commands
         .record_for_approver(viewer.actor(), number)
         .await?;
-    let definition = state.commands.engine.definition(&record.process)?;
+    let definition = state.commands.engine.pinned(&record).await?.definition;
     Ok((record, definition))
 }
 

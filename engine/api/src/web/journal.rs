@@ -207,6 +207,12 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
             view.text = Some(error.clone());
             view.rule = Some(rule.clone());
         }
+        JournalEvent::Migrated {
+            from_version,
+            to_version,
+        } => {
+            view.summary = format!("Moved from definition version {from_version} to {to_version}");
+        }
     }
 }
 

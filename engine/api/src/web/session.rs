@@ -15,6 +15,7 @@ use super::forms::{FormData, FormError};
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE, Via, cookie_in};
 use crate::error::ApiError;
+use crate::versions::ReloadOutcome;
 
 /// How long a login lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
@@ -28,6 +29,8 @@ const INVALID_LOGIN: &str = "Invalid user name or password.";
 /// redirected to the login form (the JSON API returns 401 instead).
 pub struct Viewer {
     pub caller: Caller,
+    /// For process owners and admins: why the last definitions reload was not applied.
+    pub definitions_notice: Option<String>,
 }
 
 impl Viewer {
@@ -42,6 +45,7 @@ impl Viewer {
             "name": self.caller.actor.name,
             "roles": roles.join(", "),
             "logout": matches!(self.caller.via, Via::Session { .. }),
+            "notice": self.definitions_notice,
         })
     }
 
@@ -67,10 +71,44 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match Caller::from_request_parts(parts, state).await {
-            Ok(caller) => Ok(Viewer { caller }),
+            Ok(caller) => {
+                let definitions_notice = definitions_notice(state, &caller);
+                Ok(Viewer {
+                    caller,
+                    definitions_notice,
+                })
+            }
             Err(ApiError::Unauthenticated) => Err(login_redirect(parts)),
             Err(error) => Err(state.web.error(None, &error)),
         }
+    }
+}
+
+/// Returns the message of the last definitions reload when it was not applied and the
+/// caller may act on it (a process owner or admin).
+fn definitions_notice(state: &AppState, caller: &Caller) -> Option<String> {
+    if !caller.actor.may(&[tend_domain::Role::ProcessOwner]) {
+        return None;
+    }
+    let status = state.commands.engine.status()?;
+    match status.outcome {
+        ReloadOutcome::Rejected | ReloadOutcome::Failed => {
+            let first = status
+                .diagnostics
+                .first()
+                .map(|d| {
+                    format!(
+                        " First error: {}:{}:{}: {}",
+                        d.file, d.line, d.column, d.message
+                    )
+                })
+                .unwrap_or_default();
+            Some(format!(
+                "{}.{first} All errors: GET /api/v1/definitions.",
+                status.message
+            ))
+        }
+        ReloadOutcome::Loaded | ReloadOutcome::Unchanged => None,
     }
 }
 

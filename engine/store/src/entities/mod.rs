@@ -4,6 +4,7 @@ pub mod api_tokens;
 pub mod approval_requests;
 pub mod approval_rounds;
 pub mod audit_checkpoints;
+pub mod definition_versions;
 pub mod idempotency_keys;
 pub mod journal;
 pub mod record_links;
