@@ -583,6 +583,13 @@ impl Commands {
                 links: &links,
             };
             let mut outcome = tend_workflow::execute(&context, Some(&current), &command)?;
+            if let Command::Transition { name, .. } = &command
+                && let Some(schedule) = &pinned.definition.schedule
+                && schedule.check_on.contains(name)
+            {
+                self.check_schedule(schedule, &pinned.set, &outcome.record, name)
+                    .await?;
+            }
             if outcome.follow_up.is_some() {
                 return Err(ApiError::bad_request(
                     "follow_up_required",
@@ -643,6 +650,46 @@ impl Commands {
                 }
                 Err(error) => return Err(error.into()),
             }
+        }
+    }
+
+    /// Refuses transition `name` while `record`'s planned window overlaps another record's
+    /// window on a shared configuration item, or a freeze window.
+    async fn check_schedule(
+        &self,
+        schedule: &tend_workflow::schedule::ScheduleDef,
+        set: &DefinitionSet,
+        record: &Record,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if schedule.window(record).is_none() {
+            return Ok(());
+        }
+        let mut others = Vec::new();
+        let mut filter = tend_store::RecordFilter {
+            process: Some(record.process.clone()),
+            open: Some(true),
+            limit: tend_store::MAX_LIMIT,
+            ..Default::default()
+        };
+        // NOTE: only the newest 20 pages of open records are compared, which is plenty
+        // for changes but would miss conflicts in a process with more open records.
+        for _ in 0..20 {
+            let page = self.store.list_records(&filter).await?;
+            others.extend(page.records);
+            match page.next_cursor {
+                Some(cursor) => filter.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        let conflicts = schedule.conflicts(record, &others, &set.freeze_windows);
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Rejected(Rejection::ScheduleConflict {
+                transition: name.to_owned(),
+                conflicts,
+            }))
         }
     }
 

@@ -51,7 +51,9 @@ impl ApiError {
             ApiError::Rejected(rejection) => match rejection {
                 Rejection::UnknownProcess { .. } => StatusCode::NOT_FOUND,
                 Rejection::UnknownTransition { .. } => StatusCode::NOT_FOUND,
-                Rejection::TransitionNotAllowed { .. } => StatusCode::CONFLICT,
+                Rejection::TransitionNotAllowed { .. } | Rejection::ScheduleConflict { .. } => {
+                    StatusCode::CONFLICT
+                }
                 Rejection::Forbidden { .. } | Rejection::FieldForbidden { .. } => {
                     StatusCode::FORBIDDEN
                 }

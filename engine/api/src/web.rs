@@ -11,6 +11,8 @@
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
 //! the session's CSRF token, and handlers check it before anything is written.
 
+mod approvals;
+mod catalog;
 mod create;
 mod detail;
 mod display;
@@ -42,7 +44,7 @@ const PARTIALS: [(&str, &str); 2] = [
 ];
 
 /// Page templates, rendered by name.
-const PAGES: [(&str, &str); 7] = [
+const PAGES: [(&str, &str); 10] = [
     ("login", include_str!("../templates/login.hbs")),
     ("records", include_str!("../templates/records.hbs")),
     (
@@ -53,6 +55,9 @@ const PAGES: [(&str, &str); 7] = [
     ("record", include_str!("../templates/record.hbs")),
     ("edit", include_str!("../templates/edit.hbs")),
     ("message", include_str!("../templates/message.hbs")),
+    ("catalog", include_str!("../templates/catalog.hbs")),
+    ("order", include_str!("../templates/order.hbs")),
+    ("approvals", include_str!("../templates/approvals.hbs")),
 ];
 
 /// Pages allow no script at all and only the inline style of the layout, so text that slips
@@ -194,6 +199,9 @@ pub fn routes() -> Router<AppState> {
             post(detail::transition),
         )
         .route("/records/{number}/comments", post(detail::comment))
+        .route("/catalog", get(catalog::list))
+        .route("/approvals", get(approvals::queue))
+        .route("/catalog/{item}", get(catalog::form).post(catalog::order))
         .route("/records/{number}/approvals/{id}", post(detail::decide))
 }
 
@@ -247,7 +255,7 @@ fn render_failure(template: &str, error: &dyn std::fmt::Display) -> Response {
 }
 
 /// Formats a time as the console shows it.
-fn format_time(at: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn format_time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 

@@ -23,6 +23,7 @@ pub mod model;
 mod prune;
 mod rejection;
 pub mod rules;
+pub mod schedule;
 mod validate;
 pub mod values;
 mod yaml_index;

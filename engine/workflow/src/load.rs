@@ -17,6 +17,7 @@ use crate::diagnostic::{Diagnostic, LoadError};
 use crate::links::{LinkType, LinkTypeFile};
 use crate::model::{Definition, GroupDef, GroupFile};
 use crate::rules::{RuleCheckError, RuleRunner};
+use crate::schedule::{FreezeFile, FreezeWindow};
 use crate::validate::validate_definition;
 use crate::yaml_index::YamlIndex;
 
@@ -34,6 +35,8 @@ pub struct DefinitionSet {
     pub groups: BTreeMap<String, GroupDef>,
     /// Service catalog items by name, from `workflows/catalog/*.yaml`.
     pub catalog: IndexMap<String, CatalogItem>,
+    /// Freeze windows by name, from `workflows/freeze/*.yaml`.
+    pub freeze_windows: IndexMap<String, FreezeWindow>,
 }
 
 impl DefinitionSet {
@@ -86,6 +89,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let link_files = yaml_files(&workflows.join("links"), &mut Vec::new());
     let group_files = yaml_files(&workflows.join("groups"), &mut Vec::new());
     let catalog_files = yaml_files(&workflows.join("catalog"), &mut Vec::new());
+    let freeze_files = yaml_files(&workflows.join("freeze"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
@@ -198,6 +202,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
             }
         }
     }
+    let freeze_windows = load_freeze_windows(&freeze_files, &mut hasher, &mut diagnostics);
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -221,6 +226,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         link_types,
         groups,
         catalog,
+        freeze_windows,
     })
 }
 
@@ -281,6 +287,44 @@ fn load_groups(
         }
     }
     groups
+}
+
+/// Loads the freeze window files.
+fn load_freeze_windows(
+    files: &[PathBuf],
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, FreezeWindow> {
+    let mut windows = IndexMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) = parse_file::<FreezeFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        for (name, window) in parsed.freeze_windows {
+            if window.end <= window.start {
+                report.error(
+                    &format!("freeze_windows.{name}.end"),
+                    format!("freeze window `{name}` ends before it starts: make `end` later than `start`"),
+                );
+            }
+            if windows.contains_key(&name) {
+                report.error(
+                    &format!("freeze_windows.{name}"),
+                    format!("freeze window `{name}` is defined twice: rename one"),
+                );
+                continue;
+            }
+            windows.insert(name, window);
+        }
+    }
+    windows
 }
 
 /// Loads the catalog files and checks each item against the definitions and groups. An

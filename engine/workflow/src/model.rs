@@ -39,6 +39,9 @@ pub struct Definition {
     /// share field values within a time window (proactive problem management).
     #[serde(default)]
     pub trends: Vec<TrendDef>,
+    /// Planned windows of records and the transitions that check them for conflicts.
+    #[serde(default)]
+    pub schedule: Option<crate::schedule::ScheduleDef>,
 }
 
 /// A trend: `threshold` records created within `within` that share the values of the

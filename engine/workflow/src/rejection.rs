@@ -43,6 +43,11 @@ pub enum Rejection {
     InvalidInput { field: String, message: String },
     #[error("transition `{transition}` needs approval, and {message}")]
     ApprovalUnavailable { transition: String, message: String },
+    #[error("transition `{transition}` is refused because {}", .conflicts.join("; "))]
+    ScheduleConflict {
+        transition: String,
+        conflicts: Vec<String>,
+    },
 }
 
 fn roles_text(roles: &[Role]) -> String {
@@ -71,6 +76,7 @@ impl Rejection {
             Rejection::FieldLockedInState { .. } => "read_only_field",
             Rejection::InvalidInput { .. } => "invalid_input",
             Rejection::ApprovalUnavailable { .. } => "approval_unavailable",
+            Rejection::ScheduleConflict { .. } => "schedule_conflict",
         }
     }
 

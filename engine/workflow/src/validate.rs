@@ -32,6 +32,7 @@ pub(crate) fn validate_definition(
     check_timed_transitions(definition, report);
     check_approvals(definition, report);
     check_trends(definition, report);
+    check_schedule(definition, report);
     check_reachability(definition, report);
     check_replies(definition, report);
 }
@@ -527,6 +528,80 @@ fn check_trends(definition: &Definition, report: &mut FileReport<'_>) {
                 ),
             );
         }
+    }
+}
+
+/// Checks the `schedule` block against the definition's fields, transitions and states.
+fn check_schedule(definition: &Definition, report: &mut FileReport<'_>) {
+    let Some(schedule) = &definition.schedule else {
+        return;
+    };
+    for (key, field, kinds) in [
+        ("start", Some(&schedule.start), &[FieldType::Datetime][..]),
+        ("end", Some(&schedule.end), &[FieldType::Datetime][..]),
+        (
+            "cis",
+            schedule.cis.as_ref(),
+            &[FieldType::Text, FieldType::String, FieldType::CiRef][..],
+        ),
+    ] {
+        let Some(field) = field else { continue };
+        match definition.fields.get(field) {
+            None => report.error(
+                &format!("schedule.{key}"),
+                format!(
+                    "schedule `{key}` names undeclared field `{field}`: {}",
+                    choices(field, definition.fields.keys())
+                ),
+            ),
+            Some(declared) if !kinds.contains(&declared.kind) => report.error(
+                &format!("schedule.{key}"),
+                format!(
+                    "schedule `{key}` needs a field of type {}, and `{field}` is {}",
+                    kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    declared.kind.as_str()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (i, name) in schedule.check_on.iter().enumerate() {
+        if definition.transition(name).is_none() {
+            report.error(
+                &format!("schedule.check_on[{i}]"),
+                format!(
+                    "schedule checks unknown transition `{name}`: {}",
+                    choices(name, definition.transitions.iter().map(|t| &t.name))
+                ),
+            );
+        }
+    }
+    for (i, state) in schedule.blocking_states.iter().enumerate() {
+        if !definition.states.contains_key(state) {
+            report.error(
+                &format!("schedule.blocking_states[{i}]"),
+                format!(
+                    "unknown state `{state}`: {}",
+                    choices(state, definition.states.keys())
+                ),
+            );
+        }
+    }
+    if let Some(exempt) = &schedule.freeze_exempt
+        && !definition.fields.contains_key(&exempt.field)
+    {
+        report.error(
+            "schedule.freeze_exempt.field",
+            format!(
+                "freeze exemption names undeclared field `{}`: {}",
+                exempt.field,
+                choices(&exempt.field, definition.fields.keys())
+            ),
+        );
     }
 }
 

@@ -73,6 +73,14 @@ pub fn form_message(definition: &Definition, context: FormContext<'_>, error: &A
             "{} needs approval, and {message}.",
             named_transition(definition, transition)
         ),
+        Rejection::ScheduleConflict {
+            transition,
+            conflicts,
+        } => format!(
+            "{} is not possible now because {}.",
+            named_transition(definition, transition),
+            conflicts.join("; ")
+        ),
         Rejection::UnknownField { .. }
         | Rejection::UnknownTransition { .. }
         | Rejection::UnknownProcess { .. } => error.public_message(),
