@@ -140,7 +140,13 @@ impl Commands {
             let round_id = round.id;
             let round_status = status.as_str();
             let reason_owned = reason.to_owned();
-            let timers = completion.map(|done| done.timers);
+            let (follow_ons, timers) = match completion {
+                Some(mut done) => (
+                    std::mem::take(&mut done.timers.follow_ons),
+                    Some(done.timers),
+                ),
+                None => (Vec::new(), None),
+            };
             let result = self
                 .store
                 .write(move |tx| {
@@ -177,7 +183,7 @@ impl Commands {
                 .await;
             match result {
                 Ok((record, events)) => {
-                    self.after_write(&record, &current, &events, Vec::new(), 0)
+                    self.after_write(&record, &current, &events, follow_ons, 0)
                         .await;
                     return Ok(record);
                 }
@@ -351,6 +357,7 @@ impl Commands {
             let mut events = Vec::new();
             let mut escalation = Vec::new();
             let mut completion = None;
+            let mut follow_ons = Vec::new();
             match approval.on_deadline {
                 DeadlineAction::Escalate => {
                     let mut excluded = Vec::new();
@@ -384,6 +391,7 @@ impl Commands {
                         .await?;
                     events.extend(done.events.clone());
                     record = done.record.clone();
+                    follow_ons = done.timers.follow_ons.clone();
                     completion = Some((status, done));
                 }
             }
@@ -423,7 +431,7 @@ impl Commands {
                 .await;
             match result {
                 Ok((record, events)) => {
-                    self.after_write(&record, &current, &events, Vec::new(), 0)
+                    self.after_write(&record, &current, &events, follow_ons, 0)
                         .await;
                     return Ok(());
                 }

@@ -86,6 +86,9 @@ impl Commands {
         depth: usize,
     ) -> Result<(), ApiError> {
         let actor = Actor::system(format!("rule:{}", proposed.rule));
+        // A follow-on happens at the time of the command that asked for it, which differs
+        // from now when a recorded history is replayed.
+        let at = record.updated_at;
         match &proposed.effect {
             Effect::Transition { name } => {
                 let command = Command::Transition {
@@ -93,11 +96,12 @@ impl Commands {
                     fields: Fields::new(),
                     comment: None,
                 };
-                self.apply_with_depth(&actor, &record.number, command, None, None, depth + 1)
+                self.apply_with_depth(&actor, &record.number, command, Some(at), None, depth + 1)
                     .await?;
             }
             Effect::Link { link_type, target } => {
-                self.link(&actor, &record.number, link_type, target).await?;
+                self.link_at(&actor, &record.number, link_type, target, at)
+                    .await?;
             }
             Effect::Open {
                 process,
@@ -106,13 +110,25 @@ impl Commands {
                 fields,
                 link_type,
             } => {
+                // A record a rule opens is on behalf of the record's requester, not the rule.
+                let mut fields = fields.clone();
+                if let Some(requester) = record.field_str("requester")
+                    && !fields.contains_key("requester")
+                    && self
+                        .engine
+                        .definition(process)
+                        .is_ok_and(|d| d.fields.contains_key("requester"))
+                {
+                    fields.insert("requester".into(), requester.into());
+                }
                 let input = NewRecord {
                     title: title.clone(),
                     description: description.clone(),
-                    fields: fields.clone(),
+                    fields,
                     idempotency_key: None,
+                    preset: Fields::new(),
                 };
-                let (created, _) = self.create(&actor, process, input).await?;
+                let (created, _) = self.create_at(&actor, process, input, at).await?;
                 tracing::info!(
                     record.number = record.number,
                     opened = created.number,
@@ -120,7 +136,7 @@ impl Commands {
                     "a rule opened a record"
                 );
                 if let Some(link_type) = link_type {
-                    self.link(&actor, &created.number, link_type, &record.number)
+                    self.link_at(&actor, &created.number, link_type, &record.number, at)
                         .await?;
                 }
             }
@@ -165,7 +181,10 @@ impl Commands {
                 transition: transition.to_owned(),
                 from: from.to_owned(),
             };
-            if let Err(error) = self.react(&link.number, &change, depth).await {
+            if let Err(error) = self
+                .react(&link.number, &change, record.updated_at, depth)
+                .await
+            {
                 tracing::warn!(
                     record.number = link.number,
                     linked = record.number,
@@ -181,6 +200,7 @@ impl Commands {
         &self,
         number: &str,
         change: &LinkedChange,
+        at: chrono::DateTime<chrono::Utc>,
         depth: usize,
     ) -> Result<(), ApiError> {
         let current = self.load_record(number).await?;
@@ -195,7 +215,7 @@ impl Commands {
             version: &pinned.set.version,
             rules: pinned.rules.as_ref(),
             actor: &actor,
-            now: chrono::Utc::now(),
+            now: at,
             groups: &pinned.set.groups,
             links: &links,
         };

@@ -104,6 +104,8 @@ impl Commands {
             })
         })?;
         let definition = self.engine.definition(&item.process)?;
+        // The item, the answers and the approvers come from the catalog, so they are
+        // preset: a requester cannot set them through an order.
         let mut fields = Fields::new();
         fields.insert("catalog_item".into(), Value::String(name.to_owned()));
         fields.insert(
@@ -120,8 +122,9 @@ impl Commands {
                 .unwrap_or(&item.title)
                 .to_owned(),
             description: item.description.clone(),
-            fields,
+            fields: Fields::new(),
             idempotency_key: None,
+            preset: fields,
         };
         if let Some(rule) = &item.entitlement {
             let rules = self.engine.rules();
@@ -129,6 +132,7 @@ impl Commands {
                 title: input.title.clone(),
                 description: input.description.clone(),
                 fields: input.fields.clone(),
+                preset: input.preset.clone(),
             };
             let context = Context {
                 definition: &definition,
@@ -203,6 +207,7 @@ impl Commands {
                 description,
                 fields,
                 idempotency_key: None,
+                preset: Fields::new(),
             };
             let (task, _) = self.create(&actor, TASK_PROCESS, input).await?;
             self.link(&actor, &task.number, TASK_LINK, &record.number)

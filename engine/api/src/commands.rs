@@ -130,6 +130,8 @@ pub struct NewRecord {
     pub fields: Fields,
     /// Client-chosen key that makes retries of the same create return the same record.
     pub idempotency_key: Option<String>,
+    /// Fields the channel sets rather than the person, such as a catalog order's item.
+    pub preset: Fields,
 }
 
 impl Commands {
@@ -180,7 +182,8 @@ impl Commands {
         {
             return self.existing(record).await;
         }
-        let outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let prefix = definition.number_prefix.clone();
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
@@ -217,6 +220,9 @@ impl Commands {
             .await?;
         match stored {
             Ok((record, journal)) => {
+                if !follow_ons.is_empty() {
+                    self.after_write(&record, &record, &[], follow_ons, 0).await;
+                }
                 if !definition.trends.is_empty() {
                     self.detect_trends(&record).await;
                 }
@@ -244,6 +250,7 @@ impl Commands {
             title: input.title,
             description: input.description,
             fields: input.fields,
+            preset: input.preset,
         };
         let context = Context {
             definition,
@@ -350,6 +357,7 @@ impl Commands {
                 description: text.to_owned(),
                 fields,
                 idempotency_key: None,
+                preset: Fields::new(),
             };
             match self.open_follow_up(actor, current, input, now).await {
                 Ok(record) => {
@@ -384,7 +392,8 @@ impl Commands {
     ) -> Result<Record, ApiError> {
         let current = self.engine.current();
         let definition = current.definition(&original.process)?;
-        let outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let link = current
             .set
             .link_type(FOLLOW_UP_LINK)
@@ -427,6 +436,9 @@ impl Commands {
                 })
             })
             .await?;
+        if !follow_ons.is_empty() {
+            self.after_write(&record, &record, &[], follow_ons, 0).await;
+        }
         Ok(record)
     }
 
@@ -440,6 +452,19 @@ impl Commands {
         number: &str,
         link_type: &str,
         target: &str,
+    ) -> Result<Record, ApiError> {
+        self.link_at(actor, number, link_type, target, Utc::now())
+            .await
+    }
+
+    /// Like [`Commands::link`], at a given time; follow-ons of replayed commands use it.
+    pub async fn link_at(
+        &self,
+        actor: &Actor,
+        number: &str,
+        link_type: &str,
+        target: &str,
+        at: DateTime<Utc>,
     ) -> Result<Record, ApiError> {
         let mut attempt = 0;
         loop {
@@ -467,7 +492,7 @@ impl Commands {
                             &target,
                             &link_type_name,
                             &actor_name,
-                            Utc::now(),
+                            at,
                         )
                         .await
                     })

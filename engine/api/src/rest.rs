@@ -90,6 +90,7 @@ pub async fn create(
         description: body.description,
         fields: body.fields,
         idempotency_key,
+        preset: Fields::new(),
     };
     let created = state
         .commands

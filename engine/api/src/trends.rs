@@ -149,6 +149,7 @@ impl Commands {
             ),
             fields,
             idempotency_key: None,
+            preset: Fields::new(),
         };
         let (opened, _) = self.create(actor, &trend.open, input).await?;
         tracing::info!(

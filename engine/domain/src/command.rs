@@ -13,6 +13,11 @@ pub enum Command {
         description: String,
         #[serde(default)]
         fields: Fields,
+        /// Fields that the channel sets, not the person (a catalog order's item and
+        /// approvers). They are checked against their declarations but not against who
+        /// may set them.
+        #[serde(default, skip_serializing_if = "Fields::is_empty")]
+        preset: Fields,
     },
     Transition {
         name: String,

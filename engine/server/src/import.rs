@@ -180,6 +180,7 @@ async fn import_row(
         description: body,
         fields,
         idempotency_key: None,
+        preset: Fields::new(),
     };
     match commands.create(actor, "incident", input).await {
         Ok((record, _)) => Result::Imported {

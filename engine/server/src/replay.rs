@@ -251,6 +251,7 @@ async fn create(commands: &Commands, rows: &[Row]) -> anyhow::Result<Record> {
         ),
         fields,
         idempotency_key: None,
+        preset: Fields::new(),
     };
     let opened_at = parse_time(&first.opened_at)?;
     let (record, _) = commands

@@ -370,6 +370,7 @@ fn command_of(step: &Step<'_>, definition: &Definition, actor: &Actor) -> Option
                     title: title.clone(),
                     description: description.clone(),
                     fields: create_input(fields, definition, actor),
+                    preset: Fields::new(),
                 });
             }
             JournalEvent::FieldChanged {

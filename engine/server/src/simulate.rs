@@ -77,6 +77,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         title: start.title,
         description: start.description,
         fields: start.fields,
+        preset: tend_domain::Fields::new(),
     };
     let context = Context {
         definition,

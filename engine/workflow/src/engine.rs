@@ -143,9 +143,10 @@ fn decide(
                 title,
                 description,
                 fields,
+                preset,
             },
             _,
-        ) => create(context, title, description, fields),
+        ) => create(context, title, description, fields, preset),
         (
             Command::Transition {
                 name,
@@ -255,6 +256,7 @@ fn create(
     title: &str,
     description: &str,
     input: &Fields,
+    preset: &Fields,
 ) -> Result<Outcome, Rejection> {
     let definition = context.definition;
     let actor = context.actor;
@@ -278,6 +280,25 @@ fn create(
         }
     }
     for (name, value) in input {
+        fields.insert(name.clone(), value.clone());
+    }
+    for (name, value) in preset {
+        let Some(field) = definition.fields.get(name) else {
+            return Err(Rejection::UnknownField {
+                process: definition.process.clone(),
+                field: name.clone(),
+                known: definition
+                    .fields
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        check_value(field, value).map_err(|message| Rejection::InvalidValue {
+            field: name.clone(),
+            message,
+        })?;
         fields.insert(name.clone(), value.clone());
     }
     if definition.fields.contains_key("requester") {

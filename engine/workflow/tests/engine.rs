@@ -137,6 +137,7 @@ fn create(
         title: title.into(),
         description: String::new(),
         fields,
+        preset: Fields::new(),
     };
     execute(&context, None, &command).map(|outcome| outcome.record)
 }
@@ -202,6 +203,7 @@ fn invalid_rule_effect_is_journaled_and_skipped() {
         title: "printer jam".into(),
         description: String::new(),
         fields: Fields::new(),
+        preset: Fields::new(),
     };
     let outcome = execute(&context, None, &command).unwrap();
     let failures: Vec<&JournalEvent> = outcome
@@ -803,6 +805,7 @@ fn no_timers_from_state_without_after() {
         title: "disk".into(),
         description: String::new(),
         fields: Fields::new(),
+        preset: Fields::new(),
     };
     let outcome = execute(&context, None, &command).unwrap();
     assert_eq!(outcome.record.state, "new");

@@ -197,6 +197,7 @@ pub async fn create(
         description: form.get("description").unwrap_or("").to_owned(),
         fields: fields_from_form(&definition, &form, &CONTROLS),
         idempotency_key: form_token(&form),
+        preset: tend_domain::Fields::new(),
     };
     match state.commands.create(viewer.actor(), &process, input).await {
         Ok((record, created)) => {
