@@ -22,7 +22,7 @@
 //! `open_record(process, #{ title, description, fields, link_type }, reason)`.
 //!
 //! Text helpers: `lower(text)`, `words(text)`, `text_has_any(text, words)`,
-//! `first_match(text, words)` and `find_path(text)`.
+//! `first_match(text, words)`, `find_path(text)` and `matches(value, pattern)`.
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
 use serde_json::Value;
@@ -62,6 +62,7 @@ pub(crate) fn register(engine: &mut Engine) {
         words(&text).into_iter().map(Dynamic::from).collect()
     });
     engine.register_fn("text_has_any", text_has_any);
+    engine.register_fn("matches", matches);
     engine.register_fn("first_match", first_match);
     engine.register_fn("find_path", |text: ImmutableString| -> Dynamic {
         find_path(&text).map_or(Dynamic::UNIT, Dynamic::from)
@@ -274,6 +275,48 @@ fn open_record(process: ImmutableString, spec: Map, reason: ImmutableString) -> 
         link_type: text("link_type"),
     };
     context::propose(reason, effect)
+}
+
+/// Most compiled patterns kept per thread; the cache is emptied when it is full.
+const MAX_CACHED_PATTERNS: usize = 256;
+
+thread_local! {
+    static PATTERNS: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Checks whether `value` matches the regular expression `pattern` (Rust `regex` syntax,
+/// unanchored). Text matches when the pattern finds a match in it; an array matches when
+/// one of its text elements does. Numbers, booleans, maps and `()` never match and are not
+/// turned into text, so a rule on a field that is sometimes a number neither fails nor
+/// matches by accident. An invalid pattern fails the rule with the pattern's error.
+fn matches(value: Dynamic, pattern: ImmutableString) -> HostResult<bool> {
+    let regex = PATTERNS.with(|cache| -> HostResult<regex::Regex> {
+        let mut cache = cache.borrow_mut();
+        if let Some(regex) = cache.get(pattern.as_str()) {
+            return Ok(regex.clone());
+        }
+        let regex = regex::RegexBuilder::new(&pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|error| format!("matches: invalid pattern `{pattern}`: {error}"))?;
+        if cache.len() >= MAX_CACHED_PATTERNS {
+            cache.clear();
+        }
+        cache.insert(pattern.to_string(), regex.clone());
+        Ok(regex)
+    })?;
+    if let Some(text) = value.read_lock::<ImmutableString>() {
+        return Ok(regex.is_match(&text));
+    }
+    if let Some(array) = value.read_lock::<Array>() {
+        return Ok(array.iter().any(|element| {
+            element
+                .read_lock::<ImmutableString>()
+                .is_some_and(|text| regex.is_match(&text))
+        }));
+    }
+    Ok(false)
 }
 
 /// Rejects an empty or blank argument, because an effect without a name or a reason

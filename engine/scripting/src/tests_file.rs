@@ -316,17 +316,22 @@ fn collect_files(
 }
 
 fn run_test_file(path: &Path, rule: &str, host: &RuleHost, report: &mut RuleTestReport) {
+    // The definitions' parser rejects duplicate keys, so that a case whose `record` names
+    // a field twice fails instead of keeping the last value.
     let cases: Vec<TestCase> = match fs::read_to_string(path)
-        .map_err(|error| error.to_string())
-        .and_then(|text| serde_norway::from_str(&text).map_err(|error| error.to_string()))
-    {
+        .map_err(|error| format!("{}: {error}", path.display()))
+        .and_then(|text| {
+            tend_workflow::parse_yaml(path, &text).map_err(|diagnostics| {
+                diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }) {
         Ok(cases) => cases,
         Err(error) => {
-            report.push(CaseResult::failed(
-                rule,
-                "",
-                format!("{}: {error}", path.display()),
-            ));
+            report.push(CaseResult::failed(rule, "", error));
             return;
         }
     };

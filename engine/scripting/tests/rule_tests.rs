@@ -98,7 +98,7 @@ fn unknown_key_is_located() {
     let message = report.failures().next().unwrap().failure.clone().unwrap();
     assert!(message.contains("prio.tests.yaml"), "{message}");
     assert!(message.contains("vaule"), "{message}");
-    assert!(message.contains("line 4"), "{message}");
+    assert!(message.contains("prio.tests.yaml:4:"), "{message}");
 }
 
 #[test]
