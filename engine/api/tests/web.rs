@@ -44,6 +44,7 @@ transitions:
   - { name: resolve, label: Resolve, from: [new, in_progress], to: resolved, roles: [technician], requires: [resolution_code] }
   - { name: reopen, label: Reopen, from: [resolved], to: in_progress, roles: [requester, technician], comment_required: true }
   - { name: close, label: Close, from: [resolved], to: closed, roles: [requester, technician] }
+  - { name: order_parts, label: Order parts, from: [in_progress], to: in_progress, roles: [technician], approval: { approvers: ["user:root"] } }
 replies:
   reopen: reopen
   reopen_within: 7d
@@ -1610,4 +1611,96 @@ async fn requester_reply_opens_follow_up() {
     let old_after = app.store.get_record(&old).await.unwrap().unwrap();
     assert_eq!(old_after.state, "resolved");
     assert_eq!(app.record_count().await, 4);
+}
+
+#[tokio::test]
+async fn approver_decides_through_record_page() {
+    let app = app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let created = app
+        .post_form(
+            "/records/new?process=ticket",
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("title", "Disk failing in the file server"),
+            ],
+        )
+        .await;
+    let number = created
+        .location()
+        .trim_start_matches("/records/")
+        .to_owned();
+    let path = format!("/records/{number}");
+    for step in ["start", "order_parts"] {
+        let reply = app
+            .post_form(
+                &format!("{path}/transitions/{step}"),
+                Some(&tech),
+                &[("csrf", &tech.csrf)],
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "{step}: {}",
+            reply.body
+        );
+    }
+    // The technician who asked sees the round but no decision form.
+    let page = app.get(&path, Some(&tech)).await;
+    assert!(page.body.contains("Round 1: Order parts"), "{}", page.body);
+    assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
+
+    let root = app.login("root", "root-password").await;
+    let queue = app.get("/approvals", Some(&root)).await;
+    assert!(queue.body.contains(&number), "{}", queue.body);
+    let page = app.get(&path, Some(&root)).await;
+    let action = page
+        .body
+        .split("action=\"")
+        .find_map(|rest| rest.split('"').next().filter(|a| a.contains("/approvals/")))
+        .unwrap_or_else(|| panic!("no decision form: {}", page.body))
+        .to_owned();
+
+    let no_reason = app
+        .post_form(
+            &action,
+            Some(&root),
+            &[
+                ("csrf", &root.csrf),
+                ("decision", "reject"),
+                ("reason", " "),
+            ],
+        )
+        .await;
+    assert_eq!(
+        no_reason.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        no_reason.body
+    );
+    assert!(
+        no_reason.body.contains("a rejection needs a reason"),
+        "{}",
+        no_reason.body
+    );
+
+    let approved = app
+        .post_form(
+            &action,
+            Some(&root),
+            &[
+                ("csrf", &root.csrf),
+                ("decision", "approve"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+    let page = app.get(&path, Some(&root)).await;
+    assert!(page.body.contains("Approved by user:root"), "{}", page.body);
+    assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
+    let queue = app.get("/approvals", Some(&root)).await;
+    assert!(!queue.body.contains(&number), "{}", queue.body);
 }
