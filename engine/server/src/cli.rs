@@ -124,6 +124,8 @@ pub struct SimulateArgs {
     pub record: PathBuf,
     /// YAML list of commands, each with `command:` (transition, update, comment or reply)
     /// and its arguments, optionally `actor:` and `after:` (time that passes first, e.g. 2d).
+    /// A step `approval: approve` or `approval: reject` (with `reason:`) ends the pending
+    /// approval round.
     #[arg(long)]
     pub steps: PathBuf,
     #[command(flatten)]

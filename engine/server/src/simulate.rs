@@ -41,10 +41,36 @@ impl ActorSpec {
     }
 }
 
-/// One command of a simulation: a command as the API takes it, with `command:` naming its
-/// kind (create is the start record), plus who gives it and when.
+/// One step of a simulation: a command as the API takes it, with `command:` naming its
+/// kind (create is the start record), plus who gives it and when; or the end of the
+/// pending approval round, `approval: approve` or `approval: reject`.
+#[derive(Debug)]
+enum Step {
+    Approval(ApprovalStep),
+    Command(CommandStep),
+}
+
+/// Tells the two kinds of step apart by the `approval` key, so that an error in a command
+/// step names its own problem (an unknown command, a missing field) instead of "matches no
+/// kind of step".
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = Value::deserialize(deserializer)?;
+        if value.get("approval").is_some() {
+            ApprovalStep::deserialize(value)
+                .map(Step::Approval)
+                .map_err(D::Error::custom)
+        } else {
+            CommandStep::deserialize(value)
+                .map(Step::Command)
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
-struct Step {
+struct CommandStep {
     #[serde(flatten)]
     command: Command,
     /// Actor of the command, a technician named `technician` by default.
@@ -53,6 +79,24 @@ struct Step {
     /// Time that passes before this step, such as `2d` or `90m`.
     #[serde(default)]
     after: Option<Span>,
+}
+
+/// The approvers' decision on the pending round, as if enough of them decided alike.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalStep {
+    approval: ApprovalOutcome,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    after: Option<Span>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ApprovalOutcome {
+    Approve,
+    Reject,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
@@ -106,48 +150,118 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 
     let mut rejected = 0;
     let total = steps.len();
+    // The transition of the approval round the last command opened, if it is pending.
+    let mut pending: Option<String> = None;
     for (index, step) in steps.into_iter().enumerate() {
-        if let Some(after) = step.after {
-            now += after.duration();
-        }
-        let actor = step.actor.as_ref().map_or_else(
-            || Actor::new("technician", vec![Role::Technician]),
-            ActorSpec::actor,
-        );
-        println!(
-            "step {}: {} as {}",
-            index + 1,
-            describe(&step.command),
-            actor.name
-        );
-        let context = Context {
-            definition,
-            version: &set.version,
-            rules: host.as_ref(),
-            actor: &actor,
-            now,
-            groups: &set.groups,
-            links: &[],
-        };
-        match tend_workflow::execute(&context, Some(&record), &step.command) {
-            Ok(outcome) => {
-                if let Some(follow_up) = &outcome.follow_up {
-                    println!(
-                        "  opens a follow-up record with `{}` = {}; {} stays as it is",
-                        follow_up.field, follow_up.of, record.number
-                    );
+        let step_number = index + 1;
+        match step {
+            Step::Command(step) => {
+                if let Some(after) = step.after {
+                    now += after.duration();
                 }
-                print_events(&outcome.events);
-                print_follow_ons(&outcome.follow_ons);
-                record = outcome.record;
+                let actor = step.actor.as_ref().map_or_else(
+                    || Actor::new("technician", vec![Role::Technician]),
+                    ActorSpec::actor,
+                );
+                println!(
+                    "step {step_number}: {} as {}",
+                    describe(&step.command),
+                    actor.name
+                );
+                let context = Context {
+                    definition,
+                    version: &set.version,
+                    rules: host.as_ref(),
+                    actor: &actor,
+                    now,
+                    groups: &set.groups,
+                    links: &[],
+                };
+                match tend_workflow::execute(&context, Some(&record), &step.command) {
+                    Ok(outcome) => {
+                        if let Some(follow_up) = &outcome.follow_up {
+                            println!(
+                                "  opens a follow-up record with `{}` = {}; {} stays as it is",
+                                follow_up.field, follow_up.of, record.number
+                            );
+                        }
+                        print_events(&outcome.events);
+                        print_follow_ons(&outcome.follow_ons);
+                        if outcome.entered_state() {
+                            pending = None;
+                        }
+                        if let Some(plan) = &outcome.approval {
+                            pending = Some(plan.transition.clone());
+                        }
+                        record = outcome.record;
+                    }
+                    Err(rejection) => {
+                        rejected += 1;
+                        let field = rejection
+                            .field()
+                            .map(|field| format!(", field `{field}`"))
+                            .unwrap_or_default();
+                        println!("  rejected ({}{field}): {rejection}", rejection.code());
+                    }
+                }
             }
-            Err(rejection) => {
-                rejected += 1;
-                let field = rejection
-                    .field()
-                    .map(|field| format!(", field `{field}`"))
-                    .unwrap_or_default();
-                println!("  rejected ({}{field}): {rejection}", rejection.code());
+            Step::Approval(step) => {
+                if let Some(after) = step.after {
+                    now += after.duration();
+                }
+                let verb = match step.approval {
+                    ApprovalOutcome::Approve => "approved",
+                    ApprovalOutcome::Reject => "rejected",
+                };
+                println!("step {step_number}: the approvers decide: {verb}");
+                let Some(transition) = pending.take() else {
+                    rejected += 1;
+                    println!(
+                        "  rejected: no approval round is pending; take a transition that needs approval first"
+                    );
+                    print_state(definition, &record);
+                    continue;
+                };
+                let next = match step.approval {
+                    ApprovalOutcome::Approve => Some(transition.clone()),
+                    ApprovalOutcome::Reject => definition
+                        .transition(&transition)
+                        .and_then(|t| t.approval.as_ref())
+                        .and_then(|a| a.on_reject.clone()),
+                };
+                println!("  approval of `{transition}` {verb}");
+                let Some(next) = next else {
+                    println!(
+                        "  the definition names no `on_reject` transition, so the record stays"
+                    );
+                    print_state(definition, &record);
+                    continue;
+                };
+                let system = Actor::system("approvals");
+                let context = Context {
+                    definition,
+                    version: &set.version,
+                    rules: host.as_ref(),
+                    actor: &system,
+                    now,
+                    groups: &set.groups,
+                    links: &[],
+                };
+                let comment = (!step.reason.trim().is_empty()).then_some(step.reason.as_str());
+                match tend_workflow::execute_approved(&context, &record, &next, comment) {
+                    Ok(outcome) => {
+                        print_events(&outcome.events);
+                        print_follow_ons(&outcome.follow_ons);
+                        record = outcome.record;
+                    }
+                    Err(rejection) => {
+                        rejected += 1;
+                        println!(
+                            "  transition `{next}` rejected ({}): {rejection}",
+                            rejection.code()
+                        );
+                    }
+                }
             }
         }
         print_state(definition, &record);

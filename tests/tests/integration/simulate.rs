@@ -67,3 +67,42 @@ async fn simulate_reports_bad_steps_file() -> anyhow::Result<()> {
     assert!(output.stderr.contains("teleport"), "{output}");
     Ok(())
 }
+
+#[tokio::test]
+async fn simulate_decides_approval_rounds() -> anyhow::Result<()> {
+    let root = repo_root();
+    let output = run_tend(
+        [
+            "simulate".into(),
+            "change".into(),
+            "--record".into(),
+            root.join("docs/examples/change-record.yaml")
+                .into_os_string(),
+            "--steps".into(),
+            root.join("docs/examples/change-steps.yaml")
+                .into_os_string(),
+            "--definitions".into(),
+            root.clone().into_os_string(),
+        ],
+        None,
+    )
+    .await?;
+    assert!(output.success(), "{output}");
+    let stdout = &output.stdout;
+    for expected in [
+        "risk: (empty) -> high by rule change/assess_risk",
+        "waits for approval of `authorize`",
+        "approval of `authorize` rejected",
+        "transition `rework`: assess -> new",
+        "comment: Plan a smoke test for the reports too",
+        "transition `authorize`: assess -> scheduled",
+        "transition `start`: scheduled -> implement",
+        "0 of 7 steps rejected; nothing was written",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    Ok(())
+}
