@@ -65,6 +65,9 @@ pub struct LinkedRecord {
 /// A transition of a linked record, which `on_linked` rules react to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkedChange {
+    /// The linked record; its fields sit beside `transition` and `from` in JSON, as rules
+    /// see them.
+    #[serde(flatten)]
     pub record: LinkedRecord,
     pub transition: String,
     pub from: String,

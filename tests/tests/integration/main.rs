@@ -5,6 +5,7 @@ mod agreement;
 mod approvals;
 mod audit;
 mod binary;
+mod cascade;
 mod cli_output;
 mod common;
 mod idempotency;
