@@ -11,7 +11,9 @@ use tend_workflow::{Context, DeadlineAction, Rejection};
 use crate::commands::{Commands, MAX_CONFLICT_RETRIES, replace_timers_of};
 use crate::error::ApiError;
 
-/// Name of the system actor that completes approved transitions and handles deadlines.
+/// Name of the system actor whose roles take the transition a round completes, and who
+/// writes deadline outcomes. The journal shows a decision's transition under the approver
+/// who decided.
 pub const APPROVAL_ACTOR: &str = "approvals";
 
 /// An approver's answer.
@@ -282,7 +284,28 @@ impl Commands {
             follow_ons: Vec::new(),
         };
         if let Some((name, comment)) = next {
-            match tend_workflow::execute_approved(&context, current, &name, comment.as_deref()) {
+            let decided =
+                match tend_workflow::execute_approved(&context, current, &name, comment.as_deref())
+                {
+                    // The window may have changed, or another change may have been scheduled,
+                    // since the round was opened: check it again before the record moves.
+                    Ok(outcome) => match &pinned.definition.schedule {
+                        Some(schedule) if schedule.check_on.contains(&name) => self
+                            .check_schedule(schedule, &pinned.set, &outcome.record, &name)
+                            .await
+                            .map(|()| outcome)
+                            .map_err(|error| match error {
+                                ApiError::Rejected(rejection) => rejection,
+                                other => Rejection::InvalidInput {
+                                    field: "schedule".into(),
+                                    message: other.to_string(),
+                                },
+                            }),
+                        _ => Ok(outcome),
+                    },
+                    Err(rejection) => Err(rejection),
+                };
+            match decided {
                 Ok(outcome) => {
                     events.extend(outcome.events.iter().cloned());
                     record = outcome.record.clone();

@@ -680,7 +680,7 @@ impl Commands {
 
     /// Refuses transition `name` while `record`'s planned window overlaps another record's
     /// window on a shared configuration item, or a freeze window.
-    async fn check_schedule(
+    pub(crate) async fn check_schedule(
         &self,
         schedule: &tend_workflow::schedule::ScheduleDef,
         set: &DefinitionSet,

@@ -21,8 +21,8 @@ fn events<'a>(record: &'a Value, actor: &str) -> Vec<&'a str> {
 async fn resolved_problem_sends_waiting_incident_back(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let tom = &desk.tom.client;
-    let waiting = create_incident(&desk.alice, "VPN drops every hour", "Again.", json!({}))
-        .await?["number"]
+    let waiting = create_incident(&desk.alice, "VPN drops every hour", "Again.", json!({})).await?
+        ["number"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
