@@ -42,9 +42,11 @@ def main() -> None:
     print(
         "`bench/load.sh` starts a release build of `tend serve` with the shipped workflows and "
         "rules, creates an API token, and lets wrk send `POST /api/v1/records/incident` "
-        f"requests for {duration} s per row on 127.0.0.1. Every create runs the four on_create "
-        "rules (categorise, prioritise, assign, recommend) and writes the record and its journal "
-        "entries. Failed counts responses other than 2xx and socket errors. Peak memory is the "
+        f"requests for {duration} s per row on 127.0.0.1. Every create runs the five on_create "
+        "rules of the incident definition (categorise, prioritise, assign, recommend, major "
+        "incident) and checks its trends, and writes the record and its journal entries. The "
+        "requests set neither a configuration item nor a P1 priority, so no trend or major "
+        "incident opens another record. Failed counts responses other than 2xx and socket errors. Peak memory is the "
         "server's VmHWM after the row's run (it only grows across the rows of one backend).\n"
     )
     print(
