@@ -222,7 +222,10 @@ impl Commands {
         let mut outcome = tend_workflow::react_to_linked(&context, &current, change);
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let record = if outcome.events.is_empty() {
-            current.clone()
+            // Not written, but its follow-ons happen at the time of the linked change.
+            let mut record = current.clone();
+            record.updated_at = at;
+            record
         } else {
             let events = outcome.events.clone();
             let record = outcome.record.clone();

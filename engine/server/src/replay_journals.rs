@@ -332,12 +332,25 @@ fn after(outcome: Outcome, stored: &Record) -> Record {
     record
 }
 
-/// Splits a journal into the entries of each write.
+/// Splits a journal into the entries of each write: entries of one time and actor, where
+/// a second transition (or approval request) starts a new write. Follow-ons of rules run
+/// at the time of the command that asked for them and under the same rule actor, so two
+/// chained follow-ons would otherwise read as one write.
 fn steps_of(journal: &[JournalEntry]) -> Vec<Step<'_>> {
+    let moves = |event: &JournalEvent| {
+        matches!(
+            event,
+            JournalEvent::Transitioned { .. } | JournalEvent::ApprovalRequested { .. }
+        )
+    };
     let mut steps: Vec<Step<'_>> = Vec::new();
     for entry in journal {
         match steps.last_mut() {
-            Some(step) if step.at == entry.at && step.actor == entry.actor => {
+            Some(step)
+                if step.at == entry.at
+                    && step.actor == entry.actor
+                    && !(moves(&entry.event) && step.events.iter().any(|e| moves(e))) =>
+            {
                 step.events.push(&entry.event);
             }
             _ => steps.push(Step {
@@ -366,11 +379,12 @@ fn command_of(step: &Step<'_>, definition: &Definition, actor: &Actor) -> Option
                 fields,
                 ..
             } => {
+                let (fields, preset) = create_input(fields, definition, actor);
                 return Some(Command::Create {
                     title: title.clone(),
                     description: description.clone(),
-                    fields: create_input(fields, definition, actor),
-                    preset: Fields::new(),
+                    fields,
+                    preset,
                 });
             }
             JournalEvent::FieldChanged {
@@ -414,24 +428,32 @@ fn command_of(step: &Step<'_>, definition: &Definition, actor: &Actor) -> Option
     comment.map(|text| Command::Comment { text })
 }
 
-/// Returns the fields a person gave to a create, as far as the `created` entry shows them.
-/// Values that defaults and the engine fill in are left out: a field's default, read-only
-/// fields, fields the actor may not set, and the requester when it is the actor. Fields
-/// that the definition no longer declares stay, so that the create reports them.
-fn create_input(fields: &Fields, definition: &Definition, actor: &Actor) -> Fields {
-    fields
-        .iter()
-        .filter(|(name, value)| {
-            if name.as_str() == "requester" && value.as_str() == Some(actor.name.as_str()) {
-                return false;
+/// Returns the fields given to a create, as far as the `created` entry shows them: those
+/// the person gave, and those the channel preset (a catalog order's item and approvers),
+/// which are the values the actor may not set. A field's default and the requester when it
+/// is the actor are left out, because the engine fills them in again. Fields that the
+/// definition no longer declares stay with the person's, so that the create reports them.
+fn create_input(fields: &Fields, definition: &Definition, actor: &Actor) -> (Fields, Fields) {
+    let mut given = Fields::new();
+    let mut preset = Fields::new();
+    for (name, value) in fields {
+        if name.as_str() == "requester" && value.as_str() == Some(actor.name.as_str()) {
+            continue;
+        }
+        match definition.fields.get(name.as_str()) {
+            None => {
+                given.insert(name.clone(), value.clone());
             }
-            match definition.fields.get(name.as_str()) {
-                None => true,
-                Some(field) => field.settable_by(actor) && field.default.as_ref() != Some(value),
+            Some(field) if field.default.as_ref() == Some(value) => {}
+            Some(field) if field.settable_by(actor) => {
+                given.insert(name.clone(), value.clone());
             }
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+            Some(_) => {
+                preset.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    (given, preset)
 }
 
 /// Collects the rule effects of one write.

@@ -523,8 +523,9 @@ fn transition(
                 &mut events,
                 &mut follow_ons,
             );
-            record.updated_at = context.now;
         }
+        // The journal dates its entries by `updated_at`, so the request must carry now.
+        record.updated_at = context.now;
         events.push(JournalEvent::ApprovalRequested {
             round: 0,
             transition: name.to_owned(),

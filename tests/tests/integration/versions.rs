@@ -21,7 +21,8 @@ use crate::common::{
 backend_tests!(
     upgrade_keeps_open_records_on_their_version,
     reload_rejects_broken_set,
-    replay_reports_differing_paths
+    replay_reports_differing_paths,
+    replay_follows_approvals_and_follow_ons
 );
 
 /// How long the file watch may take to apply a change.
@@ -582,5 +583,58 @@ async fn alice_replies(desk: &Desk, number: &str, text: &str) -> anyhow::Result<
         )
         .await?
         .expect_status(StatusCode::OK)?;
+    Ok(())
+}
+
+/// A catalog order that rules move to approval, an approver's decision, fulfilment tasks
+/// and the automatic fulfilment replay through the same definitions without differences.
+async fn replay_follows_approvals_and_follow_ons(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let tom = &desk.tom.client;
+    // The shipped `request_approvers` group has the one member `admin`.
+    let admin = desk
+        .server
+        .add_user("admin", &[tend_test_support::Role::Admin])
+        .await?;
+    let reply = desk
+        .alice
+        .client
+        .post(
+            "/api/v1/catalog/shared_folder_access",
+            &json!({ "answers": { "path": "//fs01/finance", "access": "read" } }),
+        )
+        .await?;
+    let request = number(&reply.expect_status(StatusCode::CREATED)?.body);
+    let record = read(tom, &request).await?;
+    assert_eq!(record["state"], "approval", "{record}");
+    let id = record["approvals"][0]["requests"][0]["id"]
+        .as_i64()
+        .expect("a pending request");
+    admin
+        .client
+        .post(
+            &format!("{RECORDS}/{request}/approvals/{id}"),
+            &json!({ "decision": "approve" }),
+        )
+        .await?
+        .expect_status(StatusCode::OK)?;
+    let record = read(tom, &request).await?;
+    assert_eq!(record["state"], "fulfilment", "{record}");
+    let task = record["links"][0]["number"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(task.starts_with("TASK"), "{record}");
+    take(tom, &task, "complete", json!({})).await?;
+    assert_eq!(read(tom, &request).await?["state"], "fulfilled");
+
+    let root = repo_root().to_string_lossy().into_owned();
+    let same = tend_with_store(&desk.server, &["replay", "--definitions", &root])
+        .await?
+        .expect_success()?;
+    assert!(
+        same.stdout.contains(": 0 would take another path"),
+        "{same}"
+    );
     Ok(())
 }
