@@ -98,13 +98,12 @@ impl Commands {
                 .find(|r| r.id == request_id)
                 .expect("the round was found by this request");
             if !request.users.contains(&actor.name) {
-                return Err(ApiError::Rejected(Rejection::Forbidden {
-                    what: format!(
-                        "deciding approval request {request_id} of {number} (asked of {})",
-                        request.approver
-                    ),
-                    roles: Vec::new(),
-                }));
+                return Err(ApiError::Forbidden(format!(
+                    "approval request {request_id} of {number} is asked of {}, and {} is not one of its approvers ({}); the members of a group are listed in workflows/groups/, and a round keeps the members it had when it was opened",
+                    request.approver,
+                    actor.name,
+                    request.users.join(", ")
+                )));
             }
             if !round.is_pending() || request.status != approvals::PENDING {
                 return Err(ApiError::Duplicate(format!(

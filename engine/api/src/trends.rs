@@ -139,12 +139,12 @@ impl Commands {
                 shared.join(", ")
             ),
             description: format!(
-                "Opened by trend `{}`: {} {} records with {} were created within {} minutes ({}).",
+                "Opened by trend `{}`: {} {} records with {} were created within {} ({}).",
                 trend.name,
                 matching.len(),
                 record.process,
                 shared.join(", "),
-                trend.within.minutes,
+                trend.within.describe(),
                 numbers.join(", ")
             ),
             fields,

@@ -1650,6 +1650,11 @@ async fn approver_decides_through_record_page() {
     // The technician who asked sees the round but no decision form.
     let page = app.get(&path, Some(&tech)).await;
     assert!(page.body.contains("Round 1: Order parts"), "{}", page.body);
+    assert!(
+        !page.body.contains("/transitions/order_parts"),
+        "a pending round is not asked for again: {}",
+        page.body
+    );
     assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
 
     let root = app.login("root", "root-password").await;

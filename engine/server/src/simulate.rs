@@ -158,6 +158,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             Step::Command(step) => {
                 if let Some(after) = step.after {
                     now += after.duration();
+                    take_due_transitions(definition, &set, host.as_ref(), &mut record, now);
                 }
                 let actor = step.actor.as_ref().map_or_else(
                     || Actor::new("technician", vec![Role::Technician]),
@@ -177,7 +178,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     groups: &set.groups,
                     links: &[],
                 };
-                match tend_workflow::execute(&context, Some(&record), &step.command) {
+                let decided = tend_workflow::execute(&context, Some(&record), &step.command)
+                    .and_then(|outcome| check_freeze(definition, &set, &step.command, outcome));
+                match decided {
                     Ok(outcome) => {
                         if let Some(follow_up) = &outcome.follow_up {
                             println!(
@@ -208,6 +211,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             Step::Approval(step) => {
                 if let Some(after) = step.after {
                     now += after.duration();
+                    take_due_transitions(definition, &set, host.as_ref(), &mut record, now);
                 }
                 let verb = match step.approval {
                     ApprovalOutcome::Approve => "approved",
@@ -268,6 +272,85 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{rejected} of {total} steps rejected; nothing was written");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Takes the automatic transitions (`after`) that fell due before `now`, in due order, as
+/// the server's timer would, and prints them.
+fn take_due_transitions(
+    definition: &Definition,
+    set: &tend_workflow::DefinitionSet,
+    rules: &dyn tend_workflow::RuleRunner,
+    record: &mut Record,
+    now: DateTime<Utc>,
+) {
+    let timer = Actor::system("timer");
+    // Each automatic transition moves the record; a cycle of them stops after a few.
+    for _ in 0..10 {
+        let Some(due) = tend_workflow::plan_timers(definition, record)
+            .into_iter()
+            .filter(|plan| plan.due_at <= now)
+            .min_by_key(|plan| plan.due_at)
+        else {
+            return;
+        };
+        println!(
+            "  at {}: automatic transition `{}` as timer",
+            due.due_at.format("%Y-%m-%d %H:%M UTC"),
+            due.transition
+        );
+        let context = Context {
+            definition,
+            version: &set.version,
+            rules,
+            actor: &timer,
+            now: due.due_at,
+            groups: &set.groups,
+            links: &[],
+        };
+        let command = Command::Transition {
+            name: due.transition.clone(),
+            fields: Fields::new(),
+            comment: None,
+        };
+        match tend_workflow::execute(&context, Some(record), &command) {
+            Ok(outcome) => {
+                print_events(&outcome.events);
+                *record = outcome.record;
+            }
+            Err(rejection) => {
+                println!(
+                    "  the automatic transition is blocked ({}): {rejection}",
+                    rejection.code()
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Refuses a transition whose planned window overlaps a freeze window, as the server does.
+/// Other records are not simulated, so conflicts with them are not checked.
+fn check_freeze(
+    definition: &Definition,
+    set: &tend_workflow::DefinitionSet,
+    command: &Command,
+    outcome: tend_workflow::Outcome,
+) -> Result<tend_workflow::Outcome, tend_workflow::Rejection> {
+    let (Command::Transition { name, .. }, Some(schedule)) = (command, &definition.schedule) else {
+        return Ok(outcome);
+    };
+    if !schedule.check_on.contains(name) {
+        return Ok(outcome);
+    }
+    let conflicts = schedule.conflicts(&outcome.record, &[], &set.freeze_windows);
+    if conflicts.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(tend_workflow::Rejection::ScheduleConflict {
+            transition: name.clone(),
+            conflicts,
+        })
+    }
 }
 
 fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {

@@ -123,6 +123,21 @@ impl Span {
     pub fn duration(self) -> chrono::TimeDelta {
         chrono::TimeDelta::minutes(self.minutes)
     }
+
+    /// Words the length in its largest whole unit, e.g. `24 hours` or `90 minutes`.
+    pub fn describe(self) -> String {
+        let (count, unit) = match self.minutes {
+            m if m % (7 * 24 * 60) == 0 => (m / (7 * 24 * 60), "week"),
+            m if m % (24 * 60) == 0 => (m / (24 * 60), "day"),
+            m if m % 60 == 0 => (m / 60, "hour"),
+            m => (m, "minute"),
+        };
+        if count == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{count} {unit}s")
+        }
+    }
 }
 
 impl Serialize for Span {

@@ -15,9 +15,10 @@ pub struct ScheduleDef {
     pub start: String,
     /// Datetime field of the planned end.
     pub end: String,
-    /// Field that names the configuration items, separated by commas, spaces or lines.
-    #[serde(default)]
-    pub cis: Option<String>,
+    /// Fields that name the configuration items (one field or a list, e.g. `[ci, cis]`),
+    /// each holding one name or several separated by commas, semicolons, spaces or lines.
+    #[serde(default, deserialize_with = "crate::model::one_or_many")]
+    pub cis: Vec<String>,
     /// Transitions that are refused while the record's window conflicts.
     pub check_on: Vec<String>,
     /// States of other records whose windows block this one.
@@ -85,15 +86,11 @@ impl ScheduleDef {
 
     /// Lists the configuration items the record names, lower-cased and without repeats.
     pub fn cis(&self, record: &Record) -> Vec<String> {
-        let Some(text) = self
+        let mut names: Vec<String> = self
             .cis
-            .as_deref()
-            .and_then(|field| record.field_str(field))
-        else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = text
-            .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+            .iter()
+            .filter_map(|field| record.field_str(field))
+            .flat_map(|text| text.split(|c: char| c == ',' || c == ';' || c.is_whitespace()))
             .filter(|name| !name.is_empty())
             .map(str::to_lowercase)
             .collect();

@@ -536,16 +536,14 @@ fn check_schedule(definition: &Definition, report: &mut FileReport<'_>) {
     let Some(schedule) = &definition.schedule else {
         return;
     };
-    for (key, field, kinds) in [
-        ("start", Some(&schedule.start), &[FieldType::Datetime][..]),
-        ("end", Some(&schedule.end), &[FieldType::Datetime][..]),
-        (
-            "cis",
-            schedule.cis.as_ref(),
-            &[FieldType::Text, FieldType::String, FieldType::CiRef][..],
-        ),
-    ] {
-        let Some(field) = field else { continue };
+    let ci_kinds = &[FieldType::Text, FieldType::String, FieldType::CiRef][..];
+    let named = [
+        ("start", &schedule.start, &[FieldType::Datetime][..]),
+        ("end", &schedule.end, &[FieldType::Datetime][..]),
+    ]
+    .into_iter()
+    .chain(schedule.cis.iter().map(|field| ("cis", field, ci_kinds)));
+    for (key, field, kinds) in named {
         match definition.fields.get(field) {
             None => report.error(
                 &format!("schedule.{key}"),

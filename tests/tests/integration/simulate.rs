@@ -30,6 +30,8 @@ async fn simulate_prints_effects_and_states() -> anyhow::Result<()> {
         "rejected (required_field_missing, field `resolution_code`)",
         "transition `reopen`: resolved -> in_progress",
         "reopen_count: 0 -> 1 by rule incident/count_reopen",
+        "automatic transition `close` as timer",
+        "transition `close`: resolved -> closed",
         "opens a follow-up record with `follow_up_of` = INC-SIMULATED",
         "1 of 6 steps rejected; nothing was written",
     ] {

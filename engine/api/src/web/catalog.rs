@@ -91,7 +91,12 @@ fn order_page(name: &str, item: &CatalogItem, form: Option<&FormData>) -> OrderP
                             .map(|v| super::forms::value_text(Some(v)))
                     })
                     .unwrap_or_default();
-                field_input(question, field, &value, "order", field.required)
+                let mut input = field_input(question, field, &value, "order", field.required);
+                // A required choice offers no "(none)", which the order would reject.
+                if field.required {
+                    input.drop_empty_option();
+                }
+                input
             })
             .collect(),
         error: None,

@@ -374,7 +374,11 @@ fn record_page(
 ) -> RecordPage {
     let actor = viewer.actor();
     let staff = actor.is_staff();
-    let comment = actor.may(&definition.permissions.comment).then(|| {
+    // An approver who is neither staff nor the requester reads the record to decide, and
+    // may not act on it otherwise.
+    let participant = staff || record.field_str("requester") == Some(actor.name.as_str());
+    let waiting = rounds.iter().any(|round| round.is_pending());
+    let comment = (participant && actor.may(&definition.permissions.comment)).then(|| {
         let problem = problem.filter(|p| matches!(p.form, FormKind::Comment));
         // Only a requester's comment is a reply, because staff comments are plain comments.
         let hint = (!staff)
@@ -391,8 +395,12 @@ fn record_page(
         }
     });
     // A rejected transition whose form is no longer offered still shows its reason.
+    // While a round is pending, the transitions that need approval are decided in the
+    // Approvals section, not asked for again.
     let transitions: Vec<TransitionForm> = available_transitions(definition, record, actor)
         .into_iter()
+        .filter(|_| participant)
+        .filter(|step| !(waiting && step.approval.is_some()))
         .map(|step| transition_form(definition, record, step, actor, problem))
         .collect();
     let approvals = approval_views(definition, &record.number, rounds, viewer, problem);
