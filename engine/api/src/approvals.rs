@@ -51,7 +51,7 @@ impl Decision {
     }
 }
 
-/// What a round's end does to the record.
+/// The effect of a round's end on the record: its new state, events and timers.
 struct Completion {
     record: Record,
     events: Vec<JournalEvent>,

@@ -2,8 +2,8 @@
 //! transition of the record, a link, a new record) and the `on_linked` rules of the records
 //! linked to a record that took a transition.
 //!
-//! Follow-ons run after the command's own transaction, each as its own command, so a
-//! follow-on that fails never undoes the command that asked for it; the failure is
+//! Follow-ons run after the command's own transaction, each as its own command. So a
+//! follow-on that fails never undoes the command that asked for it, and the failure is
 //! journaled on the record instead.
 //! NOTE: a node that stops between the write and its follow-ons loses those follow-ons.
 

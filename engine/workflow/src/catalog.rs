@@ -33,8 +33,8 @@ pub struct CatalogItem {
     /// Process of the record an order opens.
     #[serde(default = "default_request_process")]
     pub process: String,
-    /// Who may order the item: users with one of `roles`, or members of one of `groups`.
-    /// Both empty means everyone who may create records of the process.
+    /// Roles whose users may order the item; members of `groups` may too. Both empty means
+    /// everyone who may create records of the process.
     #[serde(default)]
     pub roles: Vec<Role>,
     #[serde(default)]
