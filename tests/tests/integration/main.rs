@@ -10,6 +10,7 @@ mod cascade;
 mod change;
 mod cli_output;
 mod common;
+mod docs;
 mod continuity;
 mod cost_entry;
 mod idempotency;
