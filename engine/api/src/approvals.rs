@@ -60,6 +60,29 @@ struct Completion {
 }
 
 impl Commands {
+    /// Lists the group members of the serving definitions that are not active users: their
+    /// votes in a board, or their share of a group, can never be cast.
+    pub async fn group_warnings(&self) -> Result<Vec<String>, ApiError> {
+        let set = self.engine.definitions();
+        let users: std::collections::HashSet<String> = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|user| user.active)
+            .map(|user| user.name)
+            .collect();
+        let mut warnings = Vec::new();
+        for (name, group) in &set.groups {
+            for member in group.members.iter().filter(|m| !users.contains(*m)) {
+                warnings.push(format!(
+                    "group `{name}` lists `{member}`, who is not an active user, so approvals asked of them cannot be decided: add the user or remove the name from workflows/groups/"
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+
     /// Records `actor`'s decision on approval request `request_id` of record `number`.
     /// When the decision completes the round, the approved transition (or the definition's
     /// `on_reject` transition) is taken in the same write.

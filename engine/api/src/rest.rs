@@ -528,6 +528,7 @@ pub async fn definitions(
         "processes": set.definitions.keys().collect::<Vec<_>>(),
         "source": engine.source().map(|source| source.display().to_string()),
         "last_reload": engine.status(),
+        "warnings": state.commands.group_warnings().await?,
     })))
 }
 

@@ -40,6 +40,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let commands = Commands::new(store, engine);
+    match commands.group_warnings().await {
+        Ok(warnings) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "checking the group members against the users failed"),
+    }
     if args.timer_seconds > 0 {
         tokio::spawn(fire_timers(
             commands.clone(),

@@ -23,7 +23,8 @@ backend_tests!(
     requester_cannot_approve_own_request,
     approvers_decide_over_the_api,
     deadline_escalates_to_the_escalation_approver,
-    leaving_the_state_cancels_the_round
+    leaving_the_state_cancels_the_round,
+    members_who_are_not_users_are_reported
 );
 
 /// A process whose transitions cover the approval policies. `board10` has ten members,
@@ -491,6 +492,28 @@ async fn leaving_the_state_cancels_the_round(backend: Backend) -> anyhow::Result
             .pending_approvals("reviewer1")
             .await?
             .is_empty()
+    );
+    Ok(())
+}
+
+/// Group members who are not users can never decide, so the definitions status says so.
+async fn members_who_are_not_users_are_reported(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let commands = install(&desk)?;
+    let warnings = commands.group_warnings().await?;
+    assert!(
+        warnings.iter().any(|w| w.contains("`pair` lists `peer2`")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("`tom`")),
+        "tom is a user: {warnings:?}"
+    );
+    desk.server.add_user("peer2", &[Role::Technician]).await?;
+    let warnings = commands.group_warnings().await?;
+    assert!(
+        !warnings.iter().any(|w| w.contains("`peer2`")),
+        "{warnings:?}"
     );
     Ok(())
 }
