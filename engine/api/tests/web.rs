@@ -34,6 +34,9 @@ fields:
   resolution_code: { type: string, label: Resolution code, required_in: [resolved, closed], set_by: [technician] }
   notes: { type: text, label: Notes }
   follow_up_of: { type: string, label: Follow-up of, max_length: 40 }
+  catalog_item: { type: string, label: Catalog item, set_by: [admin] }
+  variables: { type: text, label: Details, set_by: [admin] }
+  approvers: { type: text, label: Approvers, set_by: [admin] }
 states:
   new: { label: New, initial: true }
   in_progress: { label: In progress }
@@ -103,7 +106,26 @@ fn write_definitions(root: &Path) {
     std::fs::create_dir_all(root.join("rules/ticket")).unwrap();
     std::fs::write(root.join("workflows/ticket.yaml"), TICKET).unwrap();
     std::fs::write(root.join("rules/ticket/route.rhai"), ROUTE_RULE).unwrap();
+    std::fs::create_dir_all(root.join("workflows/catalog")).unwrap();
+    std::fs::write(root.join("workflows/catalog/items.yaml"), CATALOG).unwrap();
 }
+
+const CATALOG: &str = r#"
+items:
+  vpn_access:
+    title: VPN access
+    description: Remote access to the office network.
+    process: ticket
+    fulfil_in: in_progress
+    form:
+      reason: { type: text, label: Why do you need it?, required: true }
+      duration: { type: enum, label: For how long, values: [month, year], default: month, required: true }
+  server_room:
+    title: Server room key
+    process: ticket
+    fulfil_in: in_progress
+    roles: [technician]
+"#;
 
 async fn app_with(secure_cookies: bool) -> App {
     let dir = tempfile::tempdir().unwrap();
@@ -1708,4 +1730,60 @@ async fn approver_decides_through_record_page() {
     assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
     let queue = app.get("/approvals", Some(&root)).await;
     assert!(!queue.body.contains(&number), "{}", queue.body);
+}
+
+#[tokio::test]
+async fn requester_orders_from_catalog_page() {
+    let app = app().await;
+    let ann = app.login("ann", "ann-password").await;
+    let catalog = app.get("/catalog", Some(&ann)).await;
+    assert_eq!(catalog.status, StatusCode::OK);
+    assert!(catalog.body.contains("VPN access"), "{}", catalog.body);
+    assert!(
+        !catalog.body.contains("Server room key"),
+        "technicians only: {}",
+        catalog.body
+    );
+    let form = app.get("/catalog/vpn_access", Some(&ann)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let durations = select_options(&form.body, "order-duration");
+    assert!(
+        durations.iter().all(|(value, _)| !value.is_empty()),
+        "a required choice offers no empty option: {durations:?}"
+    );
+    let hidden = app.get("/catalog/server_room", Some(&ann)).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+
+    let missing = app
+        .post_form(
+            "/catalog/vpn_access",
+            Some(&ann),
+            &[("csrf", &ann.csrf), ("duration", "year")],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.body);
+    assert!(missing.body.contains("needs an answer"), "{}", missing.body);
+    assert_eq!(app.record_count().await, 0);
+
+    let ordered = app
+        .post_form(
+            "/catalog/vpn_access",
+            Some(&ann),
+            &[
+                ("csrf", &ann.csrf),
+                ("reason", "Working from the branch office"),
+                ("duration", "year"),
+            ],
+        )
+        .await;
+    assert_eq!(ordered.status, StatusCode::SEE_OTHER, "{}", ordered.body);
+    let page = app.get(ordered.location(), Some(&ann)).await;
+    assert!(page.body.contains("VPN access"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Why do you need it?: Working from the branch office"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("For how long: year"), "{}", page.body);
 }
