@@ -11,6 +11,7 @@ mod m20261204_000005_create_record_links;
 mod m20261204_000006_create_timers;
 mod m20261205_000007_create_approvals;
 mod m20261205_000008_create_definition_versions;
+mod m20261205_000009_create_follow_ons;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -27,12 +28,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_create_timers::Migration),
             Box::new(m20261205_000007_create_approvals::Migration),
             Box::new(m20261205_000008_create_definition_versions::Migration),
+            Box::new(m20261205_000009_create_follow_ons::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 14] = [
     "records",
     "record_counters",
     "journal",
@@ -46,4 +48,5 @@ pub const TABLES: [&str; 13] = [
     "approval_rounds",
     "approval_requests",
     "definition_versions",
+    "follow_ons",
 ];

@@ -8,7 +8,8 @@ use tend_store::approvals::{self, Round};
 use tend_workflow::approval::{ApprovalStatus, expand, tally};
 use tend_workflow::{Context, DeadlineAction, Rejection};
 
-use crate::commands::{Commands, MAX_CONFLICT_RETRIES, replace_timers_of};
+use crate::cascade::PendingWork;
+use crate::commands::{Commands, MAX_CONFLICT_RETRIES, queue_work, replace_timers_of};
 use crate::error::ApiError;
 
 /// Name of the system actor whose roles take the transition a round completes, and who
@@ -171,6 +172,7 @@ impl Commands {
                 ),
                 None => (Vec::new(), None),
             };
+            let pending = PendingWork::encode(&events, &follow_ons, 0);
             let result = self
                 .store
                 .write(move |tx| {
@@ -201,13 +203,14 @@ impl Commands {
                         if entered && let Some(outcome) = &timers {
                             replace_timers_of(tx, &record, outcome).await?;
                         }
-                        Ok((record, events))
+                        let queued = queue_work(tx, &record, pending.as_deref()).await?;
+                        Ok((record, events, queued))
                     })
                 })
                 .await;
             match result {
-                Ok((record, events)) => {
-                    self.after_write(&record, &current, &events, follow_ons, 0)
+                Ok((record, events, queued)) => {
+                    self.after_commit(&record, &events, follow_ons, 0, queued)
                         .await;
                     return Ok(record);
                 }
@@ -443,6 +446,7 @@ impl Commands {
             let number_owned = number.to_owned();
             let round_id = round.id;
             let record_id = current.id;
+            let pending = PendingWork::encode(&events, &follow_ons, 0);
             let result = self
                 .store
                 .write(move |tx| {
@@ -470,13 +474,14 @@ impl Commands {
                         {
                             replace_timers_of(tx, &record, &done.timers).await?;
                         }
-                        Ok((record, events))
+                        let queued = queue_work(tx, &record, pending.as_deref()).await?;
+                        Ok((record, events, queued))
                     })
                 })
                 .await;
             match result {
-                Ok((record, events)) => {
-                    self.after_write(&record, &current, &events, follow_ons, 0)
+                Ok((record, events, queued)) => {
+                    self.after_commit(&record, &events, follow_ons, 0, queued)
                         .await;
                     return Ok(());
                 }

@@ -5,8 +5,15 @@
 //! Follow-ons run after the command's own transaction, each as its own command. So a
 //! follow-on that fails never undoes the command that asked for it, and the failure is
 //! journaled on the record instead.
-//! NOTE: a node that stops between the write and its follow-ons loses those follow-ons.
+//!
+//! A write with such work also queues it in the `follow_ons` table, in its own
+//! transaction, and the row is deleted once the work is done. Work that a stopped node left
+//! behind is taken up again by [`Commands::resume_follow_ons`].
+//! NOTE: that is at least once, not exactly once: a node that stops after the work but
+//! before deleting the row has it done again. The shipped rules check before they open or
+//! link a record, so a repeat mostly journals a refused transition.
 
+use serde::{Deserialize, Serialize};
 use tend_domain::{Actor, Command, Effect, Fields, JournalEvent, ProposedEffect, Record};
 use tend_workflow::{Context, LinkedChange, LinkedRecord};
 
@@ -17,7 +24,127 @@ use crate::error::ApiError;
 /// other stop.
 pub const MAX_FOLLOW_ON_DEPTH: usize = 4;
 
+/// How long queued work may wait before another run takes it up: longer than a node needs
+/// to do it right after its commit.
+const STALE_AFTER_SECONDS: i64 = 60;
+
+/// The work a write leaves for after its commit, as the `follow_ons` table stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PendingWork {
+    depth: usize,
+    follow_ons: Vec<ProposedEffect>,
+    /// Transitions the write took, as (transition, from, to).
+    transitions: Vec<(String, String, String)>,
+}
+
+impl PendingWork {
+    /// Returns the work of a write as JSON, or `None` when it leaves none.
+    pub(crate) fn encode(
+        events: &[JournalEvent],
+        follow_ons: &[ProposedEffect],
+        depth: usize,
+    ) -> Option<String> {
+        let transitions: Vec<(String, String, String)> = events
+            .iter()
+            .filter_map(|event| match event {
+                JournalEvent::Transitioned {
+                    transition,
+                    from,
+                    to,
+                } => Some((transition.clone(), from.clone(), to.clone())),
+                _ => None,
+            })
+            .collect();
+        if transitions.is_empty() && follow_ons.is_empty() {
+            return None;
+        }
+        let work = PendingWork {
+            depth,
+            follow_ons: follow_ons.to_vec(),
+            transitions,
+        };
+        serde_json::to_string(&work).ok()
+    }
+}
+
 impl Commands {
+    /// Does the work a committed write left, then removes its queued row.
+    pub(crate) async fn after_commit(
+        &self,
+        record: &Record,
+        events: &[JournalEvent],
+        follow_ons: Vec<ProposedEffect>,
+        depth: usize,
+        queued: Option<i64>,
+    ) {
+        self.after_write(record, record, events, follow_ons, depth)
+            .await;
+        if let Some(id) = queued {
+            let done = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move { tend_store::follow_ons::finish_follow_on(tx, id).await })
+                })
+                .await;
+            if let Err(error) = done {
+                tracing::warn!(record.number = record.number, queued = id, %error, "removing done follow-on work failed; it will run again");
+            }
+        }
+    }
+
+    /// Takes up the work that writes queued more than a minute before `now` and that is
+    /// still there, because the node that wrote it stopped first. Returns how many items
+    /// it did.
+    pub async fn resume_follow_ons(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, ApiError> {
+        let stale_before = now - chrono::TimeDelta::seconds(STALE_AFTER_SECONDS);
+        let queued = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tend_store::follow_ons::claim_stale_follow_ons(tx, stale_before, 100).await
+                })
+            })
+            .await?;
+        let mut done = 0;
+        for item in queued {
+            let work: PendingWork = match serde_json::from_str(&item.payload) {
+                Ok(work) => work,
+                Err(error) => {
+                    tracing::error!(record.number = item.number, queued = item.id, %error, "queued follow-on work is unreadable; it is kept for inspection");
+                    continue;
+                }
+            };
+            let record = match self.load_record(&item.number).await {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::warn!(record.number = item.number, %error, "the record of queued follow-on work cannot be read");
+                    continue;
+                }
+            };
+            tracing::info!(
+                record.number = item.number,
+                queued = item.id,
+                "resuming follow-on work a stopped node left"
+            );
+            let events: Vec<JournalEvent> = work
+                .transitions
+                .into_iter()
+                .map(|(transition, from, to)| JournalEvent::Transitioned {
+                    transition,
+                    from,
+                    to,
+                })
+                .collect();
+            self.after_commit(&record, &events, work.follow_ons, work.depth, Some(item.id))
+                .await;
+            done += 1;
+        }
+        Ok(done)
+    }
+
     /// Runs the follow-ons of a written command on `record` (as it was written), whose
     /// state before the command was `before`.
     pub(crate) fn after_write<'a>(

@@ -16,6 +16,7 @@ use tend_workflow::{
     Rejection, RuleRunner,
 };
 
+use crate::cascade::PendingWork;
 use crate::error::ApiError;
 use crate::versions::{Loaded, Versions};
 
@@ -184,6 +185,7 @@ impl Commands {
         }
         let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
+        let pending = PendingWork::encode(&[], &follow_ons, 0);
         let prefix = definition.number_prefix.clone();
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
@@ -214,14 +216,15 @@ impl Commands {
                     if let Some(key) = &key {
                         tend_store::save_idempotent(tx, key, &record.number).await?;
                     }
-                    Ok(Ok((record, journal)))
+                    let queued = queue_work(tx, &record, pending.as_deref()).await?;
+                    Ok(Ok((record, journal, queued)))
                 })
             })
             .await?;
         match stored {
-            Ok((record, journal)) => {
+            Ok((record, journal, queued)) => {
                 if !follow_ons.is_empty() {
-                    self.after_write(&record, &record, &[], follow_ons, 0).await;
+                    self.after_commit(&record, &[], follow_ons, 0, queued).await;
                 }
                 if !definition.trends.is_empty() {
                     self.detect_trends(&record).await;
@@ -394,6 +397,7 @@ impl Commands {
         let definition = current.definition(&original.process)?;
         let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
+        let pending = PendingWork::encode(&[], &follow_ons, 0);
         let link = current
             .set
             .link_type(FOLLOW_UP_LINK)
@@ -420,8 +424,9 @@ impl Commands {
                     if !outcome.timers.is_empty() {
                         replace_timers(tx, &record, &outcome).await?;
                     }
+                    let queued = queue_work(tx, &record, pending.as_deref()).await?;
                     if !link {
-                        return Ok(record);
+                        return Ok((record, queued));
                     }
                     let (record, _) = tend_store::link_records(
                         tx,
@@ -432,12 +437,13 @@ impl Commands {
                         now,
                     )
                     .await?;
-                    Ok(record)
+                    Ok((record, queued))
                 })
             })
             .await?;
+        let (record, queued) = record;
         if !follow_ons.is_empty() {
-            self.after_write(&record, &record, &[], follow_ons, 0).await;
+            self.after_commit(&record, &[], follow_ons, 0, queued).await;
         }
         Ok(record)
     }
@@ -638,6 +644,7 @@ impl Commands {
             });
             let actor_name = actor.name.clone();
             let follow_ons = std::mem::take(&mut outcome.follow_ons);
+            let pending = PendingWork::encode(&outcome.events, &follow_ons, depth);
             let result = self
                 .store
                 .write(move |tx| {
@@ -655,13 +662,14 @@ impl Commands {
                         if outcome.entered_state() {
                             replace_timers(tx, &record, &outcome).await?;
                         }
-                        Ok((record, events))
+                        let queued = queue_work(tx, &record, pending.as_deref()).await?;
+                        Ok((record, events, queued))
                     })
                 })
                 .await;
             match result {
-                Ok((record, events)) => {
-                    self.after_write(&record, &current, &events, follow_ons, depth)
+                Ok((record, events, queued)) => {
+                    self.after_commit(&record, &events, follow_ons, depth, queued)
                         .await;
                     return Ok(Some(record));
                 }
@@ -797,6 +805,20 @@ impl Commands {
             }
         }
         Ok(taken)
+    }
+}
+
+/// Queues the work a write leaves for after its commit, inside the write job.
+pub(crate) async fn queue_work(
+    tx: &tend_store::Transaction,
+    record: &Record,
+    pending: Option<&str>,
+) -> Result<Option<i64>, tend_store::Error> {
+    match pending {
+        Some(payload) => Ok(Some(
+            tend_store::follow_ons::queue_follow_on(tx, record.id, payload).await?,
+        )),
+        None => Ok(None),
     }
 }
 

@@ -88,8 +88,8 @@ async fn checkpoints(store: tend_store::Store, interval: Duration) {
     }
 }
 
-/// Takes the automatic transitions and handles the approval deadlines due at every
-/// `interval`, the first time right away. A
+/// Takes the automatic transitions, handles the approval deadlines and resumes follow-on
+/// work that stopped nodes left, at every `interval`, the first time right away. A
 /// failed run is logged and the due timers are claimed again at the next interval.
 async fn fire_timers(commands: Commands, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
@@ -108,6 +108,13 @@ async fn fire_timers(commands: Commands, interval: Duration) {
             Ok(handled) => tracing::info!(handled, "approval deadlines handled"),
             Err(error) => {
                 tracing::error!(%error, "handling approval deadlines failed; retrying at the next interval")
+            }
+        }
+        match commands.resume_follow_ons(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(resumed) => tracing::info!(resumed, "follow-on work of stopped nodes done"),
+            Err(error) => {
+                tracing::error!(%error, "resuming follow-on work failed; retrying at the next interval")
             }
         }
     }

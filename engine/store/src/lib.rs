@@ -30,6 +30,7 @@ mod audit;
 mod credentials;
 pub mod entities;
 mod error;
+pub mod follow_ons;
 mod identity;
 mod journal;
 mod links;

@@ -6,7 +6,10 @@ use tend_test_support::{Backend, backend_tests};
 
 use crate::common::{Desk, RECORDS, create_incident, read, take};
 
-backend_tests!(resolved_problem_sends_waiting_incident_back);
+backend_tests!(
+    resolved_problem_sends_waiting_incident_back,
+    work_of_a_stopped_node_is_resumed
+);
 
 fn events<'a>(record: &'a Value, actor: &str) -> Vec<&'a str> {
     record["journal"]
@@ -73,5 +76,57 @@ async fn resolved_problem_sends_waiting_incident_back(backend: Backend) -> anyho
     let noted = read(tom, &working).await?;
     assert_eq!(noted["state"], "in_progress");
     assert_eq!(events(&noted, "rules"), ["note"]);
+    Ok(())
+}
+
+/// Follow-on work is queued with its write and removed when done; work that a stopped node
+/// left behind is done by the next run of `resume_follow_ons`, once.
+async fn work_of_a_stopped_node_is_resumed(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let commands = desk
+        .server
+        .commands()
+        .expect("the in-process server exposes its command path");
+    let tom = &desk.tom.client;
+    let number =
+        create_incident(&desk.alice, "VPN drops every hour", "Again.", json!({})).await?["number"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+    take(tom, &number, "await_problem", json!({})).await?;
+    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
+    assert_eq!(
+        commands.resume_follow_ons(later).await?,
+        0,
+        "done work leaves nothing queued"
+    );
+
+    // A node that stopped right after committing a write whose rule asked for `start`.
+    let record = commands.store.get_record(&number).await?.expect("stored");
+    let payload = json!({
+        "depth": 0,
+        "follow_ons": [{ "rule": "incident/example", "reason": "The vendor answered", "effect": "transition", "name": "start" }],
+        "transitions": [],
+    })
+    .to_string();
+    commands
+        .store
+        .write(move |tx| {
+            Box::pin(async move {
+                tend_test_support::tend_store::follow_ons::queue_follow_on(tx, record.id, &payload)
+                    .await
+            })
+        })
+        .await?;
+    assert_eq!(
+        commands.resume_follow_ons(chrono::Utc::now()).await?,
+        0,
+        "fresh work belongs to the node that wrote it"
+    );
+    assert_eq!(commands.resume_follow_ons(later).await?, 1);
+    let resumed = read(tom, &number).await?;
+    assert_eq!(resumed["state"], "in_progress", "{resumed}");
+    assert_eq!(events(&resumed, "rule:incident/example"), ["transitioned"]);
+    assert_eq!(commands.resume_follow_ons(later).await?, 0, "done once");
     Ok(())
 }

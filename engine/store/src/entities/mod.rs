@@ -5,6 +5,7 @@ pub mod approval_requests;
 pub mod approval_rounds;
 pub mod audit_checkpoints;
 pub mod definition_versions;
+pub mod follow_ons;
 pub mod idempotency_keys;
 pub mod journal;
 pub mod record_links;
