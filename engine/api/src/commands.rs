@@ -645,6 +645,14 @@ impl Commands {
             let actor_name = actor.name.clone();
             let follow_ons = std::mem::take(&mut outcome.follow_ons);
             let pending = PendingWork::encode(&outcome.events, &follow_ons, depth);
+            // Approvers decide on the window they were shown: moving it, or changing its
+            // CIs, while they decide cancels their round.
+            let window_moved = pinned.definition.schedule.as_ref().is_some_and(|schedule| {
+                outcome.events.iter().any(|event| {
+                    matches!(event, JournalEvent::FieldChanged { field, .. }
+                        if *field == schedule.start || *field == schedule.end || schedule.cis.contains(field))
+                })
+            });
             let result = self
                 .store
                 .write(move |tx| {
@@ -652,6 +660,16 @@ impl Commands {
                         let mut events = outcome.events.clone();
                         if outcome.entered_state() {
                             events.extend(cancel_pending_rounds(tx, &outcome.record).await?);
+                        } else if window_moved {
+                            let cancelled = cancel_pending_rounds(tx, &outcome.record).await?;
+                            if !cancelled.is_empty() {
+                                events.extend(cancelled);
+                                events.push(JournalEvent::Note {
+                                    text: "The planned window or its configuration items changed, so the pending approval round was cancelled: ask for approval again".into(),
+                                    rule: "approvals".into(),
+                                    reason: "Approvers decide on the window they were shown".into(),
+                                });
+                            }
                         }
                         let record =
                             tend_store::update_record(tx, &outcome.record, &actor_name, &events)

@@ -570,33 +570,47 @@ async fn freeze_spares_emergency_only(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A window moved into the freeze while the approval round was pending is checked again
-/// when the round is approved: the change stays in assessment and the journal says why.
+/// Moving a window while its approval round is pending cancels the round, and a round
+/// approved after another change took the same CI and window leaves the change where it is,
+/// with the conflict in its journal.
 async fn approval_rechecks_moved_window(backend: Backend) -> anyhow::Result<()> {
     let approvers = open(backend).await?;
     let desk = &approvers.desk;
     let tom = &desk.tom.client;
-    let number = submitted(
+    let moved = submitted(
         desk,
         "Patch the ERP server",
         planned("erp-01", "2026-12-10T10:00:00Z", "2026-12-10T12:00:00Z"),
     )
     .await?;
-    let asked = take(tom, &number, "authorize", json!({})).await?;
+    let asked = take(tom, &moved, "authorize", json!({})).await?;
     assert_eq!(asked["approval_status"], "pending");
-    update(
+    let record = update(
         tom,
-        &number,
+        &moved,
         json!({ "planned_start": "2026-12-22T10:00:00Z", "planned_end": "2026-12-22T12:00:00Z" }),
     )
     .await?;
+    assert_eq!(record["approval_status"], "cancelled", "{record}");
+    assert_eq!(entries(&record, "note").len(), 1, "{record}");
+    assert!(
+        pending_request(&approvers.mia, &moved).await.is_err(),
+        "the cancelled round left mia's queue"
+    );
 
-    let record = approve(&approvers.mia, &number).await?;
+    // Two changes on one CI and window wait for approval at the same time.
+    let window = planned("db-07", "2027-02-03T20:00:00Z", "2027-02-03T22:00:00Z");
+    let first = submitted(desk, "Upgrade the database", window.clone()).await?;
+    let second = submitted(desk, "Resize the database disks", window).await?;
+    take(tom, &first, "authorize", json!({})).await?;
+    take(tom, &second, "authorize", json!({})).await?;
+    assert_eq!(approve(&approvers.mia, &first).await?["state"], "scheduled");
+    let record = approve(&approvers.mia, &second).await?;
     assert_eq!(record["state"], "assess", "{record}");
     assert_eq!(record["approval_status"], "approved");
     let failed = entries(&record, "follow_on_failed");
     assert_eq!(failed.len(), 1, "{record}");
     let error = failed[0]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("freeze window"), "{error}");
+    assert!(error.contains(&first), "{error}");
     Ok(())
 }
