@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod auth;
+pub mod calendars;
 mod cascade;
 pub mod catalog;
 pub mod commands;

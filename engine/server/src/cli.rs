@@ -52,6 +52,51 @@ pub enum Command {
     /// Run the journals of stored records through a changed definition set and report
     /// where their path would differ; writes nothing.
     Replay(JournalReplayArgs),
+    /// Compute business time with a calendar of the definitions directory.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalendarCommand {
+    /// Print the instant at which a business duration from a start has passed, in RFC 3339
+    /// with the calendar's UTC offset.
+    Due(CalendarDueArgs),
+    /// Print the business time between two instants.
+    Elapsed(CalendarElapsedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalendarDueArgs {
+    /// Name of a calendar of workflows/calendars/, e.g. business-hours.
+    #[arg(long)]
+    pub calendar: String,
+    /// Start instant in RFC 3339, e.g. 2026-12-04T16:00:00+01:00.
+    #[arg(long)]
+    pub start: String,
+    /// Business duration: a number and a unit m, h, d or w, e.g. 4h.
+    #[arg(long)]
+    pub duration: String,
+    /// A period not counted, as START/END in RFC 3339; repeat for several.
+    #[arg(long = "pause")]
+    pub pauses: Vec<String>,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CalendarElapsedArgs {
+    /// Name of a calendar of workflows/calendars/, e.g. business-hours.
+    #[arg(long)]
+    pub calendar: String,
+    /// Start instant in RFC 3339.
+    #[arg(long)]
+    pub from: String,
+    /// End instant in RFC 3339.
+    #[arg(long)]
+    pub to: String,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
 }
 
 /// Location of the data.

@@ -1,6 +1,7 @@
 //! The `tend` binary: command line, configuration and wiring of the crates.
 
 mod admin;
+mod calendar;
 mod cli;
 mod import;
 mod migrate;
@@ -55,5 +56,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload(args) => reload::run(args).await,
         Command::MigrateRecords(args) => migrate::run(args).await,
         Command::Replay(args) => replay_journals::run(args).await,
+        Command::Calendar(command) => calendar::run(command),
     }
 }

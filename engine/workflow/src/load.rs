@@ -174,6 +174,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         }
         calendars.insert(calendar.calendar.clone(), calendar);
     }
+    check_includes(&calendars, &calendar_files, &mut diagnostics);
 
     // A definition file that failed to parse still names its process (the file name must
     // match it), so that one broken definition does not also fail every link type naming it.
@@ -287,6 +288,60 @@ fn load_groups(
         }
     }
     groups
+}
+
+/// Checks that every calendar a calendar includes exists and that includes form no cycle.
+fn check_includes(
+    calendars: &BTreeMap<String, Calendar>,
+    files: &[PathBuf],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let file_of = |name: &str| {
+        files
+            .iter()
+            .find(|file| file.file_stem().and_then(|s| s.to_str()) == Some(name))
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("workflows/calendars"))
+    };
+    for (name, calendar) in calendars {
+        for included in &calendar.include {
+            if !calendars.contains_key(included) {
+                diagnostics.push(Diagnostic {
+                    file: file_of(name),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "calendar `{name}` includes unknown calendar `{included}`: {}",
+                        crate::validate::choices(included, calendars.keys())
+                    ),
+                });
+            }
+        }
+        // Follow the includes from this calendar; meeting it again is a cycle.
+        let mut seen = vec![name.clone()];
+        let mut next: Vec<&String> = calendar.include.iter().collect();
+        while let Some(included) = next.pop() {
+            if included == name {
+                diagnostics.push(Diagnostic {
+                    file: file_of(name),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "calendar `{name}` includes itself through {}: remove one of the includes",
+                        seen.join(" -> ")
+                    ),
+                });
+                break;
+            }
+            if seen.contains(included) {
+                continue;
+            }
+            seen.push(included.clone());
+            if let Some(other) = calendars.get(included) {
+                next.extend(other.include.iter());
+            }
+        }
+    }
 }
 
 /// Loads the freeze window files.

@@ -211,8 +211,8 @@ fn calendar_times_are_read_as_times() {
     write(dir.path(), "workflows/calendars/berlin.yaml", text);
     let set = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
     let calendar = &set.calendars["office-berlin"];
-    let monday = calendar.hours["mon"];
-    let friday = calendar.hours["fri"];
+    let monday = calendar.hours["mon"].0[0];
+    let friday = calendar.hours["fri"].0[0];
     assert_eq!(
         (monday.start.to_string(), monday.end.to_string()),
         ("08:30".into(), "17:30".into())
@@ -222,6 +222,41 @@ fn calendar_times_are_read_as_times() {
         ("09:00".into(), "13:00".into())
     );
     assert_eq!(monday.end.minutes, 17 * 60 + 30);
+}
+
+#[test]
+fn calendar_hours_take_every_form() {
+    let text = concat!(
+        "calendar: shifts\ntimezone: Europe/Berlin\n",
+        "hours:\n  mon: \"09:00-17:00\"\n  tue: [\"08:00-12:00\", \"13:00-17:00\"]\n",
+        "  sat: \"22:00-06:00\"\n  every_day: { start: \"00:00\", end: \"24:00\" }\n",
+        "holidays: [2026-12-25, { every_year: \"12-26\" }]\n",
+        "exceptions: [{ date: 2026-12-24, hours: \"09:00-12:00\" }, { date: 2026-12-31, hours: [] }]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "workflows/ticket.yaml", GOOD);
+    write(dir.path(), "workflows/calendars/shifts.yaml", text);
+    let set = load_dir(dir.path(), &FileRules(dir.path().to_path_buf())).unwrap();
+    let calendar = &set.calendars["shifts"];
+    assert_eq!(calendar.hours["tue"].0.len(), 2);
+    assert!(calendar.hours["sat"].0[0].crosses_midnight());
+    assert_eq!(calendar.hours["every_day"].0[0].end.minutes, 24 * 60);
+    assert_eq!(calendar.holidays[1].month_day(), Some(Ok((12, 26))));
+    assert!(calendar.exceptions[1].hours.0.is_empty());
+}
+
+#[test]
+fn calendar_mistakes_name_the_fix() {
+    let text = "calendar: c\ntimezone: Europe/Berln\nhours:\n  mon: \"09:00-09:00\"\n  fun: \"09:00-17:00\"\nholidays: [{ every_year: \"02-30\" }]\n";
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        ("workflows/calendars/c.yaml", text),
+    ]);
+    let all = errors.join("\n");
+    assert!(all.contains("unknown time zone `Europe/Berln`"), "{all}");
+    assert!(all.contains("start and end at 09:00"), "{all}");
+    assert!(all.contains("unknown weekday `fun`"), "{all}");
+    assert!(all.contains("invalid yearly holiday `02-30`"), "{all}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 mod availability;
 mod binary;
+mod calendar_cli;
 mod cascade;
 mod change;
 mod cli_output;
