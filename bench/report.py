@@ -66,6 +66,12 @@ def main() -> None:
     if os.path.exists(analysis):
         with open(analysis, encoding="utf-8") as notes:
             print(notes.read(), end="")
+    # The business-time section comes from bench/sla.sh and is kept as it last measured.
+    sla = os.path.join(os.path.dirname(__file__), "sla-results.md")
+    if os.path.exists(sla):
+        with open(sla, encoding="utf-8") as results:
+            print()
+            print(results.read(), end="")
 
 
 if __name__ == "__main__":
