@@ -7,5 +7,7 @@
 //! duration here is real time inside those intervals.
 
 mod calendar;
+mod cron;
 
 pub use calendar::{BusinessCalendar, CalendarError, DayInterval};
+pub use cron::{CronError, CronSchedule};
