@@ -95,3 +95,16 @@ fn build(calendar: &Calendar) -> Result<BusinessCalendar, String> {
     }
     Ok(built)
 }
+
+/// Checks the cron expressions of the set's scheduled jobs, which the loader leaves to the
+/// SLA crate; returns one message per invalid expression.
+pub fn schedule_problems(set: &DefinitionSet) -> Vec<String> {
+    set.schedules
+        .iter()
+        .filter_map(|(name, job)| {
+            tend_sla::CronSchedule::parse(&job.cron)
+                .err()
+                .map(|error| format!("workflows/schedules: schedule `{name}`: {error}"))
+        })
+        .collect()
+}

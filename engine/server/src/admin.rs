@@ -26,6 +26,13 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
     let host = tend_scripting::RuleHost::new(&args.dir);
     match tend_workflow::load_dir(&args.dir, &host) {
         Ok(set) => {
+            let problems = tend_api::calendars::schedule_problems(&set);
+            if !problems.is_empty() {
+                for problem in problems {
+                    println!("{problem}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             println!(
                 "ok: {}, {} and {} in {} are valid (version {})",
                 count(

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use tend_workflow::Span;
 
-use crate::cli::{CalendarCommand, CalendarDueArgs, CalendarElapsedArgs};
+use crate::cli::{CalendarCommand, CalendarDueArgs, CalendarElapsedArgs, ScheduleCommand};
 
 pub fn run(command: CalendarCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -58,6 +58,41 @@ fn elapsed(args: CalendarElapsedArgs) -> anyhow::Result<ExitCode> {
     let from = instant(&args.from, "--from")?;
     let to = instant(&args.to, "--to")?;
     println!("{}", words(calendar.elapsed(from, to)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `tend schedule next`.
+pub fn schedule(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
+    let ScheduleCommand::Next(args) = command;
+    let (set, _) = crate::setup::load_definitions(&args.definitions.definitions)?;
+    let Some(job) = set.schedules.get(&args.name) else {
+        let known: Vec<&str> = set.schedules.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "unknown schedule `{}`: {}",
+            args.name,
+            if known.is_empty() {
+                "no schedules are defined; add workflows/schedules/NAME.yaml".to_owned()
+            } else {
+                format!("use one of {}", known.join(", "))
+            }
+        );
+    };
+    let cron = tend_sla::CronSchedule::parse(&job.cron)?;
+    let tz: chrono_tz::Tz = job
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", job.timezone))?;
+    let after = match &args.after {
+        Some(text) => instant(text, "--after")?,
+        None => Utc::now(),
+    };
+    let runs = cron.next_runs(tz, after, args.count);
+    if runs.is_empty() {
+        anyhow::bail!("schedule `{}` has no run after {after}", args.name);
+    }
+    for run in runs {
+        println!("{}", run.with_timezone(&tz).to_rfc3339());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,6 +55,30 @@ pub enum Command {
     /// Compute business time with a calendar of the definitions directory.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// Show when the scheduled jobs of the definitions directory run.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the next runs of a scheduled job, one RFC 3339 instant a line, with the
+    /// job's UTC offset.
+    Next(ScheduleNextArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleNextArgs {
+    /// Name of a scheduled job of workflows/schedules/.
+    pub name: String,
+    /// Instant after which runs are listed, in RFC 3339; now when left out.
+    #[arg(long)]
+    pub after: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
 }
 
 #[derive(Debug, Subcommand)]

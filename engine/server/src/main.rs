@@ -57,5 +57,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MigrateRecords(args) => migrate::run(args).await,
         Command::Replay(args) => replay_journals::run(args).await,
         Command::Calendar(command) => calendar::run(command),
+        Command::Schedule(command) => calendar::schedule(command),
     }
 }

@@ -16,6 +16,7 @@ mod diagnostic;
 pub mod engine;
 pub mod files;
 pub mod graph;
+pub mod jobs;
 pub mod links;
 pub mod load;
 pub mod migrate;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::calendar::Calendar;
 use crate::catalog::{CatalogFile, CatalogItem};
 use crate::diagnostic::{Diagnostic, LoadError};
+use crate::jobs::{ScheduleFile, ScheduledJob};
 use crate::links::{LinkType, LinkTypeFile};
 use crate::model::{Definition, GroupDef, GroupFile};
 use crate::rules::{RuleCheckError, RuleRunner};
@@ -37,6 +38,8 @@ pub struct DefinitionSet {
     pub catalog: IndexMap<String, CatalogItem>,
     /// Freeze windows by name, from `workflows/freeze/*.yaml`.
     pub freeze_windows: IndexMap<String, FreezeWindow>,
+    /// Scheduled jobs by name, from `workflows/schedules/*.yaml`.
+    pub schedules: IndexMap<String, ScheduledJob>,
 }
 
 impl DefinitionSet {
@@ -90,6 +93,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let group_files = yaml_files(&workflows.join("groups"), &mut Vec::new());
     let catalog_files = yaml_files(&workflows.join("catalog"), &mut Vec::new());
     let freeze_files = yaml_files(&workflows.join("freeze"), &mut Vec::new());
+    let schedule_files = yaml_files(&workflows.join("schedules"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
@@ -204,6 +208,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         }
     }
     let freeze_windows = load_freeze_windows(&freeze_files, &mut hasher, &mut diagnostics);
+    let schedules = load_schedules(&schedule_files, &definitions, &mut hasher, &mut diagnostics);
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -228,6 +233,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         groups,
         catalog,
         freeze_windows,
+        schedules,
     })
 }
 
@@ -342,6 +348,82 @@ fn check_includes(
             }
         }
     }
+}
+
+/// Loads the scheduled jobs and checks their time zones and the records they open.
+fn load_schedules(
+    files: &[PathBuf],
+    definitions: &BTreeMap<String, Arc<Definition>>,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, ScheduledJob> {
+    let mut schedules = IndexMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) =
+            parse_file::<ScheduleFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        for (name, job) in parsed.schedules {
+            let path = format!("schedules.{name}");
+            if job.timezone.parse::<chrono_tz::Tz>().is_err() {
+                report.error(
+                    &format!("{path}.timezone"),
+                    format!(
+                        "unknown time zone `{}`: use an IANA name such as Europe/Berlin or UTC",
+                        job.timezone
+                    ),
+                );
+            }
+            match definitions.get(&job.open.process) {
+                None => report.error(
+                    &format!("{path}.open.process"),
+                    format!(
+                        "schedule `{name}` opens records of unknown process `{}`: {}",
+                        job.open.process,
+                        crate::validate::choices(&job.open.process, definitions.keys())
+                    ),
+                ),
+                Some(definition) => {
+                    for (field, value) in &job.open.fields {
+                        match definition.fields.get(field) {
+                            None => report.error(
+                                &format!("{path}.open.fields.{field}"),
+                                format!(
+                                    "`{}` declares no field `{field}`: {}",
+                                    job.open.process,
+                                    crate::validate::choices(field, definition.fields.keys())
+                                ),
+                            ),
+                            Some(declared) => {
+                                if let Err(message) = crate::values::check_value(declared, value) {
+                                    report.error(
+                                        &format!("{path}.open.fields.{field}"),
+                                        format!("invalid value for `{field}`: {message}"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if schedules.contains_key(&name) {
+                report.error(
+                    &path,
+                    format!("schedule `{name}` is defined twice: rename one"),
+                );
+                continue;
+            }
+            schedules.insert(name, job);
+        }
+    }
+    schedules
 }
 
 /// Loads the freeze window files.

@@ -95,3 +95,33 @@ async fn unknown_calendar_lists_known_ones() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn schedule_next_lists_runs_in_its_zone() -> anyhow::Result<()> {
+    let output = run_tend(
+        [
+            OsString::from("schedule"),
+            "next".into(),
+            "cmdb_verification".into(),
+            "--after".into(),
+            "2026-12-05T00:00:00Z".into(),
+            "--count".into(),
+            "3".into(),
+            "--definitions".into(),
+            repo_root().into_os_string(),
+        ],
+        None,
+    )
+    .await?;
+    assert!(output.success(), "{output}");
+    let runs: Vec<&str> = output.stdout.lines().collect();
+    assert_eq!(
+        runs,
+        [
+            "2027-01-01T09:00:00+01:00",
+            "2027-02-01T09:00:00+01:00",
+            "2027-03-01T09:00:00+01:00"
+        ]
+    );
+    Ok(())
+}
