@@ -34,7 +34,7 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!(
-                "ok: {}, {} and {} in {} are valid (version {})",
+                "ok: {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
                 count(
                     set.definitions.len(),
                     "process definition",
@@ -42,6 +42,10 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 ),
                 count(set.calendars.len(), "calendar", "calendars"),
                 count(set.link_types.len(), "link type", "link types"),
+                count(set.groups.len(), "group", "groups"),
+                count(set.catalog.len(), "catalog item", "catalog items"),
+                count(set.freeze_windows.len(), "freeze window", "freeze windows"),
+                count(set.schedules.len(), "schedule", "schedules"),
                 args.dir.display(),
                 set.version
             );

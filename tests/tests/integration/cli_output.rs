@@ -130,7 +130,7 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         .await?
         .expect_success()?;
     let expected = format!(
-        "ok: {}, {} and {} in ",
+        "ok: {}, {}, {}, {}, {}, {} and {} in ",
         count(
             set.definitions.len(),
             "process definition",
@@ -138,6 +138,10 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         ),
         count(set.calendars.len(), "calendar", "calendars"),
         count(set.link_types.len(), "link type", "link types"),
+        count(set.groups.len(), "group", "groups"),
+        count(set.catalog.len(), "catalog item", "catalog items"),
+        count(set.freeze_windows.len(), "freeze window", "freeze windows"),
+        count(set.schedules.len(), "schedule", "schedules"),
     );
     assert!(
         output.stdout.starts_with(&expected),
