@@ -332,6 +332,12 @@ impl Commands {
                 };
             match decided {
                 Ok(outcome) => {
+                    let mut outcome = outcome;
+                    crate::calendars::count_business_time(
+                        &pinned.set,
+                        &pinned.definition,
+                        &mut outcome,
+                    );
                     events.extend(outcome.events.iter().cloned());
                     record = outcome.record.clone();
                     entered_state = outcome.entered_state();

@@ -96,6 +96,39 @@ fn build(calendar: &Calendar) -> Result<BusinessCalendar, String> {
     Ok(built)
 }
 
+/// Moves the due times of automatic transitions whose `after` counts working time of a
+/// calendar: `after` is added in business time to the time the record entered its state.
+/// A plan whose calendar cannot be built keeps its calendar-time due time, and the
+/// problem is logged.
+pub fn count_business_time(
+    set: &DefinitionSet,
+    definition: &tend_workflow::Definition,
+    outcome: &mut tend_workflow::Outcome,
+) {
+    for plan in &mut outcome.timers {
+        let Some(step) = definition.transition(&plan.transition) else {
+            continue;
+        };
+        let (Some(name), Some(after)) = (&step.calendar, step.after) else {
+            continue;
+        };
+        let due = business_calendar(set, name).and_then(|calendar| {
+            calendar
+                .add(outcome.record.state_changed_at, after.duration())
+                .map_err(|error| error.to_string())
+        });
+        match due {
+            Ok(due) => plan.due_at = due,
+            Err(error) => tracing::warn!(
+                transition = plan.transition,
+                calendar = name,
+                %error,
+                "an automatic transition counts calendar time because its calendar failed"
+            ),
+        }
+    }
+}
+
 /// Checks the cron expressions of the set's scheduled jobs, which the loader leaves to the
 /// SLA crate; returns one message per invalid expression.
 pub fn schedule_problems(set: &DefinitionSet) -> Vec<String> {

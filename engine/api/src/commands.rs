@@ -264,7 +264,9 @@ impl Commands {
             groups: &current.set.groups,
             links: &[],
         };
-        Ok(tend_workflow::execute(&context, None, &command)?)
+        let mut outcome = tend_workflow::execute(&context, None, &command)?;
+        crate::calendars::count_business_time(&current.set, definition, &mut outcome);
+        Ok(outcome)
     }
 
     async fn existing(&self, record: Record) -> Result<Created, ApiError> {
@@ -614,6 +616,7 @@ impl Commands {
                 links: &links,
             };
             let mut outcome = tend_workflow::execute(&context, Some(&current), &command)?;
+            crate::calendars::count_business_time(&pinned.set, &pinned.definition, &mut outcome);
             if let Command::Transition { name, .. } = &command
                 && let Some(schedule) = &pinned.definition.schedule
                 && schedule.check_on.contains(name)

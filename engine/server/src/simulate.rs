@@ -286,7 +286,18 @@ fn take_due_transitions(
     let timer = Actor::system("timer");
     // Each automatic transition moves the record; a cycle of them stops after a few.
     for _ in 0..10 {
-        let Some(due) = tend_workflow::plan_timers(definition, record)
+        // Plans whose `after` counts working time move to their business-time due time.
+        let mut planned = tend_workflow::Outcome {
+            record: record.clone(),
+            events: Vec::new(),
+            follow_up: None,
+            timers: tend_workflow::plan_timers(definition, record),
+            approval: None,
+            follow_ons: Vec::new(),
+        };
+        tend_api::calendars::count_business_time(set, definition, &mut planned);
+        let Some(due) = planned
+            .timers
             .into_iter()
             .filter(|plan| plan.due_at <= now)
             .min_by_key(|plan| plan.due_at)

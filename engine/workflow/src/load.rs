@@ -190,6 +190,33 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     );
     let link_types = load_link_types(&link_files, &processes, &mut hasher, &mut diagnostics);
     for (process, definition) in &definitions {
+        for step in &definition.transitions {
+            let Some(calendar) = &step.calendar else {
+                continue;
+            };
+            let problem = if step.after.is_none() {
+                Some(format!(
+                    "transition `{}` of {process} names calendar `{calendar}` but has no `after`: the calendar only counts the time of `after`; add `after` or remove `calendar`",
+                    step.name
+                ))
+            } else if !calendars.contains_key(calendar) {
+                Some(format!(
+                    "transition `{}` of {process} counts `after` in unknown calendar `{calendar}`: {}",
+                    step.name,
+                    crate::validate::choices(calendar, calendars.keys())
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                diagnostics.push(Diagnostic {
+                    file: origins[process].clone(),
+                    line: 0,
+                    column: 0,
+                    message,
+                });
+            }
+        }
         for trend in &definition.trends {
             let fits = link_types
                 .get(&trend.link_type)

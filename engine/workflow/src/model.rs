@@ -330,6 +330,10 @@ pub struct TransitionDef {
     /// record entered one of the `from` states, e.g. `5d`.
     #[serde(default)]
     pub after: Option<Span>,
+    /// Calendar of `workflows/calendars/` in which `after` counts working time, e.g.
+    /// `business-hours`; without one `after` counts calendar time.
+    #[serde(default)]
+    pub calendar: Option<String>,
     /// Approval needed before the transition completes. Taking the transition then opens
     /// an approval round, and the record stays where it is until the round is decided.
     #[serde(default)]

@@ -12,7 +12,8 @@ backend_tests!(
     resolved_long_ago_is_closed,
     resolved_recently_stays_resolved,
     reopened_incident_is_not_closed,
-    firing_twice_closes_once
+    firing_twice_closes_once,
+    business_time_close_waits_for_working_hours
 );
 
 /// Creates an incident as alice and, as tom, applies `steps` (transition name and days
@@ -122,5 +123,62 @@ async fn firing_twice_closes_once(backend: Backend) -> anyhow::Result<()> {
         .filter(|entry| entry["transition"] == "close")
         .count();
     assert_eq!(closes, 1, "{record}");
+    Ok(())
+}
+
+/// With a calendar, `after` counts working time: 8 business hours from Friday 16:00 under
+/// Monday to Friday 09:00-17:00 Europe/Berlin end on Monday at 16:00.
+async fn business_time_close_waits_for_working_hours(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let commands = desk
+        .server
+        .commands()
+        .expect("the in-process server exposes its command path");
+    let mut set = (*commands.engine.definitions()).clone();
+    let mut incident = (**set.get("incident").expect("incident ships")).clone();
+    for step in &mut incident.transitions {
+        if step.name == "close" {
+            step.after = Some(tend_test_support::tend_workflow::Span::parse("8h").unwrap());
+            step.calendar = Some("business-hours".into());
+        }
+    }
+    set.definitions
+        .insert("incident".into(), std::sync::Arc::new(incident));
+    commands.engine.replace_definitions(set);
+
+    let record = create_incident(&desk.alice, "Scanner offline", "", json!({})).await?;
+    let number = record["number"].as_str().unwrap_or_default().to_owned();
+    let tom = Actor::new("tom", vec![Role::Technician]);
+    let friday =
+        chrono::DateTime::parse_from_rfc3339("2026-12-04T16:00:00+01:00")?.with_timezone(&Utc);
+    let mut fields = Fields::new();
+    fields.insert("resolution_code".into(), json!("restarted"));
+    commands
+        .apply_at(
+            &tom,
+            &number,
+            Command::Transition {
+                name: "resolve".into(),
+                fields,
+                comment: None,
+            },
+            Some(friday),
+        )
+        .await?;
+    let stored = commands.store.get_record(&number).await?.expect("stored");
+    let timers = commands.store.timers_of(stored.id).await?;
+    let monday =
+        chrono::DateTime::parse_from_rfc3339("2026-12-07T16:00:00+01:00")?.with_timezone(&Utc);
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(timers[0].due_at, monday);
+
+    assert_eq!(
+        commands
+            .fire_due_timers(monday - Duration::minutes(1))
+            .await?,
+        0
+    );
+    assert_eq!(commands.fire_due_timers(monday).await?, 1);
+    assert_eq!(read(&desk.tom.client, &number).await?["state"], "closed");
     Ok(())
 }
