@@ -25,7 +25,7 @@ commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=
 lines = [
     "## Business-time arithmetic",
     "",
-    "`bench/sla.sh` runs the criterion benchmark `engine/sla/benches/arithmetic.rs`: one call of",
+    "`bench/sla.sh` runs the criterion benchmark `engine/sla/benches/arithmetic.rs`. It times one call of",
     "`add` (a target of 1, 4 or 40 business hours from a Friday afternoon) or `elapsed` on an",
     "office calendar (Monday to Friday 09:00-17:00 Europe/Berlin with yearly holidays), a night",
     "shift across midnight (America/New_York) and 24x7. The target is under 5 µs per call.",

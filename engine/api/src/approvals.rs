@@ -17,7 +17,7 @@ use crate::error::ApiError;
 /// who decided.
 pub const APPROVAL_ACTOR: &str = "approvals";
 
-/// An approver's answer.
+/// An approver's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Approve,
@@ -358,8 +358,8 @@ impl Commands {
         })
     }
 
-    /// Handles the rounds whose deadline passed: escalates them, or approves or rejects
-    /// them, as their definition says. Returns how many rounds it handled.
+    /// Handles the rounds whose deadline passed: escalates, approves or rejects each one as
+    /// its definition sets. Returns how many rounds it handled.
     pub async fn handle_approval_deadlines(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let due = self
             .store
@@ -500,7 +500,7 @@ impl Commands {
     }
 }
 
-/// The status of `round` once request `request_id` is decided. After an escalation the
+/// Returns the status of `round` once request `request_id` is decided. After an escalation the
 /// first escalation approver to decide decides the round.
 fn round_status_after(round: &Round, request_id: i64, decision: Decision) -> ApprovalStatus {
     if round.escalated {

@@ -144,7 +144,7 @@ impl Commands {
                 links: &[],
             };
             let mut candidate = tend_workflow::execute(&context, None, &command)?.record;
-            // The rule sees the answers as fields too, without overriding real fields.
+            // The rule reads the answers as fields too, without overriding real fields.
             for (question, value) in &answers {
                 candidate
                     .fields

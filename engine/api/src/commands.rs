@@ -303,7 +303,7 @@ impl Commands {
         Ok(record)
     }
 
-    /// Loads a record whoever asks; callers check visibility.
+    /// Loads a record without a visibility check, which callers make themselves.
     pub(crate) async fn load_record(&self, number: &str) -> Result<Record, ApiError> {
         self.load(number).await
     }
@@ -867,7 +867,7 @@ fn new_round(
 }
 
 /// Cancels the pending approval rounds of a record that moved to another state, inside
-/// a write job, and returns the journal events that say so.
+/// a write job, and returns the journal events that record it.
 async fn cancel_pending_rounds(
     tx: &tend_store::Transaction,
     record: &Record,

@@ -68,7 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/processes", get(rest::processes))
         .route("/definitions", get(rest::definitions))
         .route("/definitions/reload", post(rest::reload))
-        .fallback(rest::not_found);
+        .fallback(rest::not_found)
+        .method_not_allowed_fallback(rest::method_not_allowed);
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(rest::healthz))

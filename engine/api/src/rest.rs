@@ -575,6 +575,18 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Answers a method that the path does not take, in the API's error shape.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let body = json!({
+        "error": {
+            "code": "method_not_allowed",
+            "message": format!("{method} is not allowed on {}: see docs/api.md for the methods each path takes", uri.path()),
+            "field": null,
+        }
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound {
         what: "API path",

@@ -1669,7 +1669,7 @@ async fn approver_decides_through_record_page() {
             reply.body
         );
     }
-    // The technician who asked sees the round but no decision form.
+    // The technician who asked is shown the round but no decision form.
     let page = app.get(&path, Some(&tech)).await;
     assert!(page.body.contains("Round 1: Order parts"), "{}", page.body);
     assert!(

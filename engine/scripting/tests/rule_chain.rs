@@ -1,5 +1,5 @@
 //! Rules of one hook run in order on the record with the definition's defaults, and each
-//! sees what the rules before it set, whatever channel created the record.
+//! reads what the rules before it set, whatever channel created the record.
 
 use std::sync::Arc;
 

@@ -41,8 +41,8 @@ impl ActorSpec {
     }
 }
 
-/// One step of a simulation: a command as the API takes it, with `command:` naming its
-/// kind (create is the start record), plus who gives it and when; or the end of the
+/// One step of a simulation. It is either a command as the API takes it, with `command:`
+/// naming its kind (create is the start record) and the actor and time, or the end of the
 /// pending approval round, `approval: approve` or `approval: reject`.
 #[derive(Debug)]
 enum Step {

@@ -103,8 +103,8 @@ impl BusinessCalendar {
         self
     }
 
-    /// A holiday on `month`/`day` every year (one that does not exist, such as 29 February
-    /// in a common year, is skipped that year).
+    /// Adds a holiday on `month`/`day` every year. A date that does not exist in a year,
+    /// such as 29 February in a common year, is skipped that year.
     pub fn yearly_holiday(&mut self, month: u32, day: u32) -> &mut Self {
         self.yearly.insert((month, day));
         self
@@ -150,7 +150,7 @@ impl BusinessCalendar {
     }
 
     /// Turns a local date and minute into an instant. A time in the gap of a spring-forward
-    /// change becomes the first instant after the gap; a time that occurs twice becomes
+    /// change becomes the first instant after the gap. A time that occurs twice becomes
     /// its first occurrence for a start and its second for an end.
     fn instant(&self, date: NaiveDate, minute: u32, end: bool) -> DateTime<Utc> {
         let (date, minute) = if minute >= DAY_MINUTES {

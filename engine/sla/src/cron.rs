@@ -1,7 +1,8 @@
 //! Cron schedules in the standard 5-field syntax (minute hour day-of-month month
 //! day-of-week) or 6 fields with seconds first, evaluated in a named time zone.
 //!
-//! Daylight-saving rules, so that each due run happens exactly once:
+//! Daylight-saving rules, so that each due run is listed exactly once (the tests in
+//! tests/cron.rs check both kinds of change night):
 //! - a run whose wall time falls in the gap of a spring-forward change happens at the first
 //!   instant after the gap (a 02:30 job runs at 03:00 that night);
 //! - a run whose wall time occurs twice in an autumn change happens at its first occurrence,
@@ -103,7 +104,7 @@ impl CronSchedule {
     pub fn next_runs(&self, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
         let mut runs: Vec<DateTime<Utc>> = Vec::with_capacity(count);
         // Walk the wall-clock times of the zone as if they were UTC, then place each in the
-        // zone; starting an hour early catches wall times that repeat after `after`.
+        // zone. Starting three hours early catches wall times that repeat after `after`.
         let local = after.with_timezone(&tz).naive_local() - TimeDelta::hours(3);
         let start = Utc.from_utc_datetime(&local);
         for wall in self.schedule.after(&start).take(MAX_CANDIDATES) {

@@ -65,7 +65,7 @@ fn daily_job_in_gap_and_repeated_hour() {
 }
 
 #[test]
-fn daily_berlin_job_runs_once_on_both_change_nights() {
+fn daily_job_once_per_change_night() {
     assert_eq!(
         runs(
             "30 2 * * *",

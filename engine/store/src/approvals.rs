@@ -1,5 +1,5 @@
 //! Approval rounds and their requests. The command path decides what a round needs and
-//! when it is complete; these functions store it, inside the same write job as the
+//! when it is complete. These functions store it, inside the same write job as the
 //! record's journal entries.
 
 use chrono::{DateTime, Utc};
@@ -68,7 +68,7 @@ pub struct Request {
 }
 
 impl Round {
-    /// The requests that count now: the escalation requests once the round escalated.
+    /// Lists the requests that count now: the escalation requests once the round escalated.
     pub fn counting(&self) -> impl Iterator<Item = &Request> {
         self.requests
             .iter()

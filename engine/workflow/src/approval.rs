@@ -50,8 +50,8 @@ pub struct Slot {
 }
 
 /// Turns approvers into votes. Users in `excluded` (the person who asked, and the record's
-/// requester, unless self-approval is allowed) are left out; a group with no other member
-/// and a user who is excluded give no vote. The same user is asked once per vote they hold,
+/// requester, unless self-approval is allowed) are left out. So a group with no other
+/// member, and a user who is excluded, give no vote. The same user is asked once per vote they hold,
 /// and a vote named twice is kept once.
 pub fn expand(
     approvers: &[String],
@@ -165,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn boards_ask_each_member_and_groups_one_of_them() {
+    fn expand_boards_per_member_groups_once() {
         let groups = BTreeMap::from([(
             "cab".to_owned(),
             GroupDef {
@@ -188,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn an_excluded_user_gives_no_vote() {
+    fn expand_drops_excluded_user() {
         let slots = expand(&["user:ann".into()], &BTreeMap::new(), &["ann"]).unwrap();
         assert!(slots.is_empty());
     }

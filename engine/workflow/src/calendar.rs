@@ -129,7 +129,7 @@ impl<'de> Deserialize<'de> for DayHoursText {
         match intervals.0.as_slice() {
             [one] => Ok(DayHoursText(*one)),
             _ => Err(serde::de::Error::custom(
-                "a list of hours holds intervals such as \"09:00-12:00\", not lists",
+                "invalid hours: a list of hours contains intervals such as \"09:00-12:00\", not lists",
             )),
         }
     }

@@ -911,9 +911,9 @@ fn apply_effect(
 
 /// Decides who must approve `name` on `record`: the definition's approvers and those its
 /// approval rule names, without the person asking and the record's requester (unless the
-/// definition allows self-approval). Returns `None` when nobody is named, which means the
-/// transition needs no approval this time (a rule may ask for approval of risky changes
-/// only).
+/// definition allows self-approval). Returns `None` when no approver is named, which means
+/// the transition needs no approval this time (a rule may require approval of risky
+/// changes only).
 fn plan_approval(
     context: &Context<'_>,
     approval: &ApprovalDef,

@@ -23,7 +23,7 @@ pub struct ScheduledJob {
     pub cron: String,
     /// IANA time zone the expression's wall times are in.
     pub timezone: String,
-    /// What happens to runs missed while no server ran: `run_once` catches up with one run,
+    /// Policy for runs missed while no server ran: `run_once` catches up with one run, and
     /// `skip` leaves them out.
     #[serde(default)]
     pub missed: MissedRuns,

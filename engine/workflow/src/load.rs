@@ -491,6 +491,44 @@ fn load_freeze_windows(
     windows
 }
 
+/// Checks that rule `rule`, named at `path`, has a script that compiles, and adds the
+/// script to the version hash. Returns whether the rule is usable; problems are reported
+/// only when `report_errors` is set, so that a rule named twice is reported once.
+fn check_rule_script(
+    rule: &str,
+    path: &str,
+    rules: &dyn RuleRunner,
+    root: &Path,
+    report: &mut FileReport<'_>,
+    hasher: &mut Sha256,
+    report_errors: bool,
+) -> bool {
+    match rules.check(rule) {
+        Ok(()) => {
+            if let Ok(bytes) = std::fs::read(root.join("rules").join(format!("{rule}.rhai"))) {
+                hasher.update(rule.as_bytes());
+                hasher.update(&bytes);
+            }
+            true
+        }
+        Err(RuleCheckError::Missing { expected, .. }) => {
+            if report_errors {
+                report.error(
+                    path,
+                    format!("rule `{rule}` has no script: create {}", expected.display()),
+                );
+            }
+            false
+        }
+        Err(RuleCheckError::Compile(error)) => {
+            if report_errors {
+                report.error(path, format!("rule `{rule}` does not compile: {error}"));
+            }
+            false
+        }
+    }
+}
+
 /// Loads the catalog files and checks each item against the definitions and groups. An
 /// item name used in two files is reported at the second one.
 #[allow(clippy::too_many_arguments)]
@@ -522,23 +560,7 @@ fn load_catalog(
             }
             if let Some(rule) = &item.entitlement {
                 let path = format!("items.{name}.entitlement");
-                match rules.check(rule) {
-                    Ok(()) => {
-                        if let Ok(bytes) =
-                            std::fs::read(root.join("rules").join(format!("{rule}.rhai")))
-                        {
-                            hasher.update(rule.as_bytes());
-                            hasher.update(&bytes);
-                        }
-                    }
-                    Err(RuleCheckError::Missing { expected, .. }) => report.error(
-                        &path,
-                        format!("rule `{rule}` has no script: create {}", expected.display()),
-                    ),
-                    Err(RuleCheckError::Compile(error)) => {
-                        report.error(&path, format!("rule `{rule}` does not compile: {error}"))
-                    }
-                }
+                check_rule_script(rule, &path, rules, root, &mut report, hasher, true);
             }
             if let Some(first) = origins.get(&name) {
                 report.error(
@@ -877,34 +899,10 @@ fn check_rules(
                 .map(|r| (format!("transitions[{i}].approval.rule"), r))
         });
     for (path, rule) in hooks.chain(guards).chain(approval_rules) {
+        // A rule used by several hooks is reported at its first use only.
         let first_use = checked.insert(rule);
-        match rules.check(rule) {
-            // A rule used by several hooks is reported at its first use only.
-            Err(_) if !first_use => {}
-            Ok(()) => {
-                if first_use {
-                    check_fields_used(definition, rule, rules, report);
-                }
-                let script = root.join("rules").join(format!("{rule}.rhai"));
-                if let Ok(bytes) = std::fs::read(&script) {
-                    hasher.update(rule.as_bytes());
-                    hasher.update(&bytes);
-                }
-            }
-            Err(RuleCheckError::Missing { expected, .. }) => report.error(
-                &path,
-                format!("rule `{rule}` has no script: create {}", expected.display()),
-            ),
-            Err(RuleCheckError::Compile(error)) => report.error(
-                &path,
-                format!(
-                    "rule `{rule}` does not compile: {}:{}:{}: {}",
-                    error.path.display(),
-                    error.line,
-                    error.column,
-                    error.message
-                ),
-            ),
+        if check_rule_script(rule, &path, rules, root, report, hasher, first_use) && first_use {
+            check_fields_used(definition, rule, rules, report);
         }
     }
 }

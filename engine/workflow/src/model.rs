@@ -340,8 +340,8 @@ pub struct TransitionDef {
     pub approval: Option<ApprovalDef>,
 }
 
-/// Who approves a transition, how many must agree, and what happens on a rejection or a
-/// missed deadline.
+/// The approval of a transition: its approvers, how many must agree, and the outcome of a
+/// rejection or a missed deadline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalDef {
@@ -365,7 +365,7 @@ pub struct ApprovalDef {
     /// Time the approvers have, counted from the request.
     #[serde(default)]
     pub deadline: Option<Span>,
-    /// What happens when the deadline passes with the round still open.
+    /// Action taken when the deadline passes with the round still open.
     #[serde(default)]
     pub on_deadline: DeadlineAction,
     /// Approvers asked instead when `on_deadline` is `escalate`; the first of them to

@@ -28,7 +28,7 @@ backend_tests!(
 );
 
 /// A process whose transitions cover the approval policies. `board10` has ten members,
-/// `board4` four, `pair` two; `ops` holds tom and sara.
+/// `board4` four, `pair` two, and `ops` contains tom and sara.
 const ACCESS_REQUEST: &str = r#"
 process: access_request
 title: Access request
@@ -150,7 +150,7 @@ async fn ask(commands: &Commands, number: &str, transition: &str) -> anyhow::Res
     Ok(())
 }
 
-/// The request ids of the last round, by approver.
+/// Returns the pending request ids of the last round, by approver.
 async fn requests(commands: &Commands, number: &str) -> anyhow::Result<Vec<(String, i64)>> {
     let record = commands
         .store
@@ -313,8 +313,8 @@ async fn a_later_round_decides_the_overall_status(backend: Backend) -> anyhow::R
     Ok(())
 }
 
-/// The person asking is left out of the approvers; a round that would ask nobody else is
-/// refused with a message that says how to fix it.
+/// Leaves the person asking out of the approvers. A round with no other approver is
+/// rejected with a message that names the fix.
 async fn requester_cannot_approve_own_request(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let commands = install(&desk)?;
@@ -355,8 +355,8 @@ async fn requester_cannot_approve_own_request(backend: Backend) -> anyhow::Resul
     Ok(())
 }
 
-/// The REST API: the record shows its rounds, a rejection needs a reason, a stranger may
-/// not decide, and the approver's decision takes the transition.
+/// Checks the REST API: the record lists its rounds, a rejection needs a reason, a user
+/// who is not an approver may not decide, and the approver's decision takes the transition.
 async fn approvers_decide_over_the_api(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     install(&desk)?;
@@ -377,6 +377,16 @@ async fn approvers_decide_over_the_api(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(request["approver"], "group:ops");
     let id = request["id"].as_i64().expect("request id");
     let path = format!("{RECORDS}/{number}/approvals/{id}");
+
+    // A method the path does not take gets the API's error shape, not an empty 405.
+    let wrong_method = sara.client.post("/api/v1/approvals", &json!({})).await?;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.error_code(),
+        Some("method_not_allowed"),
+        "{}",
+        wrong_method.text
+    );
 
     let queue = sara.client.get("/api/v1/approvals").await?;
     let queue = queue.expect_status(StatusCode::OK)?.body;
@@ -437,7 +447,8 @@ async fn approvers_decide_over_the_api(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A round past its deadline goes to the escalation approver, whose decision decides it.
+/// Checks that a round past its deadline goes to the escalation approver, whose decision
+/// ends it.
 async fn deadline_escalates_to_the_escalation_approver(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let commands = install(&desk)?;
@@ -477,7 +488,7 @@ async fn deadline_escalates_to_the_escalation_approver(backend: Backend) -> anyh
     Ok(())
 }
 
-/// A record that leaves its state another way no longer waits: its round is cancelled.
+/// Checks that a record leaving its state by another transition cancels its round.
 async fn leaving_the_state_cancels_the_round(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let commands = install(&desk)?;
@@ -496,7 +507,8 @@ async fn leaving_the_state_cancels_the_round(backend: Backend) -> anyhow::Result
     Ok(())
 }
 
-/// Group members who are not users can never decide, so the definitions status says so.
+/// Checks that group members who are not users are listed as warnings, because they can
+/// never decide.
 async fn members_who_are_not_users_are_reported(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let commands = install(&desk)?;

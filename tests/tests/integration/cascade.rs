@@ -79,8 +79,8 @@ async fn resolved_problem_sends_waiting_incident_back(backend: Backend) -> anyho
     Ok(())
 }
 
-/// Follow-on work is queued with its write and removed when done; work that a stopped node
-/// left behind is done by the next run of `resume_follow_ons`, once.
+/// Checks that follow-on work is queued with its write and removed when done. Work that a
+/// stopped node left behind is done once by the next run of `resume_follow_ons`.
 async fn work_of_a_stopped_node_is_resumed(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let commands = desk

@@ -586,8 +586,8 @@ async fn alice_replies(desk: &Desk, number: &str, text: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// A catalog order that rules move to approval, an approver's decision, fulfilment tasks
-/// and the automatic fulfilment replay through the same definitions without differences.
+/// Replays a catalog order that rules move to approval, an approver's decision, fulfilment
+/// tasks and the automatic fulfilment through the same definitions, expecting no difference.
 async fn replay_follows_approvals_and_follow_ons(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
     let tom = &desk.tom.client;

@@ -605,7 +605,7 @@ pub async fn comment(
     }
 }
 
-/// A decision on an approval request from the record page: the button pressed
+/// Records a decision on an approval request from the record page: the button pressed
 /// (`decision` = approve or reject) and the reason.
 pub async fn decide(
     State(state): State<AppState>,
