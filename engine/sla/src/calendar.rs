@@ -45,9 +45,12 @@ pub enum CalendarError {
     )]
     InvalidInterval { start: u32, end: u32 },
     #[error(
-        "the calendar has no working time within {HORIZON_DAYS} days of {from}: add working hours, or remove holidays and closures"
+        "the calendar does not hold {duration} of working time within {HORIZON_DAYS} days of {from}: add working hours, remove holidays and closures, or shorten the target"
     )]
-    NoWorkingTime { from: DateTime<Utc> },
+    NoWorkingTime {
+        from: DateTime<Utc>,
+        duration: TimeDelta,
+    },
     #[error("the duration {0} is negative: give a duration of zero or more")]
     NegativeDuration(TimeDelta),
 }
@@ -264,7 +267,10 @@ impl BusinessCalendar {
             }
             date = date + Days::new(1);
         }
-        Err(CalendarError::NoWorkingTime { from: start })
+        Err(CalendarError::NoWorkingTime {
+            from: start,
+            duration,
+        })
     }
 
     /// Subtracts `duration` of business time from `end`: the instant from which that much
@@ -308,7 +314,10 @@ impl BusinessCalendar {
             cursor = cursor.min(boundary);
             last = first - Days::new(1);
         }
-        Err(CalendarError::NoWorkingTime { from: end })
+        Err(CalendarError::NoWorkingTime {
+            from: end,
+            duration,
+        })
     }
 
     /// Measures the business time between `from` and `to` (zero when `to` is not later).
