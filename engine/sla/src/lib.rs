@@ -7,7 +7,9 @@
 //! duration here is real time inside those intervals.
 
 mod calendar;
+mod clock;
 mod cron;
 
 pub use calendar::{BusinessCalendar, CalendarError, DayInterval};
+pub use clock::{ClockReading, Phase, read_clock};
 pub use cron::{CronError, CronSchedule};
