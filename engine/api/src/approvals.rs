@@ -173,10 +173,13 @@ impl Commands {
                 None => (Vec::new(), None),
             };
             let pending = PendingWork::encode(&events, &follow_ons, 0);
+            let pinned = self.engine.pinned(&current).await?;
+            let (set, definition) = (pinned.set.clone(), pinned.definition.clone());
             let result = self
                 .store
                 .write(move |tx| {
                     Box::pin(async move {
+                        let mut events = events;
                         approvals::decide_request(
                             tx,
                             &number_owned,
@@ -197,9 +200,20 @@ impl Commands {
                             )
                             .await?;
                         }
+                        let clocks = crate::clocks::prepare(
+                            tx,
+                            &set,
+                            &definition,
+                            &record_to_write,
+                            &events,
+                            record_to_write.updated_at,
+                        )
+                        .await?;
+                        events.extend(clocks.events.iter().cloned());
                         let record =
                             tend_store::update_record(tx, &record_to_write, &actor_name, &events)
                                 .await?;
+                        clocks.store(tx, &record).await?;
                         if entered && let Some(outcome) = &timers {
                             replace_timers_of(tx, &record, outcome).await?;
                         }
@@ -453,10 +467,12 @@ impl Commands {
             let round_id = round.id;
             let record_id = current.id;
             let pending = PendingWork::encode(&events, &follow_ons, 0);
+            let (set, definition) = (pinned.set.clone(), pinned.definition.clone());
             let result = self
                 .store
                 .write(move |tx| {
                     Box::pin(async move {
+                        let mut events = events;
                         match &completion {
                             Some((status, _)) => {
                                 approvals::complete_round(
@@ -473,8 +489,19 @@ impl Commands {
                                     .await?
                             }
                         }
+                        let clocks = crate::clocks::prepare(
+                            tx,
+                            &set,
+                            &definition,
+                            &record,
+                            &events,
+                            record.updated_at,
+                        )
+                        .await?;
+                        events.extend(clocks.events.iter().cloned());
                         let record =
                             tend_store::update_record(tx, &record, APPROVAL_ACTOR, &events).await?;
+                        clocks.store(tx, &record).await?;
                         if let Some((_, done)) = &completion
                             && done.entered_state
                         {

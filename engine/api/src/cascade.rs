@@ -223,8 +223,16 @@ impl Commands {
                     fields: Fields::new(),
                     comment: None,
                 };
-                self.apply_with_depth(&actor, &record.number, command, Some(at), None, depth + 1)
-                    .await?;
+                self.apply_with_depth(
+                    &actor,
+                    &record.number,
+                    command,
+                    Some(at),
+                    None,
+                    depth + 1,
+                    None,
+                )
+                .await?;
             }
             Effect::Link { link_type, target } => {
                 self.link_at(&actor, &record.number, link_type, target, at)
@@ -354,12 +362,26 @@ impl Commands {
             record.updated_at = at;
             record
         } else {
-            let events = outcome.events.clone();
+            let mut events = outcome.events.clone();
             let record = outcome.record.clone();
+            let (set, definition) = (pinned.set.clone(), pinned.definition.clone());
             self.store
                 .write(move |tx| {
                     Box::pin(async move {
-                        tend_store::update_record(tx, &record, "rules", &events).await
+                        let clocks = crate::clocks::prepare(
+                            tx,
+                            &set,
+                            &definition,
+                            &record,
+                            &events,
+                            record.updated_at,
+                        )
+                        .await?;
+                        events.extend(clocks.events.iter().cloned());
+                        let record =
+                            tend_store::update_record(tx, &record, "rules", &events).await?;
+                        clocks.store(tx, &record).await?;
+                        Ok(record)
                     })
                 })
                 .await?

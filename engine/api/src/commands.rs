@@ -186,6 +186,16 @@ impl Commands {
         let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let pending = PendingWork::encode(&[], &follow_ons, 0);
+        let clocks = crate::clocks::update(
+            &current.set,
+            &definition,
+            &outcome.record,
+            &[],
+            &[],
+            &outcome.events,
+            outcome.record.created_at,
+        );
+        outcome.events.extend(clocks.events.iter().cloned());
         let prefix = definition.number_prefix.clone();
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
@@ -213,6 +223,7 @@ impl Commands {
                     if !outcome.timers.is_empty() {
                         replace_timers(tx, &record, &outcome).await?;
                     }
+                    clocks.store(tx, &record).await?;
                     if let Some(key) = &key {
                         tend_store::save_idempotent(tx, key, &record.number).await?;
                     }
@@ -400,6 +411,16 @@ impl Commands {
         let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let pending = PendingWork::encode(&[], &follow_ons, 0);
+        let clocks = crate::clocks::update(
+            &current.set,
+            &definition,
+            &outcome.record,
+            &[],
+            &[],
+            &outcome.events,
+            outcome.record.created_at,
+        );
+        outcome.events.extend(clocks.events.iter().cloned());
         let link = current
             .set
             .link_type(FOLLOW_UP_LINK)
@@ -426,6 +447,7 @@ impl Commands {
                     if !outcome.timers.is_empty() {
                         replace_timers(tx, &record, &outcome).await?;
                     }
+                    clocks.store(tx, &record).await?;
                     let queued = queue_work(tx, &record, pending.as_deref()).await?;
                     if !link {
                         return Ok((record, queued));
@@ -545,14 +567,15 @@ impl Commands {
         at: Option<DateTime<Utc>>,
     ) -> Result<Record, ApiError> {
         let applied = self
-            .apply_if_entered_at(actor, number, command, at, None)
+            .apply_if_entered_at(actor, number, command, at, None, None)
             .await?;
         Ok(applied.expect("a command without a state precondition is never skipped"))
     }
 
     /// Applies `command` as [`Commands::apply_at`] does, but only while the record's
-    /// `state_changed_at` equals `entered_at` (when given). Returns `None`, writing nothing,
-    /// when the record has left that state or entered it again since.
+    /// `state_changed_at` equals `entered_at` (when given), and consuming timer `timer`
+    /// (when given) in the same write. Returns `None`, writing nothing, when the record
+    /// has left that state or entered it again since, or the timer is gone.
     async fn apply_if_entered_at(
         &self,
         actor: &Actor,
@@ -560,8 +583,9 @@ impl Commands {
         command: Command,
         at: Option<DateTime<Utc>>,
         entered_at: Option<DateTime<Utc>>,
+        timer: Option<(i64, DateTime<Utc>)>,
     ) -> Result<Option<Record>, ApiError> {
-        self.apply_with_depth(actor, number, command, at, entered_at, 0)
+        self.apply_with_depth(actor, number, command, at, entered_at, 0, timer)
             .await
     }
 
@@ -569,6 +593,7 @@ impl Commands {
     /// its rules proposed, and the reactions of linked records to a transition. `depth`
     /// counts how many follow-ons led here, so that rules that keep triggering each other
     /// stop.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn apply_with_depth(
         &self,
         actor: &Actor,
@@ -577,6 +602,7 @@ impl Commands {
         at: Option<DateTime<Utc>>,
         entered_at: Option<DateTime<Utc>>,
         depth: usize,
+        consume: Option<(i64, DateTime<Utc>)>,
     ) -> Result<Option<Record>, ApiError> {
         let mut attempt = 0;
         loop {
@@ -656,11 +682,28 @@ impl Commands {
                         if *field == schedule.start || *field == schedule.end || schedule.cis.contains(field))
                 })
             });
+            let set = pinned.set.clone();
+            let definition = pinned.definition.clone();
+            let late = consume.and_then(|(_, due_at)| match &command {
+                Command::Transition { name, .. } => late_event(
+                    &format!("automatic transition `{name}`"),
+                    due_at,
+                    context.now,
+                ),
+                _ => None,
+            });
             let result = self
                 .store
                 .write(move |tx| {
                     Box::pin(async move {
-                        let mut events = outcome.events.clone();
+                        if let Some((timer, _)) = consume
+                            && !tend_store::consume_timer(tx, timer).await?
+                        {
+                            return Err(tend_store::Error::TimerGone { id: timer });
+                        }
+                        // A late timer says so before the transition it takes.
+                        let mut events: Vec<JournalEvent> = late.iter().cloned().collect();
+                        events.extend(outcome.events.iter().cloned());
                         if outcome.entered_state() {
                             events.extend(cancel_pending_rounds(tx, &outcome.record).await?);
                         } else if window_moved {
@@ -674,9 +717,20 @@ impl Commands {
                                 });
                             }
                         }
+                        let clocks = crate::clocks::prepare(
+                            tx,
+                            &set,
+                            &definition,
+                            &outcome.record,
+                            &events,
+                            outcome.record.updated_at,
+                        )
+                        .await?;
+                        events.extend(clocks.events.iter().cloned());
                         let record =
                             tend_store::update_record(tx, &outcome.record, &actor_name, &events)
                                 .await?;
+                        clocks.store(tx, &record).await?;
                         if let Some(round) = &round {
                             approvals::open_round(tx, record.id, &record.number, round).await?;
                         }
@@ -702,6 +756,7 @@ impl Commands {
                         "retrying after a write conflict"
                     );
                 }
+                Err(tend_store::Error::TimerGone { .. }) => return Ok(None),
                 Err(error) => return Err(error.into()),
             }
         }
@@ -771,62 +826,102 @@ impl Commands {
             .collect())
     }
 
-    /// Takes the automatic transitions due at `now`: claims up to 100 due timers in one
-    /// write job, then applies each timer's transition as the system actor `timer` at `now`.
-    /// Skips a timer whose record has left the timer's state or entered it again since, and
-    /// logs a transition that the state machine rejects. Returns how many transitions were
-    /// taken.
-    ///
-    /// NOTE: claiming deletes the timers, so a node that stops between the claim and the
-    /// transitions loses the timers it claimed.
+    /// Fires the timers due at `now`, earliest first: automatic transitions and SLA
+    /// thresholds. Each timer fires in the write that applies its effect and deletes it,
+    /// so a node stopped at any point leaves every timer either fired or due, and nodes
+    /// reading the same timers fire each once. A timer fired more than a minute after its
+    /// due time (after downtime) says so in the journal. Reads batches of 100 until no
+    /// timer is due. Returns how many timers took effect.
     pub async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
-        let due = self
-            .store
-            .write(move |tx| {
-                Box::pin(async move { tend_store::claim_due_timers(tx, now, TIMER_BATCH).await })
-            })
-            .await?;
-        let actor = Actor::system(TIMER_ACTOR);
         let mut taken = 0;
-        for timer in due {
-            let command = Command::Transition {
-                name: timer.transition.clone(),
-                fields: Fields::new(),
-                comment: None,
-            };
-            let applied = self
-                .apply_if_entered_at(
+        let mut last_batch: Vec<i64> = Vec::new();
+        loop {
+            let due = tend_store::due_timers(self.store.db(), now, TIMER_BATCH).await?;
+            let ids: Vec<i64> = due.iter().map(|timer| timer.id).collect();
+            // A batch that took no effect and came back unchanged cannot make progress.
+            if due.is_empty() || ids == last_batch {
+                return Ok(taken);
+            }
+            last_batch = ids;
+            for timer in due {
+                if self.fire_timer(&timer, now).await {
+                    taken += 1;
+                }
+            }
+        }
+    }
+
+    /// Fires one due timer; returns whether it took effect. A timer that can no longer
+    /// take effect (its record left the state, or is gone, or the transition is refused)
+    /// is deleted.
+    async fn fire_timer(&self, timer: &tend_store::DueTimer, now: DateTime<Utc>) -> bool {
+        let applied = match &timer.sla {
+            Some(sla) => self.fire_sla_timer(timer, sla, now).await,
+            None => {
+                let actor = Actor::system(TIMER_ACTOR);
+                let command = Command::Transition {
+                    name: timer.transition.clone(),
+                    fields: Fields::new(),
+                    comment: None,
+                };
+                self.apply_if_entered_at(
                     &actor,
                     &timer.number,
                     command,
                     Some(now),
                     Some(timer.state_changed_at),
+                    Some((timer.id, timer.due_at)),
                 )
-                .await;
-            match applied {
-                Ok(Some(_)) => taken += 1,
-                Ok(None) => tracing::debug!(
-                    record.number = timer.number,
-                    transition = timer.transition,
-                    timer.id = timer.id,
-                    "skipping a timer because its record changed state since it was planned"
-                ),
-                Err(ApiError::NotFound { .. }) => tracing::debug!(
-                    record.number = timer.number,
-                    timer.id = timer.id,
-                    "skipping a timer because its record no longer exists"
-                ),
-                Err(error) => tracing::warn!(
-                    record.number = timer.number,
-                    transition = timer.transition,
-                    timer.id = timer.id,
-                    %error,
-                    "automatic transition failed"
-                ),
+                .await
+                .map(|record| record.is_some())
             }
+        };
+        let what = if timer.sla.is_some() {
+            "SLA threshold"
+        } else {
+            "automatic transition"
+        };
+        match applied {
+            Ok(true) => return true,
+            Ok(false) => tracing::debug!(
+                record.number = timer.number,
+                timer.id = timer.id,
+                "{what} skipped: its record changed since it was planned"
+            ),
+            Err(ApiError::NotFound { .. }) => tracing::debug!(
+                record.number = timer.number,
+                timer.id = timer.id,
+                "{what} skipped: its record no longer exists"
+            ),
+            Err(error) => tracing::warn!(
+                record.number = timer.number,
+                timer.id = timer.id,
+                %error,
+                "{what} failed; the timer is dropped"
+            ),
         }
-        Ok(taken)
+        let id = timer.id;
+        if let Err(error) = self
+            .store
+            .write(move |tx| Box::pin(async move { tend_store::consume_timer(tx, id).await }))
+            .await
+        {
+            tracing::warn!(timer.id = id, %error, "dropping a timer failed");
+        }
+        false
     }
+}
+
+/// The journal event of a timer that fires more than a minute after `due_at`.
+pub(crate) fn late_event(
+    timer: &str,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<JournalEvent> {
+    (now - due_at > chrono::TimeDelta::minutes(1)).then(|| JournalEvent::FiredLate {
+        timer: timer.to_owned(),
+        due_at,
+    })
 }
 
 /// Queues the work a write leaves for after its commit, inside the write job.

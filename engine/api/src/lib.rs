@@ -6,8 +6,10 @@ pub mod auth;
 pub mod calendars;
 mod cascade;
 pub mod catalog;
+pub mod clocks;
 pub mod commands;
 pub mod error;
+pub mod reports;
 pub mod rest;
 mod trends;
 pub mod versions;
@@ -65,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals", get(rest::my_approvals))
         .route("/catalog", get(rest::catalog))
         .route("/catalog/{item}", post(rest::order))
+        .route("/reports/sla", get(reports::sla))
+        .route("/reports/sla/breaching", get(reports::breaching))
         .route("/processes", get(rest::processes))
         .route("/definitions", get(rest::definitions))
         .route("/definitions/reload", post(rest::reload))

@@ -5,6 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -128,8 +129,10 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         .commands
         .record_for_approver(&caller.actor, number)
         .await?;
-    let definition = state.commands.engine.pinned(&record).await?.definition;
+    let pinned = state.commands.engine.pinned(&record).await?;
+    let definition = pinned.definition;
     let journal = state.commands.store.journal(record.id).await?;
+    let clocks = crate::clocks::read(&pinned.set, &definition, &record, &journal, Utc::now());
     let rounds = state.commands.store.approval_rounds(record.id).await?;
     let mut links = state.commands.store.links_of(record.id).await?;
     // Requesters may read only their own records, so they get only the links to those.
@@ -142,6 +145,7 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         .last()
         .map_or(Value::Null, |round| Value::String(round.status.clone()));
     view["approvals"] = serde_json::to_value(&rounds).unwrap_or(Value::Null);
+    view["clocks"] = serde_json::to_value(&clocks).unwrap_or(Value::Null);
     Ok(view)
 }
 

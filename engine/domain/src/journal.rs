@@ -105,6 +105,31 @@ pub enum JournalEvent {
         from_version: String,
         to_version: String,
     },
+    /// A clock of an SLA policy started, paused, resumed or stopped because the record's
+    /// state or fields changed. `due_at` is the due time from then on, if it is known.
+    SlaClock {
+        policy: String,
+        target: String,
+        change: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+    },
+    /// A clock used `percent` of its target of `target_minutes`, at `due_at`, and the
+    /// threshold's effects ran: the people in `notified` were told.
+    SlaThreshold {
+        policy: String,
+        target: String,
+        percent: u32,
+        target_minutes: i64,
+        due_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notified: Vec<String>,
+    },
+    /// A timer fired after its due time, because no node was running then.
+    FiredLate {
+        timer: String,
+        due_at: DateTime<Utc>,
+    },
 }
 
 impl JournalEvent {
@@ -125,6 +150,9 @@ impl JournalEvent {
             JournalEvent::ApprovalEscalated { .. } => "approval_escalated",
             JournalEvent::FollowOnFailed { .. } => "follow_on_failed",
             JournalEvent::Migrated { .. } => "migrated",
+            JournalEvent::SlaClock { .. } => "sla_clock",
+            JournalEvent::SlaThreshold { .. } => "sla_threshold",
+            JournalEvent::FiredLate { .. } => "fired_late",
         }
     }
 }

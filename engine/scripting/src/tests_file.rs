@@ -70,6 +70,8 @@ enum HookName {
     Approvers,
     #[serde(rename = "on_linked")]
     Linked,
+    #[serde(rename = "on_timer")]
+    Timer,
 }
 
 impl From<HookName> for Hook {
@@ -81,6 +83,7 @@ impl From<HookName> for Hook {
             HookName::Guard => Hook::Guard,
             HookName::Approvers => Hook::Approvers,
             HookName::Linked => Hook::OnLinked,
+            HookName::Timer => Hook::OnTimer,
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!(
-                "ok: {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
+                "ok: {}, {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
                 count(
                     set.definitions.len(),
                     "process definition",
@@ -46,6 +46,7 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 count(set.catalog.len(), "catalog item", "catalog items"),
                 count(set.freeze_windows.len(), "freeze window", "freeze windows"),
                 count(set.schedules.len(), "schedule", "schedules"),
+                count(set.sla_policies.len(), "SLA policy", "SLA policies"),
                 args.dir.display(),
                 set.version
             );

@@ -73,7 +73,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             if !args.dry_run
-                && let Err(error) = migrate(&store, definition, &set.version, record.clone()).await
+                && let Err(error) = migrate(&store, &set, definition, record.clone()).await
             {
                 counts.failed += 1;
                 println!("{}: not moved: {error}", record.number);
@@ -122,12 +122,15 @@ struct Counts {
 /// Pins `record` to `version` in one write, with a `migrated` journal entry, and plans its
 /// automatic transitions anew under `definition`. Fails with a conflict when the record
 /// changed since it was read.
+/// The record's SLA clocks are computed again under the new version's policies and
+/// calendars, from its whole journal.
 async fn migrate(
     store: &Store,
-    definition: &Definition,
-    version: &str,
+    set: &std::sync::Arc<tend_workflow::DefinitionSet>,
+    definition: &std::sync::Arc<Definition>,
     record: Record,
 ) -> anyhow::Result<()> {
+    let version = set.version.as_str();
     let mut moved = record.clone();
     moved.definition_version = version.to_owned();
     moved.open = definition.is_open_state(&moved.state);
@@ -143,11 +146,24 @@ async fn migrate(
             due_at: plan.due_at,
         })
         .collect();
+    let (set, definition) = (set.clone(), definition.clone());
     store
         .write(move |tx| {
             Box::pin(async move {
+                let mut events = events;
+                let clocks = tend_api::clocks::prepare(
+                    tx,
+                    &set,
+                    &definition,
+                    &moved,
+                    &events,
+                    moved.updated_at,
+                )
+                .await?;
+                events.extend(clocks.events.iter().cloned());
                 let stored =
                     tend_store::update_record(tx, &moved, MIGRATION_ACTOR, &events).await?;
+                clocks.store(tx, &stored).await?;
                 tend_store::replace_timers(tx, stored.id, &plans, stored.state_changed_at).await
             })
         })

@@ -456,6 +456,21 @@ fn print_events(events: &[JournalEvent]) {
                 from_version,
                 to_version,
             } => format!("moved from definition version {from_version} to {to_version}"),
+            JournalEvent::SlaClock {
+                policy,
+                target,
+                change,
+                ..
+            } => format!("{policy} {target} clock {change}"),
+            JournalEvent::SlaThreshold {
+                policy,
+                target,
+                percent,
+                ..
+            } => format!("{policy} {target} reached {percent} %"),
+            JournalEvent::FiredLate { timer, due_at } => {
+                format!("{timer} fired late (due {due_at})")
+            }
         };
         println!("  {line}");
     }

@@ -19,6 +19,11 @@ pub enum Error {
         found: i64,
     },
 
+    /// The timer a write was to fire is gone: another node fired it, or a write replaced
+    /// it. The write is rolled back so that the timer's effect is not applied twice.
+    #[error("timer {id} was already fired or replaced; nothing was written")]
+    TimerGone { id: i64 },
+
     #[error("{what} `{key}` already exists; choose another {what}")]
     Duplicate { what: &'static str, key: String },
 

@@ -166,7 +166,7 @@ pub(crate) fn to_entry(model: journal::Model) -> Result<JournalEntry, Error> {
 }
 
 /// Reads the journal of one record, oldest entry first.
-pub(crate) async fn read<C: ConnectionTrait>(
+pub async fn read_journal<C: ConnectionTrait>(
     db: &C,
     record_id: i64,
 ) -> Result<Vec<JournalEntry>, Error> {
@@ -183,7 +183,7 @@ pub(crate) async fn read<C: ConnectionTrait>(
 impl Store {
     /// Reads the journal of the record with store id `record_id`, oldest entry first.
     pub async fn journal(&self, record_id: i64) -> Result<Vec<JournalEntry>, Error> {
-        read(self.db(), record_id).await
+        read_journal(self.db(), record_id).await
     }
 }
 

@@ -27,6 +27,7 @@ use tend_migrations::{Migrator, MigratorTrait};
 
 pub mod approvals;
 mod audit;
+pub mod clocks;
 mod credentials;
 pub mod entities;
 mod error;
@@ -46,7 +47,7 @@ pub use audit::{AuditProblem, AuditReport, CheckpointHead, ProblemKind};
 pub use credentials::{TOKEN_PREFIX, sha256_hex};
 pub use error::{Error, Result};
 pub use identity::User;
-pub use journal::entry_hash;
+pub use journal::{entry_hash, read_journal};
 pub use links::{LinkDirection, LinkView, insert_link, link_records};
 pub use listing::{MAX_LIMIT, RecordFilter, RecordPage};
 pub use records::{
@@ -54,7 +55,10 @@ pub use records::{
     save_idempotent, update_record, update_record_journaled,
 };
 pub use sea_orm::DatabaseTransaction as Transaction;
-pub use timers::{DueTimer, PlannedTimer, claim_due_timers, replace_timers};
+pub use timers::{
+    DueTimer, PlannedTimer, SLA_TIMER, SlaTimer, TRANSITION_TIMER, consume_timer, due_timers,
+    replace_sla_timers, replace_timers,
+};
 pub use versions::{RecordScan, StoredVersion, save_definition_version};
 pub use writer::{BoxFuture, MAX_BATCH, WriterStats};
 

@@ -9,10 +9,11 @@ use tend_store::{DueTimer, PlannedTimer, Store};
 
 on_both_backends!(
     replace_drops_old_timers,
-    claim_takes_only_due_timers,
-    claimed_timer_is_gone,
+    due_timers_are_read_earliest_first,
+    consumed_timer_is_gone,
     deleting_record_deletes_timers,
-    two_stores_claim_disjoint_timers,
+    two_stores_consume_each_timer_once,
+    sla_timers_are_kept_apart,
 );
 
 fn plan(transition: &str, due_at: DateTime<Utc>) -> PlannedTimer {
@@ -32,13 +33,27 @@ async fn replace(store: &Store, record: &Record, plans: Vec<PlannedTimer>) {
         .unwrap();
 }
 
-async fn claim(store: &Store, now: DateTime<Utc>, limit: u64) -> Vec<DueTimer> {
-    store
-        .write(move |tx| {
-            Box::pin(async move { tend_store::claim_due_timers(tx, now, limit).await })
-        })
+async fn read_due(store: &Store, now: DateTime<Utc>, limit: u64) -> Vec<DueTimer> {
+    tend_store::due_timers(store.db(), now, limit)
         .await
         .unwrap()
+}
+
+/// Reads the due timers and consumes each in its own write, as firing does; returns the
+/// ones this store consumed.
+async fn claim(store: &Store, now: DateTime<Utc>, limit: u64) -> Vec<DueTimer> {
+    let mut consumed = Vec::new();
+    for timer in read_due(store, now, limit).await {
+        let id = timer.id;
+        let taken = store
+            .write(move |tx| Box::pin(async move { tend_store::consume_timer(tx, id).await }))
+            .await
+            .unwrap();
+        if taken {
+            consumed.push(timer);
+        }
+    }
+    consumed
 }
 
 async fn incident(store: &Store, title: &str) -> Record {
@@ -65,7 +80,7 @@ async fn replace_drops_old_timers(db: &TestDb) {
     assert!(store.timers_of(record.id).await.unwrap().is_empty());
 }
 
-async fn claim_takes_only_due_timers(db: &TestDb) {
+async fn due_timers_are_read_earliest_first(db: &TestDb) {
     let store = &db.store;
     let now = Utc::now();
     let overdue = incident(store, "Overdue").await;
@@ -85,7 +100,7 @@ async fn claim_takes_only_due_timers(db: &TestDb) {
     .await;
     replace(store, &later, vec![plan("close", now + TimeDelta::days(1))]).await;
 
-    let claimed = claim(store, now, 100).await;
+    let claimed = read_due(store, now, 100).await;
     let numbers: Vec<&str> = claimed.iter().map(|t| t.number.as_str()).collect();
     assert_eq!(numbers, vec![overdue.number.as_str(), due.number.as_str()]);
     assert_eq!(claimed[0].record_id, overdue.id);
@@ -97,7 +112,7 @@ async fn claim_takes_only_due_timers(db: &TestDb) {
     assert_eq!(store.timers_of(later.id).await.unwrap().len(), 1);
 }
 
-async fn claimed_timer_is_gone(db: &TestDb) {
+async fn consumed_timer_is_gone(db: &TestDb) {
     let store = &db.store;
     let now = Utc::now();
     let record = incident(store, "Once").await;
@@ -155,7 +170,7 @@ async fn deleting_record_deletes_timers(db: &TestDb) {
     assert!(claim(store, now, 100).await.is_empty());
 }
 
-async fn two_stores_claim_disjoint_timers(db: &TestDb) {
+async fn two_stores_consume_each_timer_once(db: &TestDb) {
     let store = &db.store;
     let other = Store::connect(&db.url).await.unwrap();
     let now = Utc::now();
@@ -195,4 +210,42 @@ async fn two_stores_claim_disjoint_timers(db: &TestDb) {
     claimed.sort();
     numbers.sort();
     assert_eq!(claimed, numbers, "every timer is claimed exactly once");
+}
+
+async fn sla_timers_are_kept_apart(db: &TestDb) {
+    let store = &db.store;
+    let now = Utc::now();
+    let record = incident(store, "Clock").await;
+    replace(
+        store,
+        &record,
+        vec![plan("close", now + TimeDelta::days(1))],
+    )
+    .await;
+    let threshold = tend_store::SlaTimer {
+        policy: "standard".into(),
+        target: "resolution".into(),
+        percent: 75,
+        target_minutes: 240,
+        due_at: now - TimeDelta::minutes(5),
+    };
+    let plans = vec![threshold.clone()];
+    let id = record.id;
+    store
+        .write(move |tx| {
+            Box::pin(async move { tend_store::replace_sla_timers(tx, id, &plans).await })
+        })
+        .await
+        .unwrap();
+    // Replacing one kind leaves the other.
+    replace(store, &record, vec![]).await;
+    let expected = threshold.clone();
+    assert_eq!(
+        store.sla_timers_of(record.id).await.unwrap(),
+        vec![expected.clone()]
+    );
+    let due = read_due(store, now, 10).await;
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].sla.as_ref(), Some(&expected));
+    assert_eq!(due[0].transition, "");
 }

@@ -802,7 +802,7 @@ fn run_hook(
         Hook::OnUpdate => &context.definition.rules.on_update,
         Hook::OnTransition => &context.definition.rules.on_transition,
         Hook::OnLinked => &context.definition.rules.on_linked,
-        Hook::Guard | Hook::Approvers => return,
+        Hook::Guard | Hook::Approvers | Hook::OnTimer => return,
     };
     for rule in rules {
         let input = RuleInput {
@@ -1013,6 +1013,50 @@ pub fn react_to_linked(context: &Context<'_>, current: &Record, change: &LinkedC
         &mut events,
         &mut follow_ons,
     );
+    if !events.is_empty() {
+        record.updated_at = context.now;
+    }
+    Outcome {
+        record,
+        events,
+        follow_up: None,
+        timers: Vec::new(),
+        approval: None,
+        follow_ons,
+    }
+}
+
+/// Runs rule `rule` on `current` for a timer that fired, such as an SLA threshold, and
+/// returns its effects as an outcome: field changes and notes applied to the record, and
+/// follow-on effects collected. A failing rule is journaled.
+pub fn run_timer_rule(context: &Context<'_>, current: &Record, rule: &str) -> Outcome {
+    let mut record = current.clone();
+    let mut events = Vec::new();
+    let mut follow_ons = Vec::new();
+    let input = RuleInput {
+        hook: Hook::OnTimer,
+        record: &record,
+        previous: Some(current),
+        actor: context.actor,
+        transition: None,
+        links: context.links,
+        linked: None,
+    };
+    match context.rules.run(rule, &input) {
+        Ok(effects) => {
+            for proposed in effects {
+                if proposed.effect.is_follow_on() {
+                    follow_ons.push(proposed);
+                } else {
+                    apply_effect(context.definition, &mut record, proposed, &mut events);
+                }
+            }
+        }
+        Err(failure) => events.push(JournalEvent::RuleFailed {
+            rule: rule.to_owned(),
+            error: failure.message,
+        }),
+    }
     if !events.is_empty() {
         record.updated_at = context.now;
     }

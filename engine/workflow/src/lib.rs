@@ -25,6 +25,7 @@ mod prune;
 mod rejection;
 pub mod rules;
 pub mod schedule;
+pub mod sla;
 mod validate;
 pub mod values;
 mod yaml_index;

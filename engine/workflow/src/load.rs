@@ -19,6 +19,7 @@ use crate::links::{LinkType, LinkTypeFile};
 use crate::model::{Definition, GroupDef, GroupFile};
 use crate::rules::{RuleCheckError, RuleRunner};
 use crate::schedule::{FreezeFile, FreezeWindow};
+use crate::sla::{SlaFile, SlaPolicy};
 use crate::validate::validate_definition;
 use crate::yaml_index::YamlIndex;
 
@@ -40,6 +41,8 @@ pub struct DefinitionSet {
     pub freeze_windows: IndexMap<String, FreezeWindow>,
     /// Scheduled jobs by name, from `workflows/schedules/*.yaml`.
     pub schedules: IndexMap<String, ScheduledJob>,
+    /// Service level policies by name, from `workflows/sla/*.yaml`.
+    pub sla_policies: IndexMap<String, SlaPolicy>,
 }
 
 impl DefinitionSet {
@@ -94,6 +97,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let catalog_files = yaml_files(&workflows.join("catalog"), &mut Vec::new());
     let freeze_files = yaml_files(&workflows.join("freeze"), &mut Vec::new());
     let schedule_files = yaml_files(&workflows.join("schedules"), &mut Vec::new());
+    let sla_files = yaml_files(&workflows.join("sla"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
@@ -236,6 +240,15 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     }
     let freeze_windows = load_freeze_windows(&freeze_files, &mut hasher, &mut diagnostics);
     let schedules = load_schedules(&schedule_files, &definitions, &mut hasher, &mut diagnostics);
+    let sla_policies = load_sla_policies(
+        &sla_files,
+        &definitions,
+        &calendars,
+        rules,
+        root,
+        &mut hasher,
+        &mut diagnostics,
+    );
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -261,7 +274,83 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         catalog,
         freeze_windows,
         schedules,
+        sla_policies,
     })
+}
+
+/// Loads the service level policies and checks their processes, calendars, states,
+/// fields and rules.
+fn load_sla_policies(
+    files: &[PathBuf],
+    definitions: &BTreeMap<String, Arc<Definition>>,
+    calendars: &BTreeMap<String, Calendar>,
+    rules: &dyn RuleRunner,
+    root: &Path,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, SlaPolicy> {
+    let mut policies = IndexMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) = parse_file::<SlaFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let mut problems = Vec::new();
+        for (name, policy) in &parsed.policies {
+            let path = format!("policies.{name}");
+            if !calendars.contains_key(&policy.calendar) {
+                problems.push((
+                    format!("{path}.calendar"),
+                    format!(
+                        "policy `{name}` counts in unknown calendar `{}`: {}",
+                        policy.calendar,
+                        crate::validate::choices(&policy.calendar, calendars.keys())
+                    ),
+                ));
+            }
+            match definitions.get(&policy.process) {
+                None => problems.push((
+                    format!("{path}.process"),
+                    format!(
+                        "policy `{name}` covers unknown process `{}`: {}",
+                        policy.process,
+                        crate::validate::choices(&policy.process, definitions.keys())
+                    ),
+                )),
+                Some(definition) => {
+                    for (inner, message) in policy.problems(definition) {
+                        problems.push((format!("{path}.{inner}"), message));
+                    }
+                }
+            }
+            if policies.contains_key(name) {
+                problems.push((
+                    path,
+                    format!("policy `{name}` is defined twice: rename one"),
+                ));
+                continue;
+            }
+            policies.insert(name.clone(), policy.clone());
+        }
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        for (path, message) in problems {
+            report.error(&path, message);
+        }
+        for (name, policy) in &parsed.policies {
+            for (number, threshold) in policy.thresholds.iter().enumerate() {
+                if let Some(rule) = &threshold.rule {
+                    let path = format!("policies.{name}.thresholds.{number}.rule");
+                    check_rule_script(rule, &path, rules, root, &mut report, hasher, true);
+                }
+            }
+        }
+    }
+    policies
 }
 
 /// Loads the group files. A group defined in two files is reported at the second one.

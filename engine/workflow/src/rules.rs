@@ -18,6 +18,8 @@ pub enum Hook {
     Approvers,
     /// Run on a record when a record linked to it took a transition.
     OnLinked,
+    /// Run when a timer fires, such as an SLA threshold that names the rule.
+    OnTimer,
 }
 
 impl Hook {
@@ -29,6 +31,7 @@ impl Hook {
             Hook::Guard => "guard",
             Hook::Approvers => "approvers",
             Hook::OnLinked => "on_linked",
+            Hook::OnTimer => "on_timer",
         }
     }
 }

@@ -130,7 +130,7 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         .await?
         .expect_success()?;
     let expected = format!(
-        "ok: {}, {}, {}, {}, {}, {} and {} in ",
+        "ok: {}, {}, {}, {}, {}, {}, {} and {} in ",
         count(
             set.definitions.len(),
             "process definition",
@@ -142,6 +142,7 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         count(set.catalog.len(), "catalog item", "catalog items"),
         count(set.freeze_windows.len(), "freeze window", "freeze windows"),
         count(set.schedules.len(), "schedule", "schedules"),
+        count(set.sla_policies.len(), "SLA policy", "SLA policies"),
     );
     assert!(
         output.stdout.starts_with(&expected),

@@ -28,6 +28,7 @@ mod replay;
 mod replies;
 mod service_request;
 mod simulate;
+mod sla;
 mod support;
 mod timers;
 mod trends;

@@ -213,6 +213,42 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
         } => {
             view.summary = format!("Moved from definition version {from_version} to {to_version}");
         }
+        JournalEvent::SlaClock {
+            policy,
+            target,
+            change,
+            due_at,
+        } => {
+            view.summary = format!("{} clock of {policy} {change}", humanise(target));
+            if let Some(due_at) = due_at {
+                view.text = Some(format!("Due {}", due_at.to_rfc3339()));
+            }
+        }
+        JournalEvent::SlaThreshold {
+            policy,
+            target,
+            percent,
+            due_at,
+            notified,
+            ..
+        } => {
+            view.summary = format!(
+                "{} target of {policy} reached {percent} %",
+                humanise(target)
+            );
+            let mut text = format!("Reached at {}", due_at.to_rfc3339());
+            if !notified.is_empty() {
+                text.push_str(&format!("; notified {}", notified.join(", ")));
+            }
+            view.text = Some(text);
+        }
+        JournalEvent::FiredLate { timer, due_at } => {
+            view.summary = format!("{timer} fired late");
+            view.text = Some(format!(
+                "It was due at {}, when no server was running",
+                due_at.to_rfc3339()
+            ));
+        }
     }
 }
 

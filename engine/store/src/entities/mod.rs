@@ -11,5 +11,6 @@ pub mod journal;
 pub mod record_links;
 pub mod records;
 pub mod sessions;
+pub mod sla_clocks;
 pub mod timers;
 pub mod users;

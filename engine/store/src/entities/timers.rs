@@ -12,6 +12,10 @@ pub struct Model {
     /// When the record entered the state that planned the timer.
     pub state_changed_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// `transition`, or `sla` for the next threshold of a clock.
+    pub kind: String,
+    /// JSON that describes an `sla` timer: policy, target, percent and target minutes.
+    pub detail: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
