@@ -5,7 +5,8 @@
 //! inputs. `list` is the record list and `create` the new-record form. `detail` is the
 //! record page with its transition, comment and edit forms, and `journal` turns journal
 //! entries into text. `display` shows machine names (enum values, actions) as labels, and
-//! `messages` words a rejected form's error with the labels of the definition.
+//! `messages` words a rejected form's error with the labels of the definition. `sla` has
+//! the service levels section of the record page and the staff report page.
 //! Templates are `templates/*.hbs`, embedded in the binary and compiled once in [`Web::new`].
 //!
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
@@ -21,6 +22,7 @@ mod journal;
 mod list;
 mod messages;
 mod session;
+mod sla;
 
 use std::time::Duration;
 
@@ -44,7 +46,7 @@ const PARTIALS: [(&str, &str); 2] = [
 ];
 
 /// Page templates, rendered by name.
-const PAGES: [(&str, &str); 10] = [
+const PAGES: [(&str, &str); 11] = [
     ("login", include_str!("../templates/login.hbs")),
     ("records", include_str!("../templates/records.hbs")),
     (
@@ -58,6 +60,7 @@ const PAGES: [(&str, &str); 10] = [
     ("catalog", include_str!("../templates/catalog.hbs")),
     ("order", include_str!("../templates/order.hbs")),
     ("approvals", include_str!("../templates/approvals.hbs")),
+    ("sla_report", include_str!("../templates/sla_report.hbs")),
 ];
 
 /// Pages allow no script at all and only the inline style of the layout, so text that slips
@@ -201,6 +204,7 @@ pub fn routes() -> Router<AppState> {
         .route("/records/{number}/comments", post(detail::comment))
         .route("/catalog", get(catalog::list))
         .route("/approvals", get(approvals::queue))
+        .route("/reports/sla", get(sla::report))
         .route("/catalog/{item}", get(catalog::form).post(catalog::order))
         .route("/records/{number}/approvals/{id}", post(detail::decide))
 }

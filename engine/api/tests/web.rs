@@ -127,10 +127,61 @@ items:
     roles: [technician]
 "#;
 
+/// An SLA policy for P1 tickets only, so that a P3 ticket has no clocks. Resolved tickets
+/// pause the clocks and closed ones stop them.
+const TICKET_SLA: &str = r#"
+policies:
+  ticket_p1:
+    label: Urgent tickets
+    kind: sla
+    process: ticket
+    calendar: 24x7
+    pause_in: [resolved]
+    stop_in: [closed]
+    targets:
+      response:
+        label: First response
+        durations: { P1: 30m }
+        stop_in: [in_progress]
+        resumes: false
+      resolution:
+        label: Resolution
+        durations: { P1: 4h }
+    thresholds:
+      - at: 50%
+      - at: 100%
+"#;
+
+const CALENDAR_24X7: &str = r#"
+calendar: 24x7
+timezone: UTC
+hours:
+  every_day: "00:00-24:00"
+"#;
+
+fn write_sla_definitions(root: &Path) {
+    std::fs::create_dir_all(root.join("workflows/sla")).unwrap();
+    std::fs::create_dir_all(root.join("workflows/calendars")).unwrap();
+    std::fs::write(root.join("workflows/sla/ticket.yaml"), TICKET_SLA).unwrap();
+    std::fs::write(root.join("workflows/calendars/24x7.yaml"), CALENDAR_24X7).unwrap();
+}
+
 async fn app_with(secure_cookies: bool) -> App {
+    build_app(secure_cookies, false).await
+}
+
+/// Builds the console with the ticket SLA policy loaded.
+async fn sla_app() -> App {
+    build_app(false, true).await
+}
+
+async fn build_app(secure_cookies: bool, with_sla: bool) -> App {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("definitions");
     write_definitions(&root);
+    if with_sla {
+        write_sla_definitions(&root);
+    }
     let rules = Arc::new(RuleHost::new(&root));
     let definitions = tend_workflow::load_dir(&root, rules.as_ref()).unwrap();
     let store = Store::connect(&Store::sqlite_url(&dir.path().join("data")))
@@ -1786,4 +1837,374 @@ async fn requester_orders_from_catalog_page() {
         page.body
     );
     assert!(page.body.contains("For how long: year"), "{}", page.body);
+}
+
+/// Formats a time as the console shows it.
+fn shown_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Creates a ticket as the technician at `at`. High impact makes it P1, which the SLA
+/// policy covers.
+async fn ticket_at(
+    app: &App,
+    title: &str,
+    impact: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut fields = Fields::new();
+    fields.insert("impact".into(), Value::from(impact));
+    let input = tend_api::NewRecord {
+        title: title.into(),
+        description: "The SLA tests of the console".into(),
+        fields,
+        ..Default::default()
+    };
+    let (record, _) = app
+        .commands
+        .create_at(&technician(), "ticket", input, at)
+        .await
+        .unwrap();
+    record.number
+}
+
+async fn transition_at(
+    app: &App,
+    number: &str,
+    name: &str,
+    comment: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let command = Command::Transition {
+        name: name.into(),
+        fields: Fields::new(),
+        comment: comment.map(str::to_owned),
+    };
+    app.commands
+        .apply_at(&technician(), number, command, Some(at))
+        .await
+        .unwrap_or_else(|error| panic!("{name} failed: {error}"));
+}
+
+/// Returns the part of the record page about the clock of target `label`.
+fn clock_block<'h>(html: &'h str, label: &str) -> &'h str {
+    let start = html
+        .find(&format!("<h3>{label} "))
+        .unwrap_or_else(|| panic!("no clock `{label}` in:\n{html}"));
+    let end = html[start..].find("</div>").unwrap() + start;
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn record_page_shows_sla_clocks() {
+    let app = sla_app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let opened = chrono::Utc::now() - chrono::TimeDelta::hours(3);
+    let minutes = |count: i64| opened + chrono::TimeDelta::minutes(count);
+
+    // Work starts 15 minutes after the 30-minute response target. The ticket waits as
+    // resolved for an hour, which pauses the resolution clock, and is reopened.
+    let number = ticket_at(&app, "Mail server down", "high", opened).await;
+    app.commands.fire_due_timers(minutes(40)).await.unwrap();
+    transition_at(&app, &number, "start", None, minutes(45)).await;
+    resolve_at(&app, &number, minutes(60)).await;
+    transition_at(
+        &app,
+        &number,
+        "reopen",
+        Some("Mail stopped again"),
+        minutes(120),
+    )
+    .await;
+    app.commands
+        .fire_due_timers(chrono::Utc::now())
+        .await
+        .unwrap();
+
+    let page = app.get(&format!("/records/{number}"), Some(&tech)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("<h2 id=\"clocks-heading\">Service levels</h2>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Urgent tickets · SLA"), "{}", page.body);
+
+    let response = clock_block(&page.body, "First response");
+    assert!(
+        response.contains("<span class=\"state\">Stopped</span>"),
+        "{response}"
+    );
+    assert!(
+        response.contains(&shown_time(minutes(30))),
+        "due time: {response}"
+    );
+    assert!(
+        response.contains(&format!(
+            "<dt>Stopped</dt><dd>{}</dd>",
+            shown_time(minutes(45))
+        )),
+        "{response}"
+    );
+    assert!(
+        response.contains("<dt>Outcome</dt><dd class=\"error\">Breached by 15 min</dd>"),
+        "{response}"
+    );
+    assert!(response.contains("45 min of 30 min"), "{response}");
+    assert!(
+        response.contains("<dt>Thresholds reached</dt><dd>50 %, 100 %</dd>"),
+        "{response}"
+    );
+    assert!(
+        response.contains(&format!("Started {}", shown_time(opened))),
+        "{response}"
+    );
+    assert!(response.contains("calendar 24x7 (UTC)"), "{response}");
+    assert!(
+        !response.contains("not counted"),
+        "the stop is shown on its own line: {response}"
+    );
+
+    // Resolution: 1 h before the pause and 1 h since, so 2 h of 4 h are used, and the
+    // hour of the pause moves the due time from 4 h to 5 h after the start.
+    let resolution = clock_block(&page.body, "Resolution");
+    assert!(
+        resolution.contains("<span class=\"state\">Running</span>"),
+        "{resolution}"
+    );
+    assert!(
+        resolution.contains(&shown_time(minutes(300))),
+        "due time: {resolution}"
+    );
+    assert!(
+        resolution.contains("<dt>Time left</dt><dd>"),
+        "{resolution}"
+    );
+    // 4 h less the 2 h used and the seconds the test took so far.
+    assert!(
+        resolution.contains("<dt>Time left</dt><dd>1 h 5"),
+        "{resolution}"
+    );
+    assert!(
+        resolution.contains("<dt>Thresholds reached</dt><dd>50 %</dd>"),
+        "{resolution}"
+    );
+    assert!(
+        resolution.contains(&format!("100 % at {}", shown_time(minutes(300)))),
+        "next threshold: {resolution}"
+    );
+    assert!(
+        resolution.contains(&format!(
+            "not counted: {} to {}",
+            shown_time(minutes(60)),
+            shown_time(minutes(120))
+        )),
+        "paused period: {resolution}"
+    );
+
+    // Resolving it again pauses the resolution clock, which leaves its due time open.
+    let paused_at = chrono::Utc::now();
+    resolve_at(&app, &number, paused_at).await;
+    let page = app.get(&format!("/records/{number}"), Some(&tech)).await;
+    let resolution = clock_block(&page.body, "Resolution");
+    assert!(
+        resolution.contains("<span class=\"state\">Paused</span>"),
+        "{resolution}"
+    );
+    assert!(
+        resolution.contains("<dt>Due</dt><dd>not set while the clock is paused</dd>"),
+        "{resolution}"
+    );
+    assert!(
+        resolution.contains(&format!("; paused since {}.", shown_time(paused_at))),
+        "{resolution}"
+    );
+
+    // A P3 ticket is not covered by the policy, so its page has no section.
+    let other = ticket_at(&app, "Printer toner low", "low", chrono::Utc::now()).await;
+    let page = app.get(&format!("/records/{other}"), Some(&tech)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains("Service levels</h2>"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn sla_report_page_for_technicians() {
+    let app = sla_app().await;
+    let tech = app.login("tech", "tech-password").await;
+    let now = chrono::Utc::now();
+    let opened = now - chrono::TimeDelta::minutes(150);
+
+    // Breached response, resolution due in 1 h 30 min.
+    let late = ticket_at(&app, "Mail server down", "high", opened).await;
+    transition_at(
+        &app,
+        &late,
+        "start",
+        None,
+        opened + chrono::TimeDelta::minutes(45),
+    )
+    .await;
+    // Met response, resolution due in 4 h.
+    let met = ticket_at(&app, "Laptop will not boot", "high", now).await;
+    transition_at(&app, &met, "start", None, now).await;
+    // Both clocks running, the response due in 30 minutes.
+    let fresh = app
+        .create_ticket(&tech, "VPN gateway unreachable", "")
+        .await;
+
+    let records = app.get("/records", Some(&tech)).await;
+    assert!(
+        records
+            .body
+            .contains("<a href=\"/reports/sla\">Service levels</a>"),
+        "{}",
+        records.body
+    );
+
+    let from = (opened - chrono::TimeDelta::days(1))
+        .date_naive()
+        .to_string();
+    let to = now.date_naive().to_string();
+    let page = app
+        .get(&format!("/reports/sla?from={from}&to={to}"), Some(&tech))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<tr><td>Urgent tickets</td><td>SLA</td><td>1</td><td>1</td><td>4</td><td>50.0 %</td></tr>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<td><strong>50.0 %</strong></td>"),
+        "total: {}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"value="policy" checked"#),
+        "{}",
+        page.body
+    );
+
+    // Only the fresh ticket's response falls due within the default hour.
+    assert!(
+        page.body
+            .contains(&format!("<a href=\"/records/{fresh}\">{fresh}</a>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&format!("/records/{late}\"")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&format!("/records/{met}\"")),
+        "{}",
+        page.body
+    );
+
+    let wider = app
+        .get(
+            &format!("/reports/sla?from={from}&to={to}&group_by=policy&within=2h"),
+            Some(&tech),
+        )
+        .await;
+    assert_eq!(wider.status, StatusCode::OK, "{}", wider.body);
+    assert!(
+        wider
+            .body
+            .contains(&format!("<a href=\"/records/{late}\">{late}</a>")),
+        "{}",
+        wider.body
+    );
+    assert!(
+        !wider.body.contains(&format!("/records/{met}\"")),
+        "{}",
+        wider.body
+    );
+
+    // Each ticked box sends a `group_by`, and the form's empty one means none was ticked.
+    let by_priority = app
+        .get(
+            &format!("/reports/sla?from={from}&to={to}&group_by=&group_by=priority"),
+            Some(&tech),
+        )
+        .await;
+    assert_eq!(by_priority.status, StatusCode::OK, "{}", by_priority.body);
+    assert!(
+        by_priority
+            .body
+            .contains("<tr><td>P1</td><td>1</td><td>1</td><td>4</td><td>50.0 %</td></tr>"),
+        "{}",
+        by_priority.body
+    );
+    assert!(
+        by_priority.body.contains(r#"value="priority" checked"#),
+        "{}",
+        by_priority.body
+    );
+    assert!(
+        !by_priority.body.contains(r#"value="policy" checked"#),
+        "{}",
+        by_priority.body
+    );
+
+    let invalid = app
+        .get(
+            &format!("/reports/sla?from={from}&within=soon"),
+            Some(&tech),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST, "{}", invalid.body);
+    assert!(
+        invalid.body.contains("value=\"soon\""),
+        "input kept: {}",
+        invalid.body
+    );
+    assert!(
+        invalid.body.contains("<td>Urgent tickets</td>"),
+        "report still shown: {}",
+        invalid.body
+    );
+
+    let reversed = app
+        .get(&format!("/reports/sla?from={to}&to={from}"), Some(&tech))
+        .await;
+    assert_eq!(
+        reversed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        reversed.body
+    );
+    assert!(
+        reversed.body.contains("is before the start date"),
+        "{}",
+        reversed.body
+    );
+}
+
+#[tokio::test]
+async fn sla_report_page_refused_for_requesters() {
+    let app = sla_app().await;
+    let ann = app.login("ann", "ann-password").await;
+    let records = app.get("/records", Some(&ann)).await;
+    assert!(!records.body.contains("/reports/sla"), "{}", records.body);
+
+    let page = app.get("/reports/sla", Some(&ann)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(
+        page.body.contains("SLA reports are for technicians"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Breaching soon"), "{}", page.body);
+
+    let anonymous = app.get("/reports/sla", None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        anonymous.body
+    );
 }

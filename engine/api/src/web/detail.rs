@@ -1,10 +1,12 @@
-//! The record page (fields, recommendations, journal) with one form per transition the
-//! viewer may take, a comment form, and the edit page for people who may update records.
+//! The record page (fields, service levels, recommendations, journal) with one form per
+//! transition the viewer may take, a comment form, and the edit page for people who may
+//! update records.
 //! A rejected form comes back on the same page with the message beside it and the input kept.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
 use serde::Serialize;
 use tend_domain::{Actor, Command, Fields, Record};
 use tend_workflow::{Definition, Rejection, TransitionDef, available_transitions};
@@ -18,9 +20,10 @@ use super::forms::{
 };
 use super::journal::{EntryView, entry_views};
 use super::messages::{FormContext, form_message};
+use super::sla::{ClockSection, clock_sections};
 use super::{Viewer, format_time};
 use crate::AppState;
-use crate::commands::Replied;
+use crate::commands::{Pinned, Replied};
 use crate::error::ApiError;
 
 /// Controls of a transition form that are not fields of the definition.
@@ -70,6 +73,8 @@ struct RecordPage {
     created: String,
     updated: String,
     fields: Vec<FieldRow>,
+    /// The record's SLA clocks; the section is left out when there are none.
+    clocks: Vec<ClockSection>,
     staff: bool,
     recommendations: Vec<RecommendationView>,
     journal: Vec<EntryView>,
@@ -153,12 +158,22 @@ async fn load(
     viewer: &Viewer,
     number: &str,
 ) -> Result<(Record, std::sync::Arc<Definition>), ApiError> {
+    let (record, pinned) = load_pinned(state, viewer, number).await?;
+    Ok((record, pinned.definition))
+}
+
+/// Loads the record the viewer may see with the definition set it is pinned to.
+async fn load_pinned(
+    state: &AppState,
+    viewer: &Viewer,
+    number: &str,
+) -> Result<(Record, Pinned), ApiError> {
     let record = state
         .commands
         .record_for_approver(viewer.actor(), number)
         .await?;
-    let definition = state.commands.engine.pinned(&record).await?.definition;
-    Ok((record, definition))
+    let pinned = state.commands.engine.pinned(&record).await?;
+    Ok((record, pinned))
 }
 
 /// Lists the fields that a transition form shows: those the transition requires and those
@@ -369,6 +384,7 @@ fn record_page(
     record: &Record,
     journal: &[tend_domain::JournalEntry],
     rounds: &[tend_store::approvals::Round],
+    clocks: Vec<ClockSection>,
     viewer: &Viewer,
     problem: Option<&Problem>,
 ) -> RecordPage {
@@ -443,6 +459,7 @@ fn record_page(
                     .map_or_else(|| "(empty)".into(), |value| field_text(Some(field), value)),
             })
             .collect(),
+        clocks,
         staff,
         recommendations: record
             .recommendations
@@ -472,10 +489,11 @@ async fn render_record(
     number: &str,
     problem: Option<Problem>,
 ) -> Response {
-    let (record, definition) = match load(state, viewer, number).await {
+    let (record, pinned) = match load_pinned(state, viewer, number).await {
         Ok(loaded) => loaded,
         Err(error) => return state.web.error(Some(viewer), &error),
     };
+    let definition = &pinned.definition;
     let journal = match state.commands.store.journal(record.id).await {
         Ok(journal) => journal,
         Err(error) => return state.web.error(Some(viewer), &error.into()),
@@ -484,11 +502,13 @@ async fn render_record(
         Ok(rounds) => rounds,
         Err(error) => return state.web.error(Some(viewer), &error.into()),
     };
+    let clocks = crate::clocks::read(&pinned.set, definition, &record, &journal, Utc::now());
     let page = record_page(
-        &definition,
+        definition,
         &record,
         &journal,
         &rounds,
+        clock_sections(&pinned.set, &clocks),
         viewer,
         problem.as_ref(),
     );

@@ -38,13 +38,15 @@ impl Viewer {
         &self.caller.actor
     }
 
-    /// Builds the layout's header data: name, roles and whether a logout button applies.
+    /// Builds the layout's header data: name, roles, whether a logout button applies and
+    /// whether the staff pages are linked.
     pub(super) fn layout_json(&self) -> Value {
         let roles: Vec<&str> = self.caller.actor.roles.iter().map(|r| r.as_str()).collect();
         json!({
             "name": self.caller.actor.name,
             "roles": roles.join(", "),
             "logout": matches!(self.caller.via, Via::Session { .. }),
+            "staff": self.caller.actor.is_staff(),
             "notice": self.definitions_notice,
         })
     }
