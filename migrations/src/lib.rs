@@ -12,6 +12,7 @@ mod m20261204_000006_create_timers;
 mod m20261205_000007_create_approvals;
 mod m20261205_000008_create_definition_versions;
 mod m20261205_000009_create_follow_ons;
+mod m20261205_000011_create_schedule_runs;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -29,12 +30,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000007_create_approvals::Migration),
             Box::new(m20261205_000008_create_definition_versions::Migration),
             Box::new(m20261205_000009_create_follow_ons::Migration),
+            Box::new(m20261205_000011_create_schedule_runs::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 15] = [
     "records",
     "record_counters",
     "journal",
@@ -49,4 +51,5 @@ pub const TABLES: [&str; 14] = [
     "approval_requests",
     "definition_versions",
     "follow_ons",
+    "schedule_runs",
 ];
