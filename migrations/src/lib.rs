@@ -13,6 +13,7 @@ mod m20261205_000007_create_approvals;
 mod m20261205_000008_create_definition_versions;
 mod m20261205_000009_create_follow_ons;
 mod m20261205_000010_create_sla_clocks;
+mod m20261205_000011_create_schedule_runs;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -31,12 +32,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_create_definition_versions::Migration),
             Box::new(m20261205_000009_create_follow_ons::Migration),
             Box::new(m20261205_000010_create_sla_clocks::Migration),
+            Box::new(m20261205_000011_create_schedule_runs::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 15] = [
+pub const TABLES: [&str; 16] = [
     "records",
     "record_counters",
     "journal",
@@ -52,4 +54,5 @@ pub const TABLES: [&str; 15] = [
     "definition_versions",
     "follow_ons",
     "sla_clocks",
+    "schedule_runs",
 ];

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod reports;
 pub mod rest;
+pub mod schedules;
 mod trends;
 pub mod versions;
 pub mod views;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use commands::{Commands, Created, Engine, NewRecord, Pinned, Replied};
 pub use error::ApiError;
+pub use schedules::{SCHEDULE_ACTOR, ScheduleRunReport};
 pub use versions::{LoadFailure, Loaded, ReloadOutcome, ReloadStatus};
 
 /// Largest accepted request body, in bytes.

@@ -56,6 +56,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         tracing::warn!("automatic transitions are off: --timer-seconds is 0");
     }
+    if args.schedule_seconds > 0 {
+        tokio::spawn(run_schedules(
+            commands.clone(),
+            Duration::from_secs(args.schedule_seconds),
+        ));
+    } else {
+        tracing::warn!("cron schedules are off: --schedule-seconds is 0");
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|error| anyhow::anyhow!("failed to listen on {}: {error}", args.listen))?;
@@ -115,6 +123,35 @@ async fn fire_timers(commands: Commands, interval: Duration) {
             Ok(resumed) => tracing::info!(resumed, "follow-on work of stopped nodes done"),
             Err(error) => {
                 tracing::error!(%error, "resuming follow-on work failed; retrying at the next interval")
+            }
+        }
+    }
+}
+
+/// Opens the records of the cron schedules due, at every `interval`, the first time right
+/// away, so that runs missed while no server ran are handled on start. A due time more
+/// than twice the interval (and at least a minute) old counts as missed: passes on time
+/// never see one. A failed pass is logged, and the next pass picks up where it stopped.
+async fn run_schedules(commands: Commands, interval: Duration) {
+    let grace = chrono::TimeDelta::from_std(interval * 2)
+        .unwrap_or(chrono::TimeDelta::MAX)
+        .max(chrono::TimeDelta::minutes(1));
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match commands.run_due_schedules(chrono::Utc::now(), grace).await {
+            Ok(reports) => {
+                let opened = reports
+                    .iter()
+                    .filter(|report| report.record_number.is_some())
+                    .count();
+                if opened > 0 {
+                    tracing::info!(opened, "scheduled records opened");
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "running the cron schedules failed; retrying at the next interval")
             }
         }
     }

@@ -7,8 +7,9 @@
 //! [`insert_record`] and [`update_record`].
 //!
 //! Layout: `records` (record writes and reads), `listing` (filtered, paged lists),
-//! `links` (typed links between records), `timers` (automatic transitions due later), `versions`
-//! (the files of each loaded definition set), `journal` (hash chain) and `audit` (verification
+//! `links` (typed links between records), `timers` (automatic transitions due later),
+//! `schedules` (what became of each due time of a cron schedule), `versions` (the files of
+//! each loaded definition set), `journal` (hash chain) and `audit` (verification
 //! and checkpoints). `identity` (users and passwords), `credentials` (API tokens and
 //! sessions), `writer` (the write funnel), `entities` (sea-orm table models) and `testing`
 //! (fresh databases for tests).
@@ -37,6 +38,7 @@ mod journal;
 mod links;
 mod listing;
 mod records;
+pub mod schedules;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timers;

@@ -72,7 +72,8 @@ async fn migrations_step_down_one(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
     Migrator::down(connection, Some(1)).await.unwrap();
     let present = existing_tables(connection).await;
-    assert!(!present.contains(&"sla_clocks"), "{present:?}");
+    assert!(!present.contains(&"schedule_runs"), "{present:?}");
+    assert!(present.contains(&"sla_clocks"), "{present:?}");
     assert!(present.contains(&"follow_ons"), "{present:?}");
     assert!(present.contains(&"definition_versions"), "{present:?}");
     assert!(present.contains(&"approval_rounds"), "{present:?}");

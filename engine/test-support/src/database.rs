@@ -129,6 +129,22 @@ impl TestDatabase {
         }
     }
 
+    /// Returns another handle on this database, with a data directory of its own, for a
+    /// second server node on the same database. The handle does not drop the database;
+    /// keep `self` until every server on either handle has stopped.
+    pub fn share(&self) -> anyhow::Result<TestDatabase> {
+        let data_dir = tempfile::Builder::new()
+            .prefix("tend-test-")
+            .tempdir()
+            .context("failed to create a temporary data directory")?;
+        Ok(TestDatabase {
+            backend: self.backend,
+            url: self.url.clone(),
+            data_dir,
+            postgres: None,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -10,6 +10,7 @@ pub mod idempotency_keys;
 pub mod journal;
 pub mod record_links;
 pub mod records;
+pub mod schedule_runs;
 pub mod sessions;
 pub mod sla_clocks;
 pub mod timers;
