@@ -893,12 +893,27 @@ impl Commands {
                 timer.id = timer.id,
                 "{what} skipped: its record no longer exists"
             ),
-            Err(error) => tracing::warn!(
+            Err(
+                error @ (ApiError::Rejected(_)
+                | ApiError::BadRequest { .. }
+                | ApiError::Forbidden(_)),
+            ) => tracing::warn!(
                 record.number = timer.number,
                 timer.id = timer.id,
                 %error,
-                "{what} failed; the timer is dropped"
+                "{what} was rejected; the timer is dropped"
             ),
+            // A database error or a lost race may pass: the timer stays due and is tried
+            // again at the next run.
+            Err(error) => {
+                tracing::warn!(
+                    record.number = timer.number,
+                    timer.id = timer.id,
+                    %error,
+                    "{what} failed; trying again at the next run"
+                );
+                return false;
+            }
         }
         let id = timer.id;
         if let Err(error) = self
