@@ -5,6 +5,10 @@
 //! real store and rule host: fast, and the store is at hand. [`TestServer::binary`] starts
 //! the real `tend serve` as a child process and is killed when the server is dropped.
 //! Both wait until `/healthz` returns 200 before they return.
+//!
+//! Child servers can also crash and restart: [`TestServer::kill`] stops one with SIGKILL and
+//! returns its database, on which [`TestServer::binary_on_shared`] starts the next one.
+//! Several child servers may serve one database at once, as the nodes of a cluster do.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -46,7 +50,8 @@ pub struct TestServer {
     base_url: String,
     // Declared before `database` so that the server stops before its database is dropped.
     mode: Mode,
-    database: TestDatabase,
+    // Shared by the servers on one database, so the last server dropped drops the database.
+    database: Arc<TestDatabase>,
 }
 
 enum Mode {
@@ -113,7 +118,7 @@ impl TestServer {
                 shutdown: Some(shutdown),
                 task,
             },
-            database,
+            database: Arc::new(database),
         };
         server.wait_until_ready().await?;
         Ok(server)
@@ -144,10 +149,20 @@ impl TestServer {
         definitions: &std::path::Path,
         extra: &[&str],
     ) -> anyhow::Result<TestServer> {
+        TestServer::binary_on_shared(Arc::new(database), definitions, extra).await
+    }
+
+    /// Like [`TestServer::binary_with_definitions`], over a database that other servers may
+    /// serve too: one that [`TestServer::kill`] or [`TestServer::shared_database`] returned.
+    /// The first server on a database logs to `tend-serve.log` in its data directory, the
+    /// next ones to `tend-serve-2.log`, `tend-serve-3.log` and so on.
+    pub async fn binary_on_shared(
+        database: Arc<TestDatabase>,
+        definitions: &std::path::Path,
+        extra: &[&str],
+    ) -> anyhow::Result<TestServer> {
         let binary = tend_binary()?;
-        let log = database.data_dir().join("tend-serve.log");
-        let log_file = std::fs::File::create(&log)
-            .with_context(|| format!("failed to create the server log {}", log.display()))?;
+        let (log, log_file) = create_log(database.data_dir())?;
         let mut command = tend_command(&binary);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--definitions"])
@@ -257,6 +272,26 @@ impl TestServer {
         &self.database
     }
 
+    /// Returns the database, for another server to serve at the same time.
+    pub fn shared_database(&self) -> Arc<TestDatabase> {
+        Arc::clone(&self.database)
+    }
+
+    /// Stops a child server with SIGKILL, as a crash or `kill -9` would: it gets no chance
+    /// to finish a write or clean up. Waits until the process has exited and returns its
+    /// database, for [`TestServer::binary_on_shared`] to restart on.
+    pub async fn kill(mut self) -> anyhow::Result<Arc<TestDatabase>> {
+        let Mode::Binary { child, log, .. } = &mut self.mode else {
+            anyhow::bail!("only a child server can be killed; this one runs in the test process");
+        };
+        // `kill` sends SIGKILL and reaps the process.
+        child
+            .kill()
+            .await
+            .with_context(|| format!("failed to kill tend serve; its log:\n{}", read_log(log)))?;
+        Ok(Arc::clone(&self.database))
+    }
+
     /// Returns the command path of an in-process server, with its store, or `None` for a
     /// child process.
     pub fn commands(&self) -> Option<&Commands> {
@@ -358,6 +393,37 @@ impl Drop for TestServer {
             }
         }
     }
+}
+
+/// Creates the log of a new child server in `data_dir`: `tend-serve.log`, or the first of
+/// `tend-serve-2.log`, `tend-serve-3.log`, ... that does not exist yet, so that servers on
+/// one database, at once or one after the other, keep their own logs.
+fn create_log(data_dir: &std::path::Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    for n in 1..1000 {
+        let name = if n == 1 {
+            "tend-serve.log".to_owned()
+        } else {
+            format!("tend-serve-{n}.log")
+        };
+        let path = data_dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!("failed to create the server log {}", path.display())
+                });
+            }
+        }
+    }
+    anyhow::bail!(
+        "{} already contains 999 server logs: start fewer servers on one database",
+        data_dir.display()
+    )
 }
 
 fn read_log(path: &std::path::Path) -> String {

@@ -31,6 +31,7 @@ mod service_request;
 mod simulate;
 mod sla;
 mod support;
+mod timer_crash;
 mod timers;
 mod trends;
 mod user_cli;
