@@ -13,7 +13,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Offset, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
@@ -103,10 +103,24 @@ impl CronSchedule {
     /// rules of this module.
     pub fn next_runs(&self, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
         let mut runs: Vec<DateTime<Utc>> = Vec::with_capacity(count);
+        // Wall times repeat, and runs come out of order, only within three hours of an
+        // offset change, and by as much as the offset changes (the fold); elsewhere the
+        // walk starts at `after` and stops at the last run.
+        let window = TimeDelta::hours(3);
+        let fold = |at: DateTime<Utc>| {
+            let offset = |instant: DateTime<Utc>| {
+                i64::from(
+                    tz.offset_from_utc_datetime(&instant.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                )
+            };
+            TimeDelta::seconds((offset(at - window) - offset(at + window)).abs())
+        };
         // Walk the wall-clock times of the zone as if they were UTC, then place each in the
-        // zone. Starting three hours early catches wall times that repeat after `after`.
-        let local = after.with_timezone(&tz).naive_local() - TimeDelta::hours(3);
-        let start = Utc.from_utc_datetime(&local);
+        // zone. Starting a fold early catches wall times that repeat after `after`.
+        let local = after.with_timezone(&tz).naive_local() - fold(after);
+        let start = Utc.from_utc_datetime(&local) - TimeDelta::seconds(1);
         for wall in self.schedule.after(&start).take(MAX_CANDIDATES) {
             let wall = wall.naive_utc();
             let instants: Vec<DateTime<Utc>> = match tz.from_local_datetime(&wall) {
@@ -132,17 +146,26 @@ impl CronSchedule {
                     end.into_iter().collect()
                 }
             };
-            // The second copy of a repeated hour comes after later wall times of the first
-            // copy, so runs are sorted, and the search goes on until wall time is well past
-            // the last run it needs.
             let Some(latest) = instants.iter().max().copied() else {
                 continue;
             };
-            runs.extend(instants.into_iter().filter(|instant| *instant > after));
-            runs.sort();
-            runs.dedup();
-            if runs.len() >= count && latest > runs[count - 1] + TimeDelta::hours(3) {
-                break;
+            for instant in instants.into_iter().filter(|instant| *instant > after) {
+                // The second copy of a repeated hour comes after later wall times of the
+                // first copy, so a run may land before those already found.
+                if runs.last().is_some_and(|last| *last >= instant) {
+                    runs.push(instant);
+                    runs.sort();
+                    runs.dedup();
+                } else {
+                    runs.push(instant);
+                }
+            }
+            if runs.len() >= count {
+                let last = runs[count - 1];
+                let fold = fold(last);
+                if fold.is_zero() || latest > last + fold {
+                    break;
+                }
             }
         }
         runs.truncate(count);

@@ -176,3 +176,26 @@ fn malformed_expressions_are_rejected() {
         assert!(CronSchedule::parse(good).is_ok(), "{good}");
     }
 }
+
+#[test]
+fn every_second_schedule_runs() {
+    // Far from a change, the walk starts at `after` and stops at the last run.
+    assert_eq!(
+        runs("* * * * * *", Tz::Europe__Berlin, "2027-01-10T12:00:00Z", 3),
+        [
+            "2027-01-10T13:00:01+01:00",
+            "2027-01-10T13:00:02+01:00",
+            "2027-01-10T13:00:03+01:00",
+        ]
+    );
+    // Near the autumn change, every second of both repeated hours runs once, in order.
+    let near = runs("* * * * * *", Tz::Europe__Berlin, "2027-10-31T00:59:58Z", 3);
+    assert_eq!(
+        near,
+        [
+            "2027-10-31T02:59:59+02:00",
+            "2027-10-31T02:00:00+01:00",
+            "2027-10-31T02:00:01+01:00",
+        ]
+    );
+}
