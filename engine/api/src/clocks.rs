@@ -2,11 +2,11 @@
 //! kept in the `sla_clocks` index and the SLA timers by every write, and read live by the
 //! record API.
 //!
-//! A clock is a function of the journal and the policy. The policies that cover a record
-//! are chosen by its current fields, and each clock is replayed over the record's whole
-//! history, so a policy swapped by a priority change counts from the record's creation
-//! with all its paused time (case C34), and a changed calendar or target recomputes every
-//! open clock at its record's next write.
+//! A clock is a function of the journal and the policy. The record's current fields choose
+//! the policies that cover it, and each clock is replayed over the record's whole history.
+//! So a policy swapped by a priority change counts from the record's creation with all its
+//! paused time, and a changed calendar or target recomputes an open clock at its record's
+//! next write.
 
 use std::collections::HashMap;
 
@@ -58,8 +58,8 @@ pub struct ClockView {
     pub breached: bool,
     pub thresholds_reached: Vec<u32>,
     pub next_threshold: Option<NextThreshold>,
-    /// How the due time was computed: the start plus the target in working time of the
-    /// calendar, skipping these periods.
+    /// Periods the due time skips: the due time is the start plus the target in working
+    /// time of the calendar, without these periods.
     pub paused: Vec<Period>,
 }
 
@@ -237,7 +237,7 @@ pub fn compute(
     clocks
 }
 
-/// The thresholds already reached for a target of `minutes`, from the journal.
+/// Lists the thresholds already reached for a target of `minutes`, from the journal.
 fn reached(
     entries: &[(DateTime<Utc>, &JournalEvent)],
     policy: &str,
@@ -354,7 +354,7 @@ pub async fn prepare(
     ))
 }
 
-/// Computes the clocks after a write from the stored journal and clocks; pure, so that a
+/// Computes the clocks after a write from the stored journal and clocks. It is pure, so a
 /// new record's clocks are computed before its write job is queued.
 pub fn update(
     set: &DefinitionSet,
@@ -464,8 +464,8 @@ pub fn read(
         .collect()
 }
 
-/// The effects of reaching a threshold on `record`: the field changes of its escalation,
-/// as (field, new value), and the people to tell.
+/// Returns the effects of reaching a threshold on `record`: the field changes of its
+/// escalation, as (field, new value), and the recipients to notify.
 pub(crate) fn escalation(
     definition: &Definition,
     record: &Record,
@@ -519,10 +519,10 @@ pub(crate) fn escalation(
 }
 
 impl crate::Commands {
-    /// Fires SLA timer `timer` at `now`: checks that its threshold is still the clock's
-    /// next one and due, then, in one write that consumes the timer, journals the
-    /// threshold, applies the escalation, runs the threshold's rule and stores the clocks
-    /// with their next timer. Returns false, writing nothing, when the timer is stale or
+    /// Fires SLA timer `timer` at `now`. It checks that the threshold is still the clock's
+    /// next one and is due. Then one write consumes the timer, journals the threshold,
+    /// applies the escalation, runs the threshold's rule and stores the clocks with their
+    /// next timer. Returns false, writing nothing, when the timer is stale or
     /// another node fired it first.
     pub(crate) async fn fire_sla_timer(
         &self,

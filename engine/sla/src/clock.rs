@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{BusinessCalendar, CalendarError};
 
-/// What a clock does from an instant on.
+/// Phase of a clock from an instant on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Counting working time.
@@ -56,7 +56,7 @@ impl ClockReading {
         self.target - self.elapsed
     }
 
-    /// The instant at which `percent` of the target is used, while the clock runs.
+    /// Returns the instant at which `percent` of the target is used, while the clock runs.
     pub fn threshold_at(
         &self,
         calendar: &BusinessCalendar,

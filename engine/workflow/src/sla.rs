@@ -18,7 +18,7 @@ pub struct SlaFile {
     pub policies: IndexMap<String, SlaPolicy>,
 }
 
-/// What kind of agreement a policy measures; reports group by it.
+/// Kind of agreement a policy measures; reports group by it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgreementKind {
@@ -135,7 +135,7 @@ fn default_true() -> bool {
 }
 
 impl TargetDef {
-    /// The target duration for `record_fields`, if the target applies to them.
+    /// Returns the target duration for `fields`, or none when the target does not apply.
     pub fn duration_for(&self, fields: &Fields) -> Option<Span> {
         let key = fields.get(&self.by).and_then(|value| match value {
             Value::String(text) => Some(text.clone()),
@@ -156,7 +156,7 @@ pub struct ThresholdDef {
     /// Targets the threshold watches; all of the policy's by default.
     #[serde(default)]
     pub targets: Vec<String>,
-    /// Who is told: `assignee`, `assignment_group`, `requester`, or a user or group name.
+    /// Recipients: `assignee`, `assignment_group`, `requester`, or a user or group name.
     #[serde(default)]
     pub notify: Vec<String>,
     #[serde(default)]
@@ -228,7 +228,7 @@ impl<'de> Deserialize<'de> for Percent {
     }
 }
 
-/// What a state does to a policy's clocks.
+/// Coverage of a policy and the phases of its clocks.
 impl SlaPolicy {
     pub fn covers(&self, process: &str, fields: &Fields) -> bool {
         self.process == process
@@ -238,7 +238,7 @@ impl SlaPolicy {
                 .all(|(field, wanted)| wanted.matches(fields.get(field)))
     }
 
-    /// Whether the `during` condition holds for `fields`.
+    /// Returns whether the `during` condition holds for `fields`.
     pub fn counts_during(&self, fields: &Fields) -> bool {
         self.during
             .iter()
