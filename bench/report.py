@@ -66,12 +66,14 @@ def main() -> None:
     if os.path.exists(analysis):
         with open(analysis, encoding="utf-8") as notes:
             print(notes.read(), end="")
-    # The business-time section comes from bench/sla.sh and is kept as it last measured.
-    sla = os.path.join(os.path.dirname(__file__), "sla-results.md")
-    if os.path.exists(sla):
-        with open(sla, encoding="utf-8") as results:
-            print()
-            print(results.read(), end="")
+    # The SLA sections come from bench/sla-timers.sh and bench/sla.sh and are kept as
+    # they last measured.
+    for name in ("sla-timers-results.md", "sla-results.md"):
+        section = os.path.join(os.path.dirname(__file__), name)
+        if os.path.exists(section):
+            with open(section, encoding="utf-8") as results:
+                print()
+                print(results.read(), end="")
 
 
 if __name__ == "__main__":
