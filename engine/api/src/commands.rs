@@ -701,7 +701,7 @@ impl Commands {
                         {
                             return Err(tend_store::Error::TimerGone { id: timer });
                         }
-                        // A late timer says so before the transition it takes.
+                        // A late timer's entry comes before the transition it takes.
                         let mut events: Vec<JournalEvent> = late.iter().cloned().collect();
                         events.extend(outcome.events.iter().cloned());
                         if outcome.entered_state() {
@@ -830,7 +830,7 @@ impl Commands {
     /// thresholds. Each timer fires in the write that applies its effect and deletes it,
     /// so a node stopped at any point leaves every timer either fired or due, and nodes
     /// reading the same timers fire each once. A timer fired more than a minute after its
-    /// due time (after downtime) says so in the journal. Reads batches of 100 until no
+    /// due time (after downtime) adds a `fired_late` journal entry. Reads batches of 100 until no
     /// timer is due. Returns how many timers took effect.
     pub async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let mut taken = 0;
@@ -927,7 +927,7 @@ impl Commands {
     }
 }
 
-/// The journal event of a timer that fires more than a minute after `due_at`.
+/// Returns the `fired_late` event of a timer that fires more than a minute after `due_at`.
 pub(crate) fn late_event(
     timer: &str,
     due_at: DateTime<Utc>,

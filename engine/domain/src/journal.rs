@@ -115,7 +115,7 @@ pub enum JournalEvent {
         due_at: Option<DateTime<Utc>>,
     },
     /// A clock used `percent` of its target of `target_minutes`, at `due_at`, and the
-    /// threshold's effects ran: the people in `notified` were told.
+    /// threshold's effects ran. The recipients in `notified` were notified.
     SlaThreshold {
         policy: String,
         target: String,

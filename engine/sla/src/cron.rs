@@ -104,7 +104,7 @@ impl CronSchedule {
     pub fn next_runs(&self, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
         let mut runs: Vec<DateTime<Utc>> = Vec::with_capacity(count);
         // Wall times repeat, and runs come out of order, only within three hours of an
-        // offset change, and by as much as the offset changes (the fold); elsewhere the
+        // offset change and by as much as the offset changes (the fold). Elsewhere the
         // walk starts at `after` and stops at the last run.
         let window = TimeDelta::hours(3);
         let fold = |at: DateTime<Utc>| {

@@ -45,7 +45,7 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Timers due at [`now`]: one firing batch of the engine.
 const DUE_NOW: usize = 100;
-/// Fewest records that put more than [`SHORT_LIST`] clocks within the next hour.
+/// Minimum number of records that put more than [`SHORT_LIST`] clocks within the next hour.
 const MIN_RECORDS: usize = 10_000;
 /// The clocks that are not due yet fall due evenly over this span after [`now`].
 const SPREAD_HOURS: i64 = 225;
@@ -524,8 +524,8 @@ fn is_paused(id: i64) -> bool {
 }
 
 /// Inserts the [`DUE_NOW`] timers due at [`now`]. With `delete_due_first`, it first
-/// deletes any timers already due, left over by a run stopped midway; the timed loop skips
-/// that because it has just consumed them all.
+/// deletes any timers already due, which a run stopped midway leaves behind. The timed
+/// loop skips that step because it has just consumed them all.
 async fn restore_due_timers(
     store: &Store,
     count: usize,

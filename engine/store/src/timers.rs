@@ -2,8 +2,8 @@
 //! each, read through the index on `due_at`. A write job that moves a record into a state
 //! replaces the record's transition timers with the ones the new state plans, and a write
 //! that changes its clocks replaces its SLA timers. A timer fires in the write job that
-//! applies its effect: that job deletes the row with [`consume_timer`], so the effect and
-//! the deletion commit together or not at all, and a timer that another node consumed
+//! applies its effect, and that job deletes the row with [`consume_timer`]. So the effect
+//! and the deletion commit together or not at all, and a timer that another node consumed
 //! first is not fired again.
 
 use std::collections::HashMap;

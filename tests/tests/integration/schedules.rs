@@ -71,7 +71,7 @@ fn set_schedule(commands: &Commands, job: ScheduledJob) {
     commands.engine.replace_definitions(set);
 }
 
-/// An in-process server whose only schedule is `job`.
+/// Starts an in-process server whose only schedule is `job`.
 async fn node(backend: Backend, job: ScheduledJob) -> anyhow::Result<TestServer> {
     let server = TestServer::in_process(backend).await?;
     set_schedule(commands(&server), job);

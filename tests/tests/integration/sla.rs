@@ -1,7 +1,7 @@
-//! SLA clocks on records: computed from the journal under the shipped policies, paused
-//! and stopped by states, swapped by a priority change with the paused time kept (case
-//! C34), thresholds fired once each, also after a restart (case C37), and the SLA
-//! reports.
+//! SLA clocks on records under the shipped policies. Clocks are computed from the
+//! journal and paused and stopped by states. A priority change swaps the policy and keeps
+//! the paused time, thresholds fire once each (also after a restart), and the SLA reports
+//! count the clocks.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -227,7 +227,7 @@ async fn policy_swapped_while_pending_counts_from_creation(backend: Backend) -> 
 }
 
 /// Case C37: every threshold of a long-breached record fires exactly once, in due
-/// order, says that it fired late, and firing again (as after a restart, from a second
+/// order, journals that it fired late, and firing again (as after a restart, from a second
 /// command path on the same database) repeats none of them.
 async fn thresholds_fire_once_each_also_after_a_restart(backend: Backend) -> anyhow::Result<()> {
     let desk = Desk::open(backend).await?;
