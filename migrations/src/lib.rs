@@ -14,6 +14,7 @@ mod m20261205_000008_create_definition_versions;
 mod m20261205_000009_create_follow_ons;
 mod m20261205_000010_create_sla_clocks;
 mod m20261205_000011_create_schedule_runs;
+mod m20261205_000012_add_schedule_run_summary;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000009_create_follow_ons::Migration),
             Box::new(m20261205_000010_create_sla_clocks::Migration),
             Box::new(m20261205_000011_create_schedule_runs::Migration),
+            Box::new(m20261205_000012_add_schedule_run_summary::Migration),
         ]
     }
 }

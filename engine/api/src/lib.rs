@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod reports;
 pub mod rest;
+pub mod scheduled_rules;
 pub mod schedules;
 mod trends;
 pub mod versions;

@@ -1,6 +1,7 @@
-//! Runs the cron schedules of `workflows/schedules/`: each due run opens the record its
-//! schedule names, as the system actor `scheduler`, through the normal create command, so
-//! rules and SLA clocks apply as to any other record.
+//! Runs the cron schedules of `workflows/schedules/`, as the system actor `scheduler`. A due
+//! run of a schedule with `open` opens its record through the normal create command, so
+//! rules and SLA clocks apply as to any other record; a run of a schedule with `run_rule`
+//! applies a rule to records (see [`crate::scheduled_rules`]).
 //!
 //! A pass ([`Commands::run_due_schedules`]) looks at every schedule of the current
 //! definitions:
@@ -19,7 +20,7 @@
 //! that stops between the claim and the record leaves a claimed row, which any node takes
 //! over after [`CLAIM_LEASE`]; the idempotency key makes that second create return the
 //! record of the first if it was written. So each due time opens at most one record (the
-//! key) and at least one (the takeover).
+//! key) and at least one (the takeover). A rule run keeps its own key per record.
 //!
 //! DESIGN.md names a PostgreSQL advisory lock for this. The rows replace it for three
 //! reasons. A lock ends with its session or transaction, but the create runs in another
@@ -33,12 +34,14 @@ use tend_domain::{Actor, Command, Fields, JournalEvent};
 use tend_sla::CronSchedule;
 use tend_store::schedules::{self as runs, NewScheduleRun, RunOutcome};
 use tend_workflow::DefinitionSet;
-use tend_workflow::jobs::{MissedRuns, ScheduledJob};
+use tend_workflow::jobs::{MissedRuns, OpenRecord, RuleRun, ScheduleAction, ScheduledJob};
 
 use crate::commands::{Commands, NewRecord};
 use crate::error::ApiError;
+use crate::scheduled_rules::RuleRunSummary;
 
-/// Name of the system actor that opens the records of schedules.
+/// Name of the system actor that runs schedules: it opens their records and writes the
+/// effects of their rules.
 pub const SCHEDULE_ACTOR: &str = "scheduler";
 
 /// How long a claimed run may stay without its record before another node takes it over.
@@ -76,6 +79,8 @@ pub struct ScheduleRunReport {
     pub late: bool,
     /// Number of missed due times that the run catches up with, or that the skip leaves out.
     pub missed: i64,
+    /// What the run of a `run_rule` schedule did.
+    pub summary: Option<RuleRunSummary>,
 }
 
 /// The parsed expression and time zone of a schedule.
@@ -294,6 +299,7 @@ impl Commands {
                             record_number: None,
                             late: true,
                             missed: count,
+                            summary: None,
                         });
                     }
                 }
@@ -324,6 +330,7 @@ impl Commands {
                 record_number: None,
                 late: false,
                 missed: 0,
+                summary: None,
             });
         }
         Ok(())
@@ -357,14 +364,13 @@ impl Commands {
             tracing::debug!(schedule = name, due_at = %due, "another node has this scheduled run");
             return Ok(());
         }
-        self.open_run(name, job, due, now, late, missed, reports)
+        self.carry_out(name, job, due, now, late, missed, reports)
             .await
     }
 
-    /// Opens the record of a claimed run and marks the run with it. A rejected create marks
-    /// the run failed; any other error leaves it claimed, to be taken over after the lease.
+    /// Does what a claimed run is for: opens its record or applies its rule.
     #[allow(clippy::too_many_arguments)]
-    async fn open_run(
+    async fn carry_out(
         &self,
         name: &str,
         job: &ScheduledJob,
@@ -374,7 +380,112 @@ impl Commands {
         missed: i64,
         reports: &mut Vec<ScheduleRunReport>,
     ) -> Result<(), ApiError> {
-        let opened = self.open_record(name, job, due, now, late, missed).await;
+        match job.action() {
+            Ok(ScheduleAction::Open(open)) => {
+                self.open_run(name, &job.timezone, open, due, now, late, missed, reports)
+                    .await
+            }
+            Ok(ScheduleAction::RunRule(run)) => {
+                self.rule_run(name, run, due, now, late, missed, reports)
+                    .await
+            }
+            Err(message) => {
+                self.fail_run(name, due, message).await?;
+                reports.push(ScheduleRunReport {
+                    schedule: name.to_owned(),
+                    due_at: due,
+                    outcome: RunOutcome::Failed,
+                    record_number: None,
+                    late,
+                    missed,
+                    summary: None,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Marks a claimed run failed with `reason`.
+    async fn fail_run(&self, name: &str, due: DateTime<Utc>, reason: &str) -> Result<(), ApiError> {
+        let schedule = name.to_owned();
+        let reason = reason.to_owned();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    runs::finish_schedule_run(tx, &schedule, due, Err(&reason)).await
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Applies the rule of a claimed run to its records and marks the run with what it
+    /// did. An error reading the records leaves the run claimed, to be taken over after the
+    /// lease; the records it changed before are not changed again.
+    #[allow(clippy::too_many_arguments)]
+    async fn rule_run(
+        &self,
+        name: &str,
+        run: &RuleRun,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        late: bool,
+        missed: i64,
+        reports: &mut Vec<ScheduleRunReport>,
+    ) -> Result<(), ApiError> {
+        let summary = self.apply_scheduled_rule(name, run, due, now, late).await?;
+        let schedule = name.to_owned();
+        let text = summary.to_string();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move { runs::finish_rule_run(tx, &schedule, due, &text).await })
+            })
+            .await?;
+        if late {
+            tracing::warn!(
+                schedule = name,
+                due_at = %due,
+                rule = run.rule,
+                missed,
+                "a scheduled rule ran late, because no server ran at its due time: {summary}"
+            );
+        } else {
+            tracing::info!(
+                schedule = name,
+                due_at = %due,
+                rule = run.rule,
+                "a scheduled rule ran: {summary}"
+            );
+        }
+        reports.push(ScheduleRunReport {
+            schedule: name.to_owned(),
+            due_at: due,
+            outcome: RunOutcome::Ran,
+            record_number: None,
+            late,
+            missed,
+            summary: Some(summary),
+        });
+        Ok(())
+    }
+
+    /// Opens the record of a claimed run and marks the run with it. A rejected create marks
+    /// the run failed; any other error leaves it claimed, to be taken over after the lease.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_run(
+        &self,
+        name: &str,
+        timezone: &str,
+        open: &OpenRecord,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        late: bool,
+        missed: i64,
+        reports: &mut Vec<ScheduleRunReport>,
+    ) -> Result<(), ApiError> {
+        let opened = self
+            .open_record(name, timezone, open, due, now, late, missed)
+            .await;
         let (result, outcome) = match &opened {
             Ok(number) => (Ok(number.clone()), RunOutcome::Opened),
             Err(ApiError::Rejected(rejection)) => (Err(rejection.to_string()), RunOutcome::Failed),
@@ -407,7 +518,7 @@ impl Commands {
             Err(reason) => tracing::error!(
                 schedule = name,
                 due_at = %due,
-                process = job.open.process,
+                process = open.process,
                 "a schedule could not open its record: {reason}; correct the schedule's `open`"
             ),
         }
@@ -418,16 +529,19 @@ impl Commands {
             record_number: result.ok(),
             late,
             missed,
+            summary: None,
         });
         Ok(())
     }
 
     /// Creates the record of a run, idempotent per schedule and due time, and journals a
     /// late run's delay as a comment. Returns the record's number.
+    #[allow(clippy::too_many_arguments)]
     async fn open_record(
         &self,
         name: &str,
-        job: &ScheduledJob,
+        timezone: &str,
+        open: &OpenRecord,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
         late: bool,
@@ -435,13 +549,13 @@ impl Commands {
     ) -> Result<String, ApiError> {
         let actor = Actor::system(SCHEDULE_ACTOR);
         let input = NewRecord {
-            title: job.open.title.clone(),
-            description: job.open.description.clone(),
-            fields: job.open.fields.clone(),
+            title: open.title.clone(),
+            description: open.description.clone(),
+            fields: open.fields.clone(),
             idempotency_key: Some(run_key(name, due)),
             preset: Fields::new(),
         };
-        let process = &job.open.process;
+        let process = &open.process;
         let created = match self
             .create_journaled(&actor, process, input.clone(), now)
             .await
@@ -458,7 +572,7 @@ impl Commands {
             entry.actor == SCHEDULE_ACTOR && matches!(entry.event, JournalEvent::Commented { .. })
         });
         if late && !noted {
-            let text = late_note(name, job, due, now, missed);
+            let text = late_note(name, timezone, due, now, missed);
             let command = Command::Comment { text };
             if let Err(error) = self.apply_at(&actor, &number, command, Some(now)).await {
                 tracing::warn!(
@@ -512,7 +626,7 @@ impl Commands {
                     .await?;
                 continue;
             };
-            self.open_run(
+            self.carry_out(
                 &run.schedule,
                 job,
                 run.due_at,
@@ -549,12 +663,12 @@ fn new_row(
 /// Writes the comment a late run leaves on its record.
 fn late_note(
     name: &str,
-    job: &ScheduledJob,
+    timezone: &str,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
     missed: i64,
 ) -> String {
-    let local = match job.timezone.parse::<Tz>() {
+    let local = match timezone.parse::<Tz>() {
         Ok(tz) => due.with_timezone(&tz).to_rfc3339(),
         Err(_) => due.to_rfc3339(),
     };

@@ -2,7 +2,8 @@
 //!
 //! Variables, all constants:
 //! - `record`: a map of every field of the record plus `number`, `process`, `state`,
-//!   `title` and `description`.
+//!   `title`, `description`, and `created_at`, `updated_at` and `state_changed_at` as
+//!   RFC 3339 text in UTC.
 //! - `previous`: the same map for the record before the command, or `()` on create.
 //! - `actor`: `#{ name, roles }`, with roles as an array of strings.
 //! - `hook`: `"on_create"`, `"on_update"`, `"on_transition"` or `"guard"`.
@@ -11,6 +12,7 @@
 //!   `#{ link_type, outgoing, number, process, state, open }`.
 //! - `linked`: in `on_linked` rules, the linked record that took a transition, as
 //!   `#{ link_type, outgoing, number, process, state, open, transition, from }`; else `()`.
+//! - `now`: the time of the command, timer or scheduled run, as RFC 3339 text in UTC.
 //!
 //! Effects, each with a reason that the journal shows the technician:
 //! `set_field(name, value, reason)`, `assign_group(group, reason)`,
@@ -23,7 +25,10 @@
 //!
 //! Text helpers: `lower(text)`, `words(text)`, `text_has_any(text, words)`,
 //! `first_match(text, words)`, `find_path(text)` and `matches(value, pattern)`.
+//! Time helper: `hours_between(from, to)`, the hours from one RFC 3339 instant to another
+//! as a float, such as `hours_between(record.state_changed_at, now)`.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
 use serde_json::Value;
 use tend_domain::{Effect, Record};
@@ -33,7 +38,7 @@ use crate::context;
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 
 /// Names of the variables every run defines, in the order they are pushed.
-pub(crate) const VARIABLES: [&str; 7] = [
+pub(crate) const VARIABLES: [&str; 8] = [
     "record",
     "previous",
     "actor",
@@ -41,6 +46,7 @@ pub(crate) const VARIABLES: [&str; 7] = [
     "transition",
     "links",
     "linked",
+    "now",
 ];
 
 type HostResult<T> = Result<T, Box<EvalAltResult>>;
@@ -64,6 +70,7 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("text_has_any", text_has_any);
     engine.register_fn("matches", matches);
     engine.register_fn("first_match", first_match);
+    engine.register_fn("hours_between", hours_between);
     engine.register_fn("find_path", |text: ImmutableString| -> Dynamic {
         find_path(&text).map_or(Dynamic::UNIT, Dynamic::from)
     });
@@ -114,6 +121,7 @@ pub(crate) fn input_scope(input: &RuleInput<'_>) -> Result<Scope<'static>, Strin
         None => Dynamic::UNIT,
     };
     scope.push_constant_dynamic(VARIABLES[6], linked);
+    scope.push_constant_dynamic(VARIABLES[7], Dynamic::from(instant(input.now)));
     Ok(scope)
 }
 
@@ -139,7 +147,33 @@ fn record_map(record: &Record) -> Result<Map, String> {
     map.insert("state".into(), record.state.as_str().into());
     map.insert("title".into(), record.title.as_str().into());
     map.insert("description".into(), record.description.as_str().into());
+    map.insert("created_at".into(), instant(record.created_at).into());
+    map.insert("updated_at".into(), instant(record.updated_at).into());
+    map.insert(
+        "state_changed_at".into(),
+        instant(record.state_changed_at).into(),
+    );
     Ok(map)
+}
+
+/// Writes an instant as rules see it: RFC 3339 in UTC, to the second.
+fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Returns the hours from `from` to `to`, negative when `to` is earlier. Both are RFC 3339
+/// instants, as in `record.state_changed_at` and `now`.
+fn hours_between(from: ImmutableString, to: ImmutableString) -> HostResult<f64> {
+    let read = |name: &str, text: &str| {
+        DateTime::parse_from_rfc3339(text).map_err(|error| {
+            format!(
+                "hours_between: `{name}` is `{text}`, which is not an RFC 3339 instant ({error}): pass a value such as record.state_changed_at, now or \"2027-01-04T09:00:00Z\""
+            )
+        })
+    };
+    let from = read("from", &from)?;
+    let to = read("to", &to)?;
+    Ok((to - from).num_milliseconds() as f64 / 3_600_000.0)
 }
 
 fn set_field(name: ImmutableString, value: Dynamic, reason: ImmutableString) -> HostResult<()> {

@@ -9,6 +9,7 @@
 //!   hook: on_update                            # optional, on_create by default
 //!   transition: reopen                         # optional
 //!   actor: { name: tara, roles: [technician] } # optional
+//!   now: 2027-01-04T09:00:00Z                  # optional: `now` as the rule sees it
 //!   expect:
 //!     - { effect: set_field, field: category, value: infrastructure }
 //!     - { effect: recommend, action: recover, params: { ci: null } }
@@ -16,14 +17,15 @@
 //! ```
 //!
 //! `expect` is the exact list of effects in order. `params`, `text` and `reason` are
-//! compared only when given. In `record`, the keys `title`, `description`, `state` and
-//! `number` fill the record's columns and every other key is a field. `previous` takes the
-//! columns it does not give from `record`.
+//! compared only when given. In `record`, the keys `title`, `description`, `state`,
+//! `number`, `created_at`, `updated_at` and `state_changed_at` fill the record's columns
+//! and every other key is a field; the three instants and `now` are RFC 3339 and default to
+//! 1970-01-01T00:00:00Z. `previous` takes the columns it does not give from `record`.
 
 use std::fs;
 use std::path::Path;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use tend_domain::{Actor, Effect, Fields, ProposedEffect, Record, Role};
@@ -52,6 +54,9 @@ struct TestCase {
     /// For `on_linked`: the transition of a linked record the rule reacts to.
     #[serde(default)]
     linked: Option<LinkedChange>,
+    /// The instant the rule sees as `now`.
+    #[serde(default)]
+    now: Option<DateTime<Utc>>,
     expect: Vec<ExpectedEffect>,
 }
 
@@ -357,11 +362,12 @@ fn run_test_file(path: &Path, rule: &str, host: &RuleHost, report: &mut RuleTest
 
 fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> {
     let process = rule.split('/').next().unwrap_or(rule);
-    let record = build_record(process, &case.record, None);
+    let record = build_record(process, &case.record, None)?;
     let previous = case
         .previous
         .as_ref()
-        .map(|previous| build_record(process, previous, Some(&record)));
+        .map(|previous| build_record(process, previous, Some(&record)))
+        .transpose()?;
     let actor = case
         .actor
         .clone()
@@ -374,6 +380,7 @@ fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> 
         transition: case.transition.as_deref(),
         links: &case.links,
         linked: case.linked.as_ref(),
+        now: case.now.unwrap_or(DateTime::UNIX_EPOCH),
     };
     let actual = host
         .run(rule, &input)
@@ -385,7 +392,7 @@ fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> 
 }
 
 /// Builds a record from a case's map; columns missing from it come from `base`.
-fn build_record(process: &str, map: &Fields, base: Option<&Record>) -> Record {
+fn build_record(process: &str, map: &Fields, base: Option<&Record>) -> Result<Record, String> {
     let mut fields = map.clone();
     let mut take = |name: &str| {
         fields.remove(name).map(|value| match value {
@@ -397,7 +404,25 @@ fn build_record(process: &str, map: &Fields, base: Option<&Record>) -> Record {
     let description = take("description").or_else(|| base.map(|record| record.description.clone()));
     let state = take("state").or_else(|| base.map(|record| record.state.clone()));
     let number = take("number").or_else(|| base.map(|record| record.number.clone()));
-    Record {
+    let mut instant = |name: &str, inherited: Option<DateTime<Utc>>| {
+        match take(name) {
+        Some(text) => DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.to_utc())
+            .map_err(|error| {
+                format!(
+                    "`{name}: {text}` in the case's record is not an RFC 3339 instant ({error}): write it as 2027-01-04T09:00:00Z"
+                )
+            }),
+        None => Ok(inherited.unwrap_or(DateTime::UNIX_EPOCH)),
+    }
+    };
+    let created_at = instant("created_at", base.map(|record| record.created_at))?;
+    let updated_at = instant("updated_at", base.map(|record| record.updated_at))?;
+    let state_changed_at = instant(
+        "state_changed_at",
+        base.map(|record| record.state_changed_at),
+    )?;
+    Ok(Record {
         id: 1,
         number: number.unwrap_or_default(),
         process: process.to_owned(),
@@ -408,9 +433,9 @@ fn build_record(process: &str, map: &Fields, base: Option<&Record>) -> Record {
         description: description.unwrap_or_default(),
         fields,
         recommendations: Vec::new(),
-        created_at: DateTime::UNIX_EPOCH,
-        updated_at: DateTime::UNIX_EPOCH,
-        state_changed_at: DateTime::UNIX_EPOCH,
+        created_at,
+        updated_at,
+        state_changed_at,
         revision: 1,
-    }
+    })
 }

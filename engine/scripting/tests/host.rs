@@ -118,6 +118,7 @@ fn rule_sees_its_input() {
         transition: Some("start"),
         links: &[],
         linked: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     };
     let texts: Vec<String> = rules
         .host
@@ -332,6 +333,7 @@ if hook == \"guard\" && transition == \"resolve\" && record.resolution_code == (
         transition: Some("resolve"),
         links: &[],
         linked: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     };
     let effects = rules.host.run("incident/resolvable", &input).unwrap();
     assert_eq!(effects.len(), 1);

@@ -170,7 +170,7 @@ pub struct ServeArgs {
     /// them off.
     #[arg(long, env = "TEND_TIMER_SECONDS", default_value_t = 30)]
     pub timer_seconds: u64,
-    /// Seconds between passes that open the records of the cron schedules now due
+    /// Seconds between passes that run the cron schedules now due
     /// (workflows/schedules/); 0 turns the schedules off. A due time more than twice this
     /// interval (and at least a minute) ago counts as missed.
     #[arg(long, env = "TEND_SCHEDULE_SECONDS", default_value_t = 30)]

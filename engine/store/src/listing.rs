@@ -79,6 +79,29 @@ impl Store {
         })
     }
 
+    /// Lists up to `limit` records of `process` whose state is one of `states` and whose id
+    /// is above `after_id`, by id. Scheduled rule runs page through their records with it:
+    /// the id order visits each record once however the records change meanwhile.
+    pub async fn records_in_states(
+        &self,
+        process: &str,
+        states: &[String],
+        after_id: i64,
+        limit: u64,
+    ) -> Result<Vec<Record>, Error> {
+        records::Entity::find()
+            .filter(Column::Process.eq(process))
+            .filter(Column::State.is_in(states.iter().map(String::as_str)))
+            .filter(Column::Id.gt(after_id))
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(to_record)
+            .collect()
+    }
+
     /// Returns the database's query plan for `list_records(filter)`, one line per step, to
     /// check that a filter reads an index.
     pub async fn explain_list_records(&self, filter: &RecordFilter) -> Result<Vec<String>, Error> {

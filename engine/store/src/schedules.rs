@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, UpdateMany,
 };
 
 use crate::entities::schedule_runs;
@@ -28,6 +28,8 @@ pub enum RunOutcome {
     Claimed,
     /// The run opened its record.
     Opened,
+    /// The run applied its rule to the records it selected; the row keeps a summary.
+    Ran,
     /// The create of the record was rejected; the row keeps the reason.
     Failed,
     /// The due times missed while no node ran, under `missed: skip`.
@@ -38,9 +40,10 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
-    pub const ALL: [RunOutcome; 5] = [
+    pub const ALL: [RunOutcome; 6] = [
         RunOutcome::Claimed,
         RunOutcome::Opened,
+        RunOutcome::Ran,
         RunOutcome::Failed,
         RunOutcome::Skipped,
         RunOutcome::Started,
@@ -50,6 +53,7 @@ impl RunOutcome {
         match self {
             RunOutcome::Claimed => "claimed",
             RunOutcome::Opened => "opened",
+            RunOutcome::Ran => "ran",
             RunOutcome::Failed => "failed",
             RunOutcome::Skipped => "skipped",
             RunOutcome::Started => "started",
@@ -94,8 +98,10 @@ pub struct ScheduleRun {
     /// The expression and time zone the due time was computed with.
     pub cron: String,
     pub timezone: String,
-    /// Reason the record could not be opened.
+    /// Reason the record could not be opened, or the rule not run.
     pub error: Option<String>,
+    /// What a run of a `run_rule` schedule did.
+    pub summary: Option<String>,
 }
 
 /// A row to insert with [`insert_schedule_run`].
@@ -130,6 +136,7 @@ pub async fn insert_schedule_run<C: ConnectionTrait>(
         cron: Set(run.cron.clone()),
         timezone: Set(run.timezone.clone()),
         error: Set(None),
+        summary: Set(None),
         ..Default::default()
     };
     let inserted = schedule_runs::Entity::insert(row)
@@ -159,19 +166,59 @@ pub async fn finish_schedule_run<C: ConnectionTrait>(
         Ok(number) => (RunOutcome::Opened, Some(number.to_owned()), None),
         Err(reason) => (RunOutcome::Failed, None, Some(reason.to_owned())),
     };
-    let updated = schedule_runs::Entity::update_many()
+    let updated = update_claimed(schedule, due_at)
         .col_expr(
             schedule_runs::Column::Outcome,
             Expr::value(outcome.as_str()),
         )
         .col_expr(schedule_runs::Column::RecordNumber, Expr::value(number))
         .col_expr(schedule_runs::Column::Error, Expr::value(error))
-        .filter(schedule_runs::Column::Schedule.eq(schedule))
-        .filter(schedule_runs::Column::DueAt.eq(truncate(due_at)))
-        .filter(schedule_runs::Column::Outcome.eq(RunOutcome::Claimed.as_str()))
         .exec(tx)
         .await?;
     Ok(updated.rows_affected == 1)
+}
+
+/// Records the end of a claimed run of a `run_rule` schedule inside a write job, with the
+/// summary of what it did. Returns false, changing nothing, when the run is not claimed.
+pub async fn finish_rule_run<C: ConnectionTrait>(
+    tx: &C,
+    schedule: &str,
+    due_at: DateTime<Utc>,
+    summary: &str,
+) -> Result<bool, Error> {
+    let updated = update_claimed(schedule, due_at)
+        .col_expr(
+            schedule_runs::Column::Outcome,
+            Expr::value(RunOutcome::Ran.as_str()),
+        )
+        .col_expr(schedule_runs::Column::Summary, Expr::value(summary))
+        .exec(tx)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Stamps a claimed run with `now` inside a write job, as the heartbeat of a node that is
+/// still working on it, so that no other node takes it over. Returns false when the run
+/// is no longer claimed.
+pub async fn renew_schedule_run<C: ConnectionTrait>(
+    tx: &C,
+    schedule: &str,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let updated = update_claimed(schedule, due_at)
+        .col_expr(schedule_runs::Column::RanAt, Expr::value(truncate(now)))
+        .exec(tx)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Starts an update of the run of `schedule` due at `due_at`, if it is still claimed.
+fn update_claimed(schedule: &str, due_at: DateTime<Utc>) -> UpdateMany<schedule_runs::Entity> {
+    schedule_runs::Entity::update_many()
+        .filter(schedule_runs::Column::Schedule.eq(schedule))
+        .filter(schedule_runs::Column::DueAt.eq(truncate(due_at)))
+        .filter(schedule_runs::Column::Outcome.eq(RunOutcome::Claimed.as_str()))
 }
 
 /// Takes over up to `limit` runs claimed before `stale_before` and not finished: runs whose
@@ -232,6 +279,7 @@ fn to_run(row: schedule_runs::Model) -> Result<ScheduleRun, Error> {
         cron: row.cron,
         timezone: row.timezone,
         error: row.error,
+        summary: row.summary,
     })
 }
 

@@ -22,7 +22,7 @@ async fn existing_tables(connection: &DatabaseConnection) -> Vec<&'static str> {
 
 on_both_backends!(
     migrations_down_up_fresh,
-    migrations_step_down_one,
+    migrations_step_down_two,
     nodes_starting_together_migrate_once,
 );
 
@@ -68,8 +68,23 @@ async fn migrations_down_up_fresh(db: &TestDb) {
     assert!(db.store.verify_audit().await.unwrap().is_clean());
 }
 
-async fn migrations_step_down_one(db: &TestDb) {
+async fn migrations_step_down_two(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
+    let manager = SchemaManager::new(connection);
+    assert!(
+        manager
+            .has_column("schedule_runs", "summary")
+            .await
+            .unwrap()
+    );
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(manager.has_table("schedule_runs").await.unwrap());
+    assert!(
+        !manager
+            .has_column("schedule_runs", "summary")
+            .await
+            .unwrap()
+    );
     Migrator::down(connection, Some(1)).await.unwrap();
     let present = existing_tables(connection).await;
     assert!(!present.contains(&"schedule_runs"), "{present:?}");
@@ -86,11 +101,17 @@ async fn migrations_step_down_one(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        1
+        2
     );
 
     Migrator::up(connection, None).await.unwrap();
     assert_eq!(existing_tables(connection).await, TABLES.to_vec());
+    assert!(
+        manager
+            .has_column("schedule_runs", "summary")
+            .await
+            .unwrap()
+    );
 }
 
 async fn nodes_starting_together_migrate_once(db: &TestDb) {

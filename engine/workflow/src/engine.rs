@@ -746,6 +746,7 @@ fn check_guard(
         transition: Some(name),
         links: context.links,
         linked: None,
+        now: context.now,
     };
     let denied = |message: String| Rejection::GuardFailed {
         transition: name.to_owned(),
@@ -813,6 +814,7 @@ fn run_hook(
             transition,
             links: context.links,
             linked,
+            now: context.now,
         };
         match context.rules.run(rule, &input) {
             Ok(effects) => {
@@ -932,6 +934,7 @@ fn plan_approval(
             transition: Some(name),
             links: context.links,
             linked: None,
+            now: context.now,
         };
         let effects = context.rules.run(rule, &input).map_err(|failure| {
             Rejection::ApprovalUnavailable {
@@ -1041,6 +1044,7 @@ pub fn run_timer_rule(context: &Context<'_>, current: &Record, rule: &str) -> Ou
         transition: None,
         links: context.links,
         linked: None,
+        now: context.now,
     };
     match context.rules.run(rule, &input) {
         Ok(effects) => {

@@ -1,6 +1,7 @@
-//! Scheduled jobs (`workflows/schedules/*.yaml`): cron expressions in a time zone that open
-//! records, such as a monthly CMDB verification task. The expressions themselves are
-//! checked by the SLA crate, which evaluates them.
+//! Scheduled jobs (`workflows/schedules/*.yaml`): cron expressions in a time zone whose runs
+//! open a record, such as a monthly CMDB verification task, or run a rule over the records
+//! of a process in some states, such as resolving incidents that waited too long for their
+//! requester. The expressions themselves are checked by the SLA crate, which evaluates them.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -27,8 +28,50 @@ pub struct ScheduledJob {
     /// `skip` leaves them out.
     #[serde(default)]
     pub missed: MissedRuns,
-    /// The record each run opens.
-    pub open: OpenRecord,
+    /// The record each run opens. A schedule has either `open` or `run_rule`.
+    #[serde(default)]
+    pub open: Option<OpenRecord>,
+    /// The rule each run applies to the records it selects.
+    #[serde(default)]
+    pub run_rule: Option<RuleRun>,
+}
+
+/// What a run of a schedule does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScheduleAction<'a> {
+    Open(&'a OpenRecord),
+    RunRule(&'a RuleRun),
+}
+
+impl ScheduledJob {
+    /// Returns what a run does, or why the schedule cannot run: it names both actions or
+    /// neither.
+    pub fn action(&self) -> Result<ScheduleAction<'_>, &'static str> {
+        match (&self.open, &self.run_rule) {
+            (Some(open), None) => Ok(ScheduleAction::Open(open)),
+            (None, Some(run)) => Ok(ScheduleAction::RunRule(run)),
+            (Some(_), Some(_)) => Err(
+                "a schedule does one thing per run: keep `open` (open a record) or `run_rule` (run a rule over records), and move the other to a schedule of its own",
+            ),
+            (None, None) => Err(
+                "the schedule does nothing: add `open` (the record each run opens) or `run_rule` (a rule each run applies to records)",
+            ),
+        }
+    }
+}
+
+/// A rule that a scheduled run applies, with the `on_timer` hook, to every record of
+/// `process` in one of `states`. Its effects apply to each record as the system actor
+/// `scheduler`, exactly once per record and due time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRun {
+    /// Rule name, the path of its script under `rules/` without `.rhai`.
+    pub rule: String,
+    pub process: String,
+    /// States of the records the rule looks at; empty means every state that is not final.
+    #[serde(default)]
+    pub states: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::calendar::Calendar;
 use crate::catalog::{CatalogFile, CatalogItem};
 use crate::diagnostic::{Diagnostic, LoadError};
-use crate::jobs::{ScheduleFile, ScheduledJob};
+use crate::jobs::{OpenRecord, RuleRun, ScheduleAction, ScheduleFile, ScheduledJob};
 use crate::links::{LinkType, LinkTypeFile};
 use crate::model::{Definition, GroupDef, GroupFile};
 use crate::rules::{RuleCheckError, RuleRunner};
@@ -239,7 +239,15 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         }
     }
     let freeze_windows = load_freeze_windows(&freeze_files, &mut hasher, &mut diagnostics);
-    let schedules = load_schedules(&schedule_files, &definitions, &mut hasher, &mut diagnostics);
+    let schedules = load_schedules(
+        &schedule_files,
+        &definitions,
+        &origins,
+        rules,
+        root,
+        &mut hasher,
+        &mut diagnostics,
+    );
     let sla_policies = load_sla_policies(
         &sla_files,
         &definitions,
@@ -261,6 +269,9 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
 
     if !diagnostics.is_empty() {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        // A rule used by a definition and by a schedule is checked for both; its problems
+        // are reported once.
+        diagnostics.dedup();
         return Err(LoadError { diagnostics });
     }
     let version = hex::encode(hasher.finalize())[..16].to_owned();
@@ -466,10 +477,14 @@ fn check_includes(
     }
 }
 
-/// Loads the scheduled jobs and checks their time zones and the records they open.
+/// Loads the scheduled jobs and checks their time zones, the records they open and the
+/// rules they run.
 fn load_schedules(
     files: &[PathBuf],
     definitions: &BTreeMap<String, Arc<Definition>>,
+    origins: &HashMap<String, PathBuf>,
+    rules: &dyn RuleRunner,
+    root: &Path,
     hasher: &mut Sha256,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> IndexMap<String, ScheduledJob> {
@@ -497,36 +512,18 @@ fn load_schedules(
                     ),
                 );
             }
-            match definitions.get(&job.open.process) {
-                None => report.error(
-                    &format!("{path}.open.process"),
-                    format!(
-                        "schedule `{name}` opens records of unknown process `{}`: {}",
-                        job.open.process,
-                        crate::validate::choices(&job.open.process, definitions.keys())
-                    ),
-                ),
-                Some(definition) => {
-                    for (field, value) in &job.open.fields {
-                        match definition.fields.get(field) {
-                            None => report.error(
-                                &format!("{path}.open.fields.{field}"),
-                                format!(
-                                    "`{}` declares no field `{field}`: {}",
-                                    job.open.process,
-                                    crate::validate::choices(field, definition.fields.keys())
-                                ),
-                            ),
-                            Some(declared) => {
-                                if let Err(message) = crate::values::check_value(declared, value) {
-                                    report.error(
-                                        &format!("{path}.open.fields.{field}"),
-                                        format!("invalid value for `{field}`: {message}"),
-                                    );
-                                }
-                            }
-                        }
-                    }
+            match job.action() {
+                Err(message) => report.error(&path, format!("schedule `{name}`: {message}")),
+                Ok(ScheduleAction::Open(open)) => {
+                    check_scheduled_open(&name, open, definitions, &mut report);
+                }
+                Ok(ScheduleAction::RunRule(run)) => {
+                    let declared_in = match origins.get(&run.process) {
+                        Some(file) => file.display().to_string(),
+                        None => format!("the definition of `{}`", run.process),
+                    };
+                    let known = (definitions, rules, root);
+                    check_scheduled_rule(&name, run, known, &declared_in, &mut report, hasher);
                 }
             }
             if schedules.contains_key(&name) {
@@ -540,6 +537,89 @@ fn load_schedules(
         }
     }
     schedules
+}
+
+/// Checks the process and field values of the record a schedule opens.
+fn check_scheduled_open(
+    name: &str,
+    open: &OpenRecord,
+    definitions: &BTreeMap<String, Arc<Definition>>,
+    report: &mut FileReport<'_>,
+) {
+    let path = format!("schedules.{name}.open");
+    let Some(definition) = definitions.get(&open.process) else {
+        report.error(
+            &format!("{path}.process"),
+            format!(
+                "schedule `{name}` opens records of unknown process `{}`: {}",
+                open.process,
+                crate::validate::choices(&open.process, definitions.keys())
+            ),
+        );
+        return;
+    };
+    for (field, value) in &open.fields {
+        match definition.fields.get(field) {
+            None => report.error(
+                &format!("{path}.fields.{field}"),
+                format!(
+                    "`{}` declares no field `{field}`: {}",
+                    open.process,
+                    crate::validate::choices(field, definition.fields.keys())
+                ),
+            ),
+            Some(declared) => {
+                if let Err(message) = crate::values::check_value(declared, value) {
+                    report.error(
+                        &format!("{path}.fields.{field}"),
+                        format!("invalid value for `{field}`: {message}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Checks the process, states and rule of a schedule's `run_rule`, and the fields the rule
+/// names.
+/// `known` holds the loaded definitions, the rule runner and the root of `rules/`.
+fn check_scheduled_rule(
+    name: &str,
+    run: &RuleRun,
+    known: (&BTreeMap<String, Arc<Definition>>, &dyn RuleRunner, &Path),
+    declared_in: &str,
+    report: &mut FileReport<'_>,
+    hasher: &mut Sha256,
+) {
+    let (definitions, rules, root) = known;
+    let path = format!("schedules.{name}.run_rule");
+    let Some(definition) = definitions.get(&run.process) else {
+        report.error(
+            &format!("{path}.process"),
+            format!(
+                "schedule `{name}` runs its rule over records of unknown process `{}`: {}",
+                run.process,
+                crate::validate::choices(&run.process, definitions.keys())
+            ),
+        );
+        return;
+    };
+    for (position, state) in run.states.iter().enumerate() {
+        if !definition.states.contains_key(state) {
+            report.error(
+                &format!("{path}.states.{position}"),
+                format!(
+                    "`{}` has no state `{state}`: {}",
+                    run.process,
+                    crate::validate::choices(state, definition.states.keys())
+                ),
+            );
+        }
+    }
+    let rule_path = format!("{path}.rule");
+    if check_rule_script(&run.rule, &rule_path, rules, root, report, hasher, true) {
+        check_fields_used(definition, &run.rule, rules, declared_in, report);
+    }
 }
 
 /// Loads the freeze window files.
@@ -892,11 +972,12 @@ fn parse_text<T: DeserializeOwned>(
 }
 
 /// Reports fields that a rule names but the definition does not declare, at their place in
-/// the script.
+/// the script. `declared_in` names where the fields are declared, for the fix.
 fn check_fields_used(
     definition: &Definition,
     rule: &str,
     rules: &dyn RuleRunner,
+    declared_in: &str,
     report: &mut FileReport<'_>,
 ) {
     for used in rules.fields_used(rule) {
@@ -914,10 +995,9 @@ fn check_fields_used(
             line: used.line,
             column: used.column,
             message: format!(
-                "rule `{rule}` {verb} field `{}`, which the {} process does not declare: declare it under `fields` in {} or fix the name",
+                "rule `{rule}` {verb} field `{}`, which the {} process does not declare: declare it under `fields` in {declared_in} or fix the name",
                 used.field,
                 definition.process,
-                report.file.display()
             ),
         });
     }
@@ -991,7 +1071,8 @@ fn check_rules(
         // A rule used by several hooks is reported at its first use only.
         let first_use = checked.insert(rule);
         if check_rule_script(rule, &path, rules, root, report, hasher, first_use) && first_use {
-            check_fields_used(definition, rule, rules, report);
+            let declared_in = report.file.display().to_string();
+            check_fields_used(definition, rule, rules, &declared_in, report);
         }
     }
 }

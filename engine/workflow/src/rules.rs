@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
 use tend_domain::{Actor, ProposedEffect, Record};
 
 /// The hook a rule runs for.
@@ -51,6 +53,9 @@ pub struct RuleInput<'a> {
     pub links: &'a [LinkedRecord],
     /// For `on_linked`: the linked record that took a transition, and which one.
     pub linked: Option<&'a LinkedChange>,
+    /// The time of the command or timer the rule runs for, so that rules can measure ages
+    /// such as the time a record has waited in its state.
+    pub now: DateTime<Utc>,
 }
 
 /// A record at the other end of a link, as rules see it.

@@ -9,7 +9,7 @@ use crate::values::check_value;
 
 /// Names every record has; a field may not reuse them because rules see fields and these
 /// side by side on `record`.
-pub const RESERVED_NAMES: [&str; 8] = [
+pub const RESERVED_NAMES: [&str; 9] = [
     "id",
     "number",
     "process",
@@ -18,6 +18,7 @@ pub const RESERVED_NAMES: [&str; 8] = [
     "description",
     "created_at",
     "updated_at",
+    "state_changed_at",
 ];
 
 pub(crate) fn validate_definition(

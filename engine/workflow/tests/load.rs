@@ -582,3 +582,58 @@ fn shipped_link_types_load() {
         "Child of"
     );
 }
+
+#[test]
+fn schedule_actions_are_checked() {
+    let schedules = "\
+schedules:
+  both:
+    cron: \"0 8 * * *\"
+    timezone: UTC
+    open: { process: ticket, title: Check }
+    run_rule: { rule: ticket/sweep, process: ticket }
+  neither:
+    cron: \"0 8 * * *\"
+    timezone: UTC
+  sweep:
+    cron: \"0 8 * * *\"
+    timezone: UTC
+    run_rule: { rule: ticket/missing, process: ticket, states: [opne] }
+  elsewhere:
+    cron: \"0 8 * * *\"
+    timezone: UTC
+    run_rule: { rule: ticket/sweep, process: tikcet }
+";
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        ("workflows/schedules/jobs.yaml", schedules),
+        (
+            "rules/ticket/sweep.rhai",
+            "set_field(\"urgent\", true, \"late\");\n",
+        ),
+    ]);
+    let all = errors.join("\n");
+    assert_eq!(errors.len(), 5, "{all}");
+    assert!(
+        errors[0].starts_with("workflows/schedules/jobs.yaml:2:3:")
+            && errors[0].contains("keep `open` (open a record) or `run_rule`"),
+        "{all}"
+    );
+    assert!(
+        errors[1].starts_with("workflows/schedules/jobs.yaml:7:3:")
+            && errors[1].contains("add `open` (the record each run opens) or `run_rule`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs.yaml:13:56: `ticket` has no state `opne`: use one of `open`, `done`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("rule `ticket/missing` has no script: create"),
+        "{all}"
+    );
+    assert!(
+        all.contains("runs its rule over records of unknown process `tikcet`"),
+        "{all}"
+    );
+}

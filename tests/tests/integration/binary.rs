@@ -180,3 +180,66 @@ async fn validate_reports_undeclared_rule_fields() -> anyhow::Result<()> {
     assert!(line.contains("declare it under `fields`"), "{output}");
     Ok(())
 }
+
+/// A schedule's rule is checked against the process it runs over, and a rule that both a
+/// definition and a schedule use is reported once.
+#[tokio::test]
+async fn validate_checks_scheduled_rules() -> anyhow::Result<()> {
+    let copy = tempfile::tempdir()?;
+    for dir in ["workflows", "rules"] {
+        copy_dir(&repo_root().join(dir), &copy.path().join(dir))?;
+    }
+    let script = copy.path().join("rules/incident/chase_requester.rhai");
+    let text = std::fs::read_to_string(&script)?;
+    assert!(text.contains("set_field(\"requester_reminders\", number"));
+    std::fs::write(
+        &script,
+        text.replace(
+            "set_field(\"requester_reminders\", number",
+            "set_field(\"requester_remindrs\", number",
+        ),
+    )?;
+    std::fs::write(
+        copy.path().join("rules/incident/sweep.rhai"),
+        "if record.catgory == \"access\" { note(\"Access\", \"sweep\"); }\n",
+    )?;
+    std::fs::write(
+        copy.path().join("workflows/schedules/sweep.yaml"),
+        "schedules:\n  sweep:\n    cron: \"0 * * * *\"\n    timezone: UTC\n    run_rule: { rule: incident/sweep, process: incident }\n",
+    )?;
+
+    let output = run_tend(
+        ["validate".into(), copy.path().as_os_str().to_owned()],
+        None,
+    )
+    .await?;
+    assert!(!output.success(), "{output}");
+    let lines = |needle: &str| -> Vec<&str> {
+        output
+            .stdout
+            .lines()
+            .filter(|line| line.contains(needle))
+            .collect()
+    };
+    let typo = lines("`requester_remindrs`");
+    assert_eq!(typo.len(), 1, "reported once: {output}");
+    assert!(
+        typo[0].contains("rules/incident/chase_requester.rhai:"),
+        "{output}"
+    );
+    let unknown = lines("`catgory`");
+    assert_eq!(unknown.len(), 1, "{output}");
+    assert!(
+        unknown[0].contains("rules/incident/sweep.rhai:1:"),
+        "{output}"
+    );
+    assert!(
+        unknown[0].contains("rule `incident/sweep` reads field `catgory`"),
+        "{output}"
+    );
+    assert!(
+        unknown[0].contains("workflows/incident.yaml or fix the name"),
+        "{output}"
+    );
+    Ok(())
+}

@@ -26,6 +26,7 @@ mod release;
 mod reopen;
 mod replay;
 mod replies;
+mod scheduled_rules;
 mod schedules;
 mod service_request;
 mod simulate;

@@ -54,12 +54,13 @@ fn job(cron: &str, timezone: &str, missed: MissedRuns) -> ScheduledJob {
         cron: cron.to_owned(),
         timezone: timezone.to_owned(),
         missed,
-        open: OpenRecord {
+        open: Some(OpenRecord {
             process: "cmdb_audit".into(),
             title: "Nightly backup check".into(),
             description: "Check last night's backups.".into(),
             fields,
-        },
+        }),
+        run_rule: None,
     }
 }
 
@@ -372,7 +373,9 @@ async fn changed_cron_skips_past_times(backend: Backend) -> anyhow::Result<()> {
 /// the reason, and is not retried for that due time.
 async fn rejected_record_fails_run(backend: Backend) -> anyhow::Result<()> {
     let mut without_scope = job("0 * * * *", "UTC", MissedRuns::RunOnce);
-    without_scope.open.fields.clear();
+    if let Some(open) = without_scope.open.as_mut() {
+        open.fields.clear();
+    }
     let server = node(backend, without_scope).await?;
     let commands = commands(&server);
     pass(commands, at("2027-01-04T08:10:00Z")).await?;
@@ -454,10 +457,11 @@ async fn stopped_node_record_not_duplicated(backend: Backend) -> anyhow::Result<
     pass(commands, at("2027-01-04T08:10:00Z")).await?;
     let due = at("2027-01-04T09:00:00Z");
     claim_as_stopped_node(commands, &hourly, due, at("2027-01-04T09:00:01Z")).await?;
+    let open = hourly.open.clone().expect("the job opens a record");
     let input = tend_test_support::tend_api::NewRecord {
-        title: hourly.open.title.clone(),
-        description: hourly.open.description.clone(),
-        fields: hourly.open.fields.clone(),
+        title: open.title,
+        description: open.description,
+        fields: open.fields,
         idempotency_key: Some(run_key(NAME, due)),
         preset: Fields::new(),
     };

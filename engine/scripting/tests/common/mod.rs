@@ -61,6 +61,7 @@ pub fn run_on(
         transition: None,
         links: &[],
         linked: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     };
     host.run(rule, &input)
 }

@@ -9,7 +9,7 @@ pub struct Model {
     pub schedule: String,
     /// The due time; unique per schedule.
     pub due_at: DateTimeUtc,
-    /// `claimed`, `opened`, `failed`, `skipped` or `started`.
+    /// `claimed`, `opened`, `ran`, `failed`, `skipped` or `started`.
     pub outcome: String,
     pub record_number: Option<String>,
     /// When a node took the run, or took it over from a node that stopped.
@@ -20,6 +20,8 @@ pub struct Model {
     pub cron: String,
     pub timezone: String,
     pub error: Option<String>,
+    /// What a run of a `run_rule` schedule did.
+    pub summary: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
