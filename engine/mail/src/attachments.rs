@@ -33,6 +33,13 @@ pub(crate) fn read(context: &mut Context<'_, '_>, message: &mut InboundMessage) 
             message.text = body::join_texts(&[std::mem::take(&mut message.text), text]);
             continue;
         }
+        if is_displaced_body_text(context, part, &media_type) {
+            // mail-parser lists a text part whose boundary or encoding is damaged as an
+            // attachment, but without a file name it is the body the sender wrote.
+            let text = body::stray_text(context, id);
+            message.text = body::join_texts(&[std::mem::take(&mut message.text), text]);
+            continue;
+        }
         match &part.body {
             PartType::Multipart(_) => {}
             PartType::Message(_) => match nested_message(context, id) {
@@ -42,6 +49,39 @@ pub(crate) fn read(context: &mut Context<'_, '_>, message: &mut InboundMessage) 
             _ => message.attachments.push(attachment(context, id, part)),
         }
     }
+}
+
+/// Whether `part` is plain text that mail-parser moved out of the body only because its
+/// content or closing boundary is damaged: it has no file name and is not marked as an
+/// attachment.
+fn is_displaced_body_text(
+    context: &Context<'_, '_>,
+    part: &MessagePart<'_>,
+    media_type: &str,
+) -> bool {
+    if !part.is_encoding_problem
+        || !matches!(part.body, PartType::Text(_))
+        || !(media_type.is_empty() || media_type == "text/plain")
+    {
+        return false;
+    }
+    let has_name = |header: &str, parameter: &str| {
+        context
+            .raw_header(part, header)
+            .and_then(|raw| params::parameter(raw, parameter))
+            .is_some()
+    };
+    let is_attachment = context
+        .raw_header(part, "content-disposition")
+        .is_some_and(|raw| {
+            String::from_utf8_lossy(raw)
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("attachment")
+        });
+    !is_attachment
+        && !has_name("content-disposition", "filename")
+        && !has_name("content-type", "name")
 }
 
 /// Builds the attachment for `part`, whose id is `id`.
