@@ -194,6 +194,60 @@ fn collapse_white_space(text: &str) -> String {
     collapsed
 }
 
+/// One header field as written: its name and its raw value, folding included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawField<'a> {
+    pub name: String,
+    pub value: &'a [u8],
+}
+
+/// Splits the header block at the start of `raw` into fields, up to the first empty line.
+/// A line that starts with white space continues the field before it; a line without a
+/// colon is skipped.
+///
+/// The top-level fields are read with this rather than from mail-parser's header offsets,
+/// because mail-parser 0.11.9 lets a `Date` ending in the zone `UT` run into the next line
+/// when lines end in LF, which loses the field after it.
+pub(crate) fn split_header_block(raw: &[u8]) -> Vec<RawField<'_>> {
+    let mut fields = Vec::new();
+    let mut current: Option<(String, usize, usize)> = None;
+    let mut offset = 0;
+    for line in raw.split_inclusive(|&byte| byte == b'\n') {
+        let line_start = offset;
+        offset += line.len();
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            break;
+        }
+        if content[0] == b' ' || content[0] == b'\t' {
+            if let Some((_, _, end)) = current.as_mut() {
+                *end = line_start + content.len();
+            }
+            continue;
+        }
+        if let Some((name, start, end)) = current.take() {
+            fields.push(RawField {
+                name,
+                value: &raw[start..end],
+            });
+        }
+        if let Some(colon) = content.iter().position(|&byte| byte == b':') {
+            let name = String::from_utf8_lossy(&content[..colon])
+                .trim()
+                .to_string();
+            current = Some((name, line_start + colon + 1, line_start + content.len()));
+        }
+    }
+    if let Some((name, start, end)) = current {
+        fields.push(RawField {
+            name,
+            value: &raw[start..end],
+        });
+    }
+    fields
+}
+
 /// Extracts message ids from `Message-ID`, `In-Reply-To` or `References`, without angle
 /// brackets. Ids in brackets are taken as they are, with any folding white space inside
 /// removed; a value with no brackets is split on white space and commas, and only tokens
@@ -352,6 +406,24 @@ mod tests {
             decode_text(b" Hello\r\n\tworld  again ").text,
             "Hello world again"
         );
+    }
+
+    #[test]
+    fn header_block_fields() {
+        let raw = b"Date: Tue, 22 Jan 2002 14:35:28 UT\nSubject: Folded\r\n\tsubject\r\nno colon line\nX-Empty:\n\nBody: not a field\n";
+        let fields = split_header_block(raw);
+        let names: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
+        assert_eq!(names, ["Date", "Subject", "X-Empty"]);
+        assert_eq!(fields[0].value, b" Tue, 22 Jan 2002 14:35:28 UT");
+        assert_eq!(fields[1].value, b" Folded\r\n\tsubject");
+        assert_eq!(fields[2].value, b"");
+    }
+
+    #[test]
+    fn header_block_without_body() {
+        let fields = split_header_block(b"From: a@example.org");
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].value, b" a@example.org");
     }
 
     #[test]

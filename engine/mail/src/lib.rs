@@ -47,6 +47,7 @@
 mod attachments;
 mod body;
 mod charset;
+mod fields;
 mod headers;
 mod html;
 mod message;

@@ -4,13 +4,12 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
-use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, MessagePart, PartType};
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MessagePart, PartType};
 use sha2::{Digest, Sha256};
 
-use crate::message::{HeaderField, InboundMessage, Mailbox, Warning};
+use crate::message::{InboundMessage, Warning};
 use crate::transfer::{decode_base64, decode_quoted_printable};
-use crate::{ParseError, attachments, body, headers, params, report};
+use crate::{ParseError, attachments, body, fields, headers, params, report};
 
 /// Largest input accepted. mail-parser keeps offsets as `u32`, so longer input cannot be
 /// addressed.
@@ -70,24 +69,21 @@ pub(crate) fn parse_at_depth(raw: &[u8], depth: usize) -> Result<InboundMessage,
         .ok_or_else(|| ParseError::NoHeader {
             first_line: first_line(&raw[start..]),
         })?;
-    let root = parsed.root_part();
-    if !root.headers.iter().any(|header| {
+    let fields = headers::split_header_block(&raw[start..]);
+    let has_message_field = fields.iter().any(|field| {
         MESSAGE_FIELDS
             .iter()
-            .any(|field| header.name.as_str().eq_ignore_ascii_case(field))
-    }) {
-        let found: Vec<&str> = root
-            .headers
-            .iter()
-            .map(|header| header.name.as_str())
-            .collect();
+            .any(|name| field.name.eq_ignore_ascii_case(name))
+    });
+    if !has_message_field {
+        let found: Vec<&str> = fields.iter().map(|field| field.name.as_str()).collect();
         return Err(ParseError::NoMessageField {
             found: found.join(", "),
         });
     }
 
+    let mut message = fields::read(&fields, &mut warnings);
     let mut context = Context::new(&parsed, depth, warnings);
-    let mut message = read_headers(&mut context);
     body::read(&mut context, &mut message);
     attachments::read(&mut context, &mut message);
     message.report = report::read(&mut context);
@@ -95,7 +91,17 @@ pub(crate) fn parse_at_depth(raw: &[u8], depth: usize) -> Result<InboundMessage,
 
     message.raw_sha256 = sha256_hex(raw);
     message.raw_size = raw.len();
-    message.warnings = context.warnings;
+    let mut warnings = context.warnings;
+    // A part read twice (as report and as attachment, say) reports its damage once.
+    let mut seen = Vec::with_capacity(warnings.len());
+    warnings.retain(|warning| {
+        let is_new = !seen.contains(warning);
+        if is_new {
+            seen.push(warning.clone());
+        }
+        is_new
+    });
+    message.warnings = warnings;
     Ok(message)
 }
 
@@ -288,174 +294,6 @@ fn number_sections(
         let child_prefix = slot.clone();
         number_sections(message, child, &child_prefix, sections);
     }
-}
-
-/// Reads the top-level headers into a message with an empty body.
-fn read_headers(context: &mut Context<'_, '_>) -> InboundMessage {
-    let message = context.message;
-    let root = message.root_part();
-
-    let header_fields = root
-        .headers
-        .iter()
-        .map(|header| {
-            let raw = context.raw();
-            let name = raw
-                .get(header.offset_field as usize..header.offset_start as usize)
-                .and_then(|bytes| bytes.split(|&byte| byte == b':').next())
-                .map(|bytes| String::from_utf8_lossy(bytes).trim().to_string())
-                .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| header.name.as_str().to_string());
-            let value = raw
-                .get(header.offset_start as usize..header.offset_end as usize)
-                .map(|bytes| headers::decode_text(bytes).text)
-                .unwrap_or_default();
-            HeaderField { name, value }
-        })
-        .collect();
-
-    let subject = context.raw_header(root, "subject").map(|raw| {
-        let decoded = headers::decode_text(raw);
-        for issue in decoded.issues {
-            context
-                .warnings
-                .push(issue.into_warning("Subject header".to_string()));
-        }
-        decoded.text
-    });
-
-    let message_id = context
-        .raw_header(root, "message-id")
-        .and_then(|raw| headers::message_ids(raw).into_iter().next());
-    if message_id.is_none() {
-        context.warnings.push(Warning::MissingHeader {
-            name: "Message-ID".to_string(),
-        });
-    }
-
-    let from = read_mailboxes(context, "From", message.from())
-        .into_iter()
-        .next();
-    if from.is_none() && context.raw_header(root, "from").is_none() {
-        context.warnings.push(Warning::MissingHeader {
-            name: "From".to_string(),
-        });
-    }
-
-    InboundMessage {
-        message_id,
-        in_reply_to: id_list(context, root, "in-reply-to"),
-        references: id_list(context, root, "references"),
-        from,
-        sender: read_mailboxes(context, "Sender", message.sender())
-            .into_iter()
-            .next(),
-        reply_to: read_mailboxes(context, "Reply-To", message.reply_to()),
-        to: read_mailboxes(context, "To", message.to()),
-        cc: read_mailboxes(context, "Cc", message.cc()),
-        return_path: context
-            .raw_header(root, "return-path")
-            .and_then(headers::return_path),
-        subject,
-        date: read_date(context),
-        headers: header_fields,
-        text: String::new(),
-        html: None,
-        attachments: Vec::new(),
-        nested: Vec::new(),
-        report: None,
-        raw_sha256: String::new(),
-        raw_size: 0,
-        warnings: Vec::new(),
-    }
-}
-
-fn id_list(context: &Context<'_, '_>, root: &MessagePart<'_>, name: &str) -> Vec<String> {
-    context
-        .raw_header(root, name)
-        .map(headers::message_ids)
-        .unwrap_or_default()
-}
-
-/// Turns a parsed address header into mailboxes, group members included. Entries without an
-/// address are dropped; a header left with none gets a warning.
-fn read_mailboxes(
-    context: &mut Context<'_, '_>,
-    header: &str,
-    value: Option<&Address<'_>>,
-) -> Vec<Mailbox> {
-    let root = context.message.root_part();
-    let Some(raw) = context.raw_header(root, header) else {
-        return Vec::new();
-    };
-    let mailboxes: Vec<Mailbox> = value
-        .into_iter()
-        .flat_map(|address| address.iter())
-        .filter_map(|addr| {
-            let address = addr.address()?.trim();
-            if address.is_empty() {
-                return None;
-            }
-            let name = addr
-                .name()
-                .map(|name| {
-                    if name.contains("=?") {
-                        headers::decode_text(name.as_bytes()).text
-                    } else {
-                        name.trim().to_string()
-                    }
-                })
-                .filter(|name| !name.is_empty());
-            Some(Mailbox {
-                name,
-                address: address.to_string(),
-            })
-        })
-        .collect();
-    if mailboxes.is_empty() {
-        let value = headers::decode_text(raw).text;
-        // An empty group such as `undisclosed-recipients:;` is valid and names nobody.
-        let is_empty_group = value.contains(':') && value.trim_end().ends_with(';');
-        if !value.is_empty() && !is_empty_group {
-            context.warnings.push(Warning::InvalidAddress {
-                header: header.to_string(),
-                value,
-            });
-        }
-    }
-    mailboxes
-}
-
-fn read_date(context: &mut Context<'_, '_>) -> Option<DateTime<FixedOffset>> {
-    let root = context.message.root_part();
-    let raw = context.raw_header(root, "date")?;
-    let date = context
-        .message
-        .date()
-        .filter(|date| date.is_valid())
-        .and_then(|date| {
-            let seconds = (i32::from(date.tz_hour) * 3600 + i32::from(date.tz_minute) * 60)
-                * if date.tz_before_gmt { -1 } else { 1 };
-            let offset = FixedOffset::east_opt(seconds)?;
-            NaiveDate::from_ymd_opt(
-                i32::from(date.year),
-                u32::from(date.month),
-                u32::from(date.day),
-            )?
-            .and_hms_opt(
-                u32::from(date.hour),
-                u32::from(date.minute),
-                u32::from(date.second),
-            )?
-            .and_local_timezone(offset)
-            .single()
-        });
-    if date.is_none() {
-        context.warnings.push(Warning::InvalidDate {
-            value: headers::decode_text(raw).text,
-        });
-    }
-    date
 }
 
 #[cfg(test)]
