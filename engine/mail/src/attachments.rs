@@ -51,7 +51,7 @@ pub(crate) fn read(context: &mut Context<'_, '_>, message: &mut InboundMessage) 
     }
 }
 
-/// Whether `part` is plain text that mail-parser moved out of the body only because its
+/// Returns whether `part` is plain text that mail-parser moved out of the body only because its
 /// content or closing boundary is damaged: it has no file name and is not marked as an
 /// attachment.
 fn is_displaced_body_text(
@@ -199,7 +199,7 @@ fn tnef_files(context: &mut Context<'_, '_>, section: &str, data: &[u8]) -> Vec<
 /// too deeply or is not a message; the caller then keeps it as an attachment.
 fn nested_message(context: &mut Context<'_, '_>, id: u32) -> Option<NestedMessage> {
     let section = context.section(id);
-    if context.depth + 1 >= MAX_NESTING {
+    if context.depth >= MAX_NESTING {
         context.warnings.push(Warning::UnreadableNestedMessage {
             part: section,
             reason: format!("more than {MAX_NESTING} levels of attached messages"),

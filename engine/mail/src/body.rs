@@ -163,8 +163,8 @@ pub(crate) fn join_texts(texts: &[String]) -> String {
     text.trim_start_matches(['\n', '\r']).to_string()
 }
 
-/// Decodes the content of a part that is not in the text body but holds text for it, such
-/// as a multipart whose boundary never occurs.
+/// Decodes the content of a part that is not in the text body but contains text for it,
+/// such as a multipart whose boundary never occurs.
 pub(crate) fn stray_text(context: &mut Context<'_, '_>, id: u32) -> String {
     part_text(context, &mut Decoded::default(), id)
 }

@@ -1,6 +1,7 @@
 //! Turning bytes in a declared, missing or wrong charset into text.
 //!
-//! The declared label is used when the converter knows it and the bytes fit it. Otherwise
+//! The declared label is used when `encoding_rs` or mail-parser supports it and the bytes
+//! fit it. Otherwise
 //! the text is decoded by detection: UTF-8 when the bytes are valid UTF-8, ISO-2022-JP when
 //! 7-bit bytes carry its escape sequences, else the guess of `chardetng` (which falls back
 //! to windows-1252). Every fallback is reported as a [`CharsetIssue`] so the caller can
@@ -11,8 +12,8 @@ use encoding_rs::{Encoding, ISO_2022_JP, REPLACEMENT, UTF_8};
 
 use crate::message::Warning;
 
-/// The most bytes fed to the detector: enough for a reliable guess, and it keeps a huge
-/// part from costing more than the decoding itself.
+/// Maximum number of bytes fed to the detector. It is enough for a reliable guess and
+/// keeps a huge part from costing more than the decoding itself.
 const DETECTION_SAMPLE: usize = 256 * 1024;
 
 /// Text decoded from bytes, with the fallback that was needed, if any.
@@ -22,12 +23,12 @@ pub(crate) struct Decoded {
     pub issue: Option<CharsetIssue>,
 }
 
-/// Why the declared charset was not used as it is.
+/// Reason the declared charset was not used as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CharsetIssue {
     /// No label was given and the bytes are not plain ASCII.
     Missing { used: &'static str },
-    /// The label names no charset the converter knows.
+    /// The label names no charset that `encoding_rs` or mail-parser supports.
     Unknown { label: String, used: &'static str },
     /// The bytes cannot be in the declared charset and decode cleanly in another one.
     Mismatch {
@@ -66,7 +67,8 @@ impl CharsetIssue {
 }
 
 /// Decodes `bytes` that are labelled `label` (the `charset` parameter, or the charset of an
-/// encoded word). Never fails: the worst case is windows-1252, which maps every byte.
+/// encoded word). Returns text for any input, because the last fallback, windows-1252,
+/// maps every byte.
 pub(crate) fn decode(bytes: &[u8], label: Option<&str>) -> Decoded {
     let label = label
         .map(|label| label.trim().trim_matches('"').trim())
@@ -195,7 +197,7 @@ fn has_eight_bit(bytes: &[u8]) -> bool {
     bytes.iter().any(|&byte| byte >= 0x80)
 }
 
-/// Whether the bytes contain an ISO-2022-JP designation: `ESC $ B`, `ESC $ @` or `ESC ( J`.
+/// Returns whether the bytes contain an ISO-2022-JP designation: `ESC $ B`, `ESC $ @` or `ESC ( J`.
 /// `ESC ( B` alone (back to ASCII) is not enough, because it changes nothing in ASCII text.
 pub(crate) fn has_iso_2022_jp_escape(bytes: &[u8]) -> bool {
     bytes

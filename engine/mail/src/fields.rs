@@ -120,7 +120,7 @@ fn read_mailboxes(header: &str, raw: Option<&[u8]>, warnings: &mut Vec<Warning>)
 
     if mailboxes.is_empty() {
         let value = headers::decode_text(raw).text;
-        // An empty group such as `undisclosed-recipients:;` is valid and names nobody.
+        // An empty group such as `undisclosed-recipients:;` is valid and names no address.
         let is_empty_group = value.contains(':') && value.trim_end().ends_with(';');
         if !value.is_empty() && !is_empty_group {
             warnings.push(Warning::InvalidAddress {

@@ -48,7 +48,7 @@ pub(crate) fn decode_text(raw: &[u8]) -> HeaderText {
                     && matches!(segments.get(index + 1), Some(Segment::Word { .. }))
                     && matches!(segments[index - 1], Segment::Word { .. });
                 if is_gap_between_words {
-                    // Dropped, as RFC 2047 section 6.2 says.
+                    // Dropped, as RFC 2047 section 6.2 requires.
                 } else if let Ok(utf8) = std::str::from_utf8(bytes) {
                     // Plain ASCII, or UTF-8 as RFC 6532 allows in headers.
                     text.push_str(utf8);
@@ -250,7 +250,7 @@ pub(crate) fn split_header_block(raw: &[u8]) -> Vec<RawField<'_>> {
 
 /// Extracts message ids from `Message-ID`, `In-Reply-To` or `References`, without angle
 /// brackets. Ids in brackets are taken as they are, with any folding white space inside
-/// removed; a value with no brackets is split on white space and commas, and only tokens
+/// removed. A value with no brackets is split on white space and commas, and only tokens
 /// with an `@` are kept. Duplicates are dropped, first occurrence kept.
 pub(crate) fn message_ids(raw: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(raw);
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn words_with_different_encodings_are_not_joined() {
-        // The Q word holds the first byte of "ä" and the B word the second: joining across
+        // The Q word contains the first byte of "ä" and the B word the second: joining across
         // encoding letters is not allowed, so each half becomes U+FFFD.
         let raw = b"=?utf-8?Q?=C3?= =?utf-8?B?pA==?=";
         let decoded = decode_text(raw);

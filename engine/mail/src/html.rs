@@ -70,7 +70,7 @@ const SAFE_STYLE_PROPERTIES: &[&str] = &[
     "width",
 ];
 
-/// Why HTML is not given to the full converters.
+/// Reason HTML is not given to the full converters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TooComplex {
     Size(usize),
@@ -156,9 +156,9 @@ fn estimate_depth(html: &str) -> usize {
     deepest
 }
 
-/// Sanitises HTML for display: scripts, styles, forms, event handlers and other active
-/// content are removed; links keep `http`, `https` and `mailto` targets and get
-/// `rel="noopener noreferrer"`; images keep only `cid:` sources, so inline images stay in
+/// Sanitises HTML for display. Scripts, styles, forms, event handlers and other active
+/// content are removed. Links keep `http`, `https` and `mailto` targets and get
+/// `rel="noopener noreferrer"`. Images keep only `cid:` sources, so inline images stay in
 /// place and no remote image (a tracking pixel, say) is loaded. `style` attributes keep only
 /// properties that cannot load a URL.
 pub(crate) fn sanitize(html: &str) -> String {

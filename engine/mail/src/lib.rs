@@ -4,12 +4,16 @@
 //!
 //! # What is parsed
 //!
-//! [`parse`] reads the top-level headers (ids, addresses, subject, date, every field
-//! decoded), the body as plain text and as sanitised HTML, the attachments with their
-//! decoded file names, sizes and SHA-256 sums, the files inside Outlook TNEF containers,
-//! attached `message/rfc822` messages (parsed in full, up to four levels), and the report
-//! part of bounces and other `multipart/report` messages. mail-parser 0.11 finds the MIME
-//! structure; the text of headers and parts is decoded here from the raw bytes, so the
+//! [`parse`] reads:
+//!
+//! * the top-level headers: ids, addresses, subject, date, and every field decoded;
+//! * the body as plain text and as sanitised HTML;
+//! * the attachments with their decoded file names, sizes and SHA-256 sums, and the files
+//!   inside Outlook TNEF containers;
+//! * attached `message/rfc822` messages, parsed in full up to three levels deep;
+//! * the report part of bounces and other `multipart/report` messages.
+//!
+//! mail-parser 0.11 finds the MIME structure. The text of headers and parts is decoded here from the raw bytes, so the
 //! fallbacks below apply everywhere.
 //!
 //! Only input that is not a message is an error ([`ParseError`]): empty input, or input
@@ -19,11 +23,13 @@
 //!
 //! # Fallbacks
 //!
-//! * Charsets: the declared charset is used when the converter knows it and the bytes fit.
-//!   Text without a charset, with an unknown label, or with bytes that cannot be in the
-//!   declared charset (UTF-8 labelled ISO-2022-JP, Latin-1 labelled UTF-8) is decoded as
-//!   UTF-8 if valid, as ISO-2022-JP if 7-bit with its escape sequences, else as
-//!   `chardetng` guesses (windows-1252 at worst), with a warning that names the label.
+//! * Charsets: the declared charset is used when `encoding_rs` or mail-parser supports it
+//!   and the bytes fit.
+//!   Other text is decoded by detection: text without a charset, with an unknown label, or
+//!   with bytes that cannot be in the declared charset (UTF-8 labelled ISO-2022-JP, Latin-1
+//!   labelled UTF-8). Detection picks UTF-8 if valid, ISO-2022-JP for 7-bit bytes with its
+//!   escape sequences, else what `chardetng` guesses (windows-1252 at worst). A warning
+//!   names the label.
 //! * Encoded words (RFC 2047): adjacent words with the same charset and encoding are joined
 //!   as bytes before decoding, so a character split across two words survives. Words are
 //!   also decoded inside quoted file names, which Outlook sends.
@@ -67,7 +73,7 @@ pub use parse::{MAX_MESSAGE_BYTES, parse};
 pub use robots::{LoopMarker, RobotReason, replies_to_automatic, robot, robot_reasons};
 pub use thread::{parent_candidates, reply_token, strip_reply_prefixes, subject_tags};
 
-/// Why input could not be parsed as a message.
+/// Error for input that cannot be parsed as a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error(

@@ -13,7 +13,7 @@ pub struct InboundMessage {
     pub in_reply_to: Vec<String>,
     /// Ids from `References`, without angle brackets, oldest first as the header lists them.
     pub references: Vec<String>,
-    /// The first mailbox of `From`, or `None` when the header is missing or holds no address.
+    /// The first mailbox of `From`, or `None` when the header is missing or contains no address.
     pub from: Option<Mailbox>,
     /// The `Sender` mailbox, set by some clients when someone sends for another person.
     pub sender: Option<Mailbox>,
@@ -47,7 +47,7 @@ pub struct InboundMessage {
     pub raw_sha256: String,
     /// Size of the raw bytes as given.
     pub raw_size: usize,
-    /// What had to be guessed or repaired while parsing, in the order it was found.
+    /// Guesses and repairs made while parsing, in the order they were made.
     pub warnings: Vec<Warning>,
 }
 
@@ -79,7 +79,7 @@ impl InboundMessage {
     }
 
     /// Returns the address a reply should go to as the requester: `From`, else `Sender`, else a
-    /// non-null `Return-Path`. `None` means the message names nobody to answer.
+    /// non-null `Return-Path`. `None` means the message names no address to reply to.
     pub fn requester_address(&self) -> Option<&str> {
         if let Some(mailbox) = self.from.as_ref().or(self.sender.as_ref()) {
             return Some(mailbox.address.as_str());
@@ -140,7 +140,7 @@ pub struct Attachment {
     /// The decoded content.
     pub data: Vec<u8>,
     /// The files inside an Outlook TNEF attachment (`winmail.dat`), or `None` when the part
-    /// is not TNEF. An empty list means TNEF that could not be read; a warning says why.
+    /// is not TNEF. An empty list means TNEF that could not be read, and a warning gives the reason.
     pub tnef: Option<Vec<TnefFile>>,
 }
 
@@ -220,7 +220,7 @@ pub enum Warning {
     BrokenMultipart { part: String, detail: String },
     /// A header needed for threading or replies is missing.
     MissingHeader { name: String },
-    /// An address header holds no usable address.
+    /// An address header contains no usable address.
     InvalidAddress { header: String, value: String },
     /// The `Date` header cannot be read.
     InvalidDate { value: String },

@@ -15,8 +15,9 @@ use crate::{ParseError, attachments, body, fields, headers, params, report};
 /// addressed.
 pub const MAX_MESSAGE_BYTES: usize = u32::MAX as usize;
 
-/// How many `message/rfc822` levels are parsed; deeper ones are kept as attachments.
-pub(crate) const MAX_NESTING: usize = 4;
+/// Number of `message/rfc822` levels below the top message that are parsed. Deeper ones
+/// are kept as attachments.
+pub(crate) const MAX_NESTING: usize = 3;
 
 /// Header fields of RFC 5322 and RFC 2045 of which a message has at least one.
 const MESSAGE_FIELDS: &[&str] = &[
@@ -41,8 +42,8 @@ const MESSAGE_FIELDS: &[&str] = &[
 
 /// Parses one raw RFC 5322 message (LF or CRLF line ends) into an [`InboundMessage`].
 ///
-/// Never panics: a panic inside the MIME parser is caught and returned as
-/// [`ParseError::ParserFailure`]. Damage inside a message is repaired where possible and
+/// Does not panic: a panic inside the MIME parser is caught and returned as
+/// [`ParseError::ParserFailure`] (with the default `panic = "unwind"`). Damage inside a message is repaired where possible and
 /// recorded in [`InboundMessage::warnings`]; only input that is not a message at all is an
 /// error.
 pub fn parse(raw: &[u8]) -> Result<InboundMessage, ParseError> {
@@ -136,7 +137,7 @@ fn check_start(raw: &[u8], warnings: &mut Vec<Warning>) -> Result<usize, ParseEr
     Ok(start)
 }
 
-/// Whether `bytes` begin with `name:`, where the name is printable ASCII without a colon,
+/// Returns whether `bytes` begin with `name:`, where the name is printable ASCII without a colon,
 /// optionally followed by white space before the colon (RFC 5322 obsolete syntax).
 fn starts_with_field(bytes: &[u8]) -> bool {
     let name_length = bytes
@@ -153,7 +154,8 @@ fn starts_with_field(bytes: &[u8]) -> bool {
     spaces_only && rest.first() == Some(&b':')
 }
 
-/// The first line of `bytes`, shortened and with control characters escaped, for errors.
+/// Returns the first line of `bytes` for error messages, shortened and with control
+/// characters escaped.
 fn first_line(bytes: &[u8]) -> String {
     let line = bytes
         .split(|&byte| byte == b'\n')
@@ -167,8 +169,8 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// What the modules that read a parsed message share: the message, its raw bytes, the MIME
-/// part numbers and the warnings found so far.
+/// State shared by the modules that read a parsed message: the message, its raw bytes, the
+/// MIME part numbers and the warnings found so far.
 pub(crate) struct Context<'m, 'x> {
     pub message: &'m mail_parser::Message<'x>,
     pub depth: usize,
@@ -193,7 +195,7 @@ impl<'m, 'x> Context<'m, 'x> {
         }
     }
 
-    /// The raw bytes that part and header offsets refer to.
+    /// Returns the raw bytes that part and header offsets refer to.
     pub fn raw(&self) -> &'m [u8] {
         &self.message.raw_message
     }
@@ -202,7 +204,7 @@ impl<'m, 'x> Context<'m, 'x> {
         self.message.parts.get(id as usize)
     }
 
-    /// The IMAP-style part number of part `id`, such as `2.1`.
+    /// Returns the IMAP-style part number of part `id`, such as `2.1`.
     pub fn section(&self, id: u32) -> String {
         match self.sections.get(id as usize) {
             Some(section) if !section.is_empty() => section.clone(),
@@ -210,7 +212,7 @@ impl<'m, 'x> Context<'m, 'x> {
         }
     }
 
-    /// The raw value bytes of the first header called `name` (any case) in `part`.
+    /// Returns the raw value bytes of the first header called `name` (any case) in `part`.
     pub fn raw_header(&self, part: &MessagePart<'_>, name: &str) -> Option<&'m [u8]> {
         let header = part
             .headers
@@ -220,7 +222,7 @@ impl<'m, 'x> Context<'m, 'x> {
             .get(header.offset_start as usize..header.offset_end as usize)
     }
 
-    /// The lower-case `type/subtype` of `part`, or `None` without a `Content-Type`.
+    /// Returns the lower-case `type/subtype` of `part`, or `None` without a `Content-Type`.
     pub fn media_type(&self, part: &MessagePart<'_>) -> Option<String> {
         let content_type = part.headers.iter().find_map(|header| match &header.value {
             HeaderValue::ContentType(content_type) if header.name == HeaderName::ContentType => {
@@ -232,13 +234,13 @@ impl<'m, 'x> Context<'m, 'x> {
         Some(format!("{}/{}", content_type.ctype(), subtype).to_ascii_lowercase())
     }
 
-    /// A parameter of `part`'s `Content-Type`, such as `charset` or `boundary`.
+    /// Returns a parameter of `part`'s `Content-Type`, such as `charset` or `boundary`.
     pub fn content_type_parameter(&mut self, part: &MessagePart<'_>, name: &str) -> Option<String> {
         let raw = self.raw_header(part, "content-type")?;
         Some(params::parameter(raw, name)?.text)
     }
 
-    /// The content of part `id` with its transfer encoding removed. Damaged base64 or
+    /// Decodes the content of part `id`, removing its transfer encoding. Damaged base64 or
     /// quoted-printable is decoded as far as it goes and recorded as a warning.
     pub fn part_bytes(&mut self, id: u32) -> Vec<u8> {
         let Some(part) = self.part(id) else {

@@ -1,5 +1,5 @@
-//! Telling mail written by machines from mail written by people, so that Tend never
-//! answers a bounce, an auto-reply, a mailing list or itself.
+//! Telling mail written by machines from mail written by people, so that Tend sends no
+//! reply to a bounce, an auto-reply, a mailing list or itself.
 //!
 //! [`robot_reasons`] checks, in this order:
 //!
@@ -75,7 +75,7 @@ impl LoopMarker {
     }
 }
 
-/// Why a message counts as machine-made. Each reason names the header that showed it, for
+/// Reason a message counts as machine-made. Each reason names the header that showed it, for
 /// the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RobotReason {
@@ -117,7 +117,7 @@ pub enum RobotReason {
 }
 
 impl RobotReason {
-    /// The name of the header that showed the reason.
+    /// Returns the name of the header that showed the reason.
     pub fn header(&self) -> &str {
         match self {
             RobotReason::OwnMessage { header, .. }
@@ -132,7 +132,7 @@ impl RobotReason {
         }
     }
 
-    /// The header value that showed the reason.
+    /// Returns the header value that showed the reason.
     pub fn value(&self) -> String {
         match self {
             RobotReason::OwnMessage { value, .. }
@@ -273,7 +273,7 @@ pub fn robot_reasons(message: &InboundMessage, marker: &LoopMarker) -> Vec<Robot
     reasons
 }
 
-/// Whether the local part of `address` (before `@` and any `+tag`) names a machine sender.
+/// Returns whether the local part of `address` (before `@` and any `+tag`) names a machine sender.
 pub fn is_robot_address(address: &str) -> bool {
     let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
     let local = local
@@ -288,10 +288,10 @@ pub fn is_robot_address(address: &str) -> bool {
 }
 
 /// Returns the first id in `In-Reply-To` or `References` for which `is_own_automatic`
-/// holds, that is a reply to an acknowledgement or notification Tend sent automatically.
-/// Such a message may be a person answering, so it is not a robot, but it must never get an
-/// automatic answer of its own: two help desks would otherwise acknowledge each other
-/// without end.
+/// returns true, which marks a reply to an acknowledgement or notification that Tend sent
+/// automatically. A person may have written such a reply, so it is not a robot. It must
+/// still get no automatic reply, because two help desks would otherwise acknowledge each
+/// other without end.
 pub fn replies_to_automatic(
     message: &InboundMessage,
     is_own_automatic: impl Fn(&str) -> bool,
@@ -304,7 +304,7 @@ pub fn replies_to_automatic(
         .find(|id| is_own_automatic(id))
 }
 
-/// The first `;`- or space-separated token of a header value, lower case.
+/// Returns the first `;`- or space-separated token of a header value, lower case.
 fn first_token(value: &str) -> String {
     value
         .split([';', ' ', '\t', ','])

@@ -46,7 +46,8 @@ const REPLY_PREFIXES: &[&str] = &[
     "转发",
 ];
 
-/// The longest text before a colon that is checked against [`REPLY_PREFIXES`].
+/// Maximum number of characters before a colon that are checked against
+/// [`REPLY_PREFIXES`].
 const MAX_PREFIX_CHARS: usize = 16;
 
 /// Finds record numbers in `[PREFIX digits]` tags anywhere in `subject`, for the given

@@ -33,7 +33,7 @@ pub(crate) struct TnefEntry {
     pub data: Vec<u8>,
 }
 
-/// Why a TNEF container could not be read.
+/// Error for a TNEF container that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TnefError {
     BadSignature(Option<u32>),
@@ -322,7 +322,8 @@ pub(crate) mod tests {
         out.extend_from_slice(&checksum.to_le_bytes());
     }
 
-    /// A property list with a PT_LONG, a named property and the long file name in UTF-16.
+    /// Builds a property list with a PT_LONG, a named property and the long file name in
+    /// UTF-16.
     fn long_name_props(name: &str) -> Vec<u8> {
         let mut props = Vec::new();
         props.extend_from_slice(&3u32.to_le_bytes());

@@ -51,7 +51,7 @@ pub(crate) fn decode_base64(input: &[u8]) -> TransferDecoded {
 
 /// Decodes quoted-printable: soft line breaks are removed, `=XX` becomes one byte, and an `=`
 /// that starts no valid escape is kept as it is. Trailing white space on a line is dropped,
-/// as RFC 2045 section 6.7 rule 3 says.
+/// as RFC 2045 section 6.7 rule 3 requires.
 pub(crate) fn decode_quoted_printable(input: &[u8]) -> TransferDecoded {
     let mut bytes = Vec::with_capacity(input.len());
     let mut damaged = false;

@@ -229,7 +229,8 @@ fn undecodable_filename_degrades_with_warning() {
     )));
 }
 
-/// An HTML body with 60,000 `&nbsp;` over 3,000 lines, then `depth` nested `<div>`.
+/// Builds a message whose HTML body has 60,000 `&nbsp;` over 3,000 lines, then `depth`
+/// nested `<div>`.
 fn heavy_html_message(depth: usize) -> Vec<u8> {
     let mut html = String::from("<html><body><p>Hello,</p><p>");
     for _ in 0..3000 {
@@ -404,7 +405,7 @@ fn helpdesk_ping_pong_is_never_answered() {
     let marker = LoopMarker::new("tend-test");
     // The vendor's acknowledgement carries no standard auto-reply header ...
     assert_eq!(robot(&message, &marker), None);
-    // ... but it answers Tend's own acknowledgement, so it gets no acknowledgement back.
+    // ... but it replies to Tend's own acknowledgement, so it gets no acknowledgement back.
     let is_own_acknowledgement =
         |id: &str| id.starts_with("autoreply-") && id.ends_with("@helpdesk.example.com");
     assert_eq!(
@@ -470,4 +471,34 @@ fn not_a_message_is_an_error_with_reason() {
     }
     let error = parse(b"X-Only: custom\n\nbody").expect_err("no message field");
     assert!(error.to_string().contains("X-Only"));
+}
+
+#[test]
+fn deep_attached_messages_become_files() {
+    let mut raw = b"From: innermost@example.org\nSubject: level 5\n\ninnermost text\n".to_vec();
+    for level in (0..5).rev() {
+        let boundary = format!("level{level}");
+        let mut outer = format!(
+            "From: level{level}@example.org\nSubject: level {level}\nContent-Type: multipart/mixed; boundary=\"{boundary}\"\n\n--{boundary}\nContent-Type: text/plain\n\nforwarding\n--{boundary}\nContent-Type: message/rfc822\n\n"
+        )
+        .into_bytes();
+        outer.extend_from_slice(&raw);
+        outer.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+        raw = outer;
+    }
+    let mut message = parse(&raw).expect("parses");
+    for level in 1..=3 {
+        assert_eq!(message.nested.len(), 1, "level {level}");
+        message = *message.nested.remove(0).message;
+        assert_eq!(message.subject, Some(format!("level {level}")));
+    }
+    assert!(message.nested.is_empty());
+    assert_eq!(message.attachments.len(), 1);
+    assert_eq!(message.attachments[0].content_type, "message/rfc822");
+    assert!(
+        message
+            .warnings
+            .iter()
+            .any(|warning| matches!(warning, Warning::UnreadableNestedMessage { .. }))
+    );
 }

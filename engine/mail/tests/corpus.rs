@@ -121,7 +121,7 @@ fn corpus_parses_without_panic() {
                     robots += 1;
                 }
                 check_invariants(name, &message);
-                // No corpus message holds a raw escape byte in its text, so one left over
+                // No corpus message contains a raw escape byte in its text, so one left over
                 // means ISO-2022-JP was not decoded.
                 assert!(
                     !message.text.contains('\u{1b}'),
@@ -143,7 +143,8 @@ fn corpus_parses_without_panic() {
     );
 }
 
-/// The same message with LF or CRLF line ends gives the same subject, body and file names.
+/// Checks that the same message with LF or CRLF line ends gives the same subject, body and
+/// file names.
 fn check_line_ends_do_not_matter(name: &str, raw: &[u8], message: &InboundMessage) {
     for crlf in [false, true] {
         let other = parse(&with_line_ends(raw, crlf))
