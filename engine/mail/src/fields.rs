@@ -99,6 +99,9 @@ fn read_mailboxes(header: &str, raw: Option<&[u8]>, warnings: &mut Vec<Warning>)
                 if address.is_empty() {
                     return None;
                 }
+                // NOTE: mail-parser decodes display names itself, one encoded word at a time
+                // and with non-UTF-8 raw bytes as U+FFFD, so a name split inside a character
+                // or sent in raw Latin-1 comes out damaged. Subjects and file names do not.
                 let name = addr
                     .name()
                     .map(|name| {
