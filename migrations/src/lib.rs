@@ -15,6 +15,7 @@ mod m20261205_000009_create_follow_ons;
 mod m20261205_000010_create_sla_clocks;
 mod m20261205_000011_create_schedule_runs;
 mod m20261205_000012_add_schedule_run_summary;
+mod m20261205_000013_create_action_runs;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -35,12 +36,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000010_create_sla_clocks::Migration),
             Box::new(m20261205_000011_create_schedule_runs::Migration),
             Box::new(m20261205_000012_add_schedule_run_summary::Migration),
+            Box::new(m20261205_000013_create_action_runs::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 16] = [
+pub const TABLES: [&str; 17] = [
     "records",
     "record_counters",
     "journal",
@@ -57,4 +59,5 @@ pub const TABLES: [&str; 16] = [
     "follow_ons",
     "sla_clocks",
     "schedule_runs",
+    "action_runs",
 ];

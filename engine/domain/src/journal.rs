@@ -130,6 +130,30 @@ pub enum JournalEvent {
         timer: String,
         due_at: DateTime<Utc>,
     },
+    /// A run of a plugin action was queued; the entry's actor asked for it.
+    ActionQueued {
+        run: i64,
+        plugin: String,
+        action: String,
+        /// The validated parameters, defaults filled in.
+        params: Value,
+        /// Why it was asked for, such as the recommendation's reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A run of a plugin action ended.
+    ActionFinished {
+        run: i64,
+        plugin: String,
+        action: String,
+        /// `succeeded`, `failed`, `timed_out` or `interrupted`.
+        status: String,
+        duration_ms: i64,
+        summary: String,
+        /// The start of the tool's output, capped for the journal.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
+    },
 }
 
 impl JournalEvent {
@@ -153,6 +177,8 @@ impl JournalEvent {
             JournalEvent::SlaClock { .. } => "sla_clock",
             JournalEvent::SlaThreshold { .. } => "sla_threshold",
             JournalEvent::FiredLate { .. } => "fired_late",
+            JournalEvent::ActionQueued { .. } => "action_queued",
+            JournalEvent::ActionFinished { .. } => "action_finished",
         }
     }
 }

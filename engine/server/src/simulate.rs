@@ -471,6 +471,18 @@ fn print_events(events: &[JournalEvent]) {
             JournalEvent::FiredLate { timer, due_at } => {
                 format!("{timer} fired late (due {due_at})")
             }
+            JournalEvent::ActionQueued {
+                plugin,
+                action,
+                run,
+                ..
+            } => format!("queued {plugin} {action} (run {run})"),
+            JournalEvent::ActionFinished {
+                plugin,
+                action,
+                status,
+                ..
+            } => format!("{plugin} {action} {status}"),
         };
         println!("  {line}");
     }

@@ -26,6 +26,7 @@ use sea_orm::{
 };
 use tend_migrations::{Migrator, MigratorTrait};
 
+pub mod action_runs;
 pub mod approvals;
 mod audit;
 pub mod clocks;

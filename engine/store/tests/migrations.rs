@@ -22,7 +22,7 @@ async fn existing_tables(connection: &DatabaseConnection) -> Vec<&'static str> {
 
 on_both_backends!(
     migrations_down_up_fresh,
-    migrations_step_down_two,
+    migrations_step_down_three,
     nodes_starting_together_migrate_once,
 );
 
@@ -68,7 +68,7 @@ async fn migrations_down_up_fresh(db: &TestDb) {
     assert!(db.store.verify_audit().await.unwrap().is_clean());
 }
 
-async fn migrations_step_down_two(db: &TestDb) {
+async fn migrations_step_down_three(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
     let manager = SchemaManager::new(connection);
     assert!(
@@ -77,6 +77,8 @@ async fn migrations_step_down_two(db: &TestDb) {
             .await
             .unwrap()
     );
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(!manager.has_table("action_runs").await.unwrap());
     Migrator::down(connection, Some(1)).await.unwrap();
     assert!(manager.has_table("schedule_runs").await.unwrap());
     assert!(
@@ -101,7 +103,7 @@ async fn migrations_step_down_two(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
 
     Migrator::up(connection, None).await.unwrap();

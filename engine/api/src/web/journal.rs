@@ -249,6 +249,54 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
                 due_at.to_rfc3339()
             ));
         }
+        JournalEvent::ActionQueued {
+            run,
+            plugin,
+            action,
+            params,
+            reason,
+        } => {
+            view.summary = format!("Queued {plugin} {} (run {run})", humanise(action));
+            let params: Vec<String> = param_list(params)
+                .into_iter()
+                .map(|param| format!("{}: {}", param.name, param.value))
+                .collect();
+            if !params.is_empty() {
+                view.text = Some(params.join("\n"));
+            }
+            view.reason = reason.clone();
+        }
+        JournalEvent::ActionFinished {
+            run,
+            plugin,
+            action,
+            status,
+            duration_ms,
+            summary,
+            output,
+        } => {
+            view.summary = format!(
+                "{plugin} {} {} after {} (run {run})",
+                humanise(action),
+                humanise(status).to_lowercase(),
+                duration_text(*duration_ms)
+            );
+            let mut text = summary.clone();
+            if !output.is_empty() {
+                text.push_str("\n\n");
+                text.push_str(output);
+            }
+            view.text = Some(text);
+        }
+    }
+}
+
+/// Writes a run's duration for people: milliseconds below a second, then seconds.
+fn duration_text(milliseconds: i64) -> String {
+    if milliseconds < 1_000 {
+        format!("{milliseconds} ms")
+    } else {
+        format!("{:.1} s", milliseconds as f64 / 1_000.0)
     }
 }
 
