@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 pub use tokio_util::sync::CancellationToken;
 
+pub mod params;
+
+pub use params::{ParamError, ParamErrors, check_actions, check_spec, validate_params};
+
 /// Version of the request and outcome format that external plugins read and write.
 pub const PROTOCOL_VERSION: u32 = 1;
 
