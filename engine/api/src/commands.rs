@@ -103,6 +103,8 @@ pub struct Pinned {
 pub struct Commands {
     pub store: Store,
     pub engine: Arc<Engine>,
+    /// The plugins whose actions records can run.
+    pub plugins: Arc<tend_plugin_api::PluginRegistry>,
 }
 
 /// The record a reply landed on.
@@ -137,7 +139,19 @@ pub struct NewRecord {
 
 impl Commands {
     pub fn new(store: Store, engine: Arc<Engine>) -> Commands {
-        Commands { store, engine }
+        Commands {
+            store,
+            engine,
+            plugins: Arc::new(tend_plugin_api::PluginRegistry::new()),
+        }
+    }
+
+    /// Returns these commands with `plugins` as the plugins records can run.
+    pub fn with_plugins(self, plugins: tend_plugin_api::PluginRegistry) -> Commands {
+        Commands {
+            plugins: Arc::new(plugins),
+            ..self
+        }
     }
 
     /// Creates a record of `process`. Returns the record and whether it was created now

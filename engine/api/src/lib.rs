@@ -1,6 +1,7 @@
 //! HTTP channels of Tend: the JSON REST API under `/api/v1`, the web console (server-rendered
 //! handlebars pages that work without JavaScript) and the health check.
 
+pub mod actions;
 pub mod approvals;
 pub mod auth;
 pub mod calendars;
@@ -11,6 +12,7 @@ pub mod commands;
 pub mod error;
 pub mod reports;
 pub mod rest;
+pub mod rest_actions;
 pub mod scheduled_rules;
 pub mod schedules;
 mod trends;
@@ -67,6 +69,9 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{number}/replies", post(rest::reply))
         .route("/records/{number}/links", post(rest::link))
         .route("/records/{number}/approvals/{id}", post(rest::decide))
+        .route("/records/{number}/actions", post(rest_actions::queue))
+        .route("/action-runs/{id}", get(rest_actions::run))
+        .route("/plugins", get(rest_actions::plugins))
         .route("/approvals", get(rest::my_approvals))
         .route("/catalog", get(rest::catalog))
         .route("/catalog/{item}", post(rest::order))

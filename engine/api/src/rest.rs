@@ -146,6 +146,12 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         .map_or(Value::Null, |round| Value::String(round.status.clone()));
     view["approvals"] = serde_json::to_value(&rounds).unwrap_or(Value::Null);
     view["clocks"] = serde_json::to_value(&clocks).unwrap_or(Value::Null);
+    // Runs show tool output and parameters, which are for the people who work records.
+    if caller.actor.is_staff() {
+        let runs = state.commands.store.action_runs_of(record.id, 20).await?;
+        view["action_runs"] =
+            Value::Array(runs.iter().map(crate::rest_actions::run_json).collect());
+    }
     Ok(view)
 }
 

@@ -175,6 +175,14 @@ pub struct ServeArgs {
     /// interval (and at least a minute) ago counts as missed.
     #[arg(long, env = "TEND_SCHEDULE_SECONDS", default_value_t = 30)]
     pub schedule_seconds: u64,
+    /// Plugin action runs this node runs at once; 0 leaves queued runs to other nodes.
+    #[arg(long, env = "TEND_ACTION_WORKERS", default_value_t = 4)]
+    pub action_workers: usize,
+    /// Directory of the plugins: `script/allowed.yaml` (the script plugin's allow-list)
+    /// and `*/plugin.yaml` manifests of external plugins. Defaults to `plugins` in the
+    /// definitions directory.
+    #[arg(long, env = "TEND_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
     /// Do not reload the definitions when files under workflows/ or rules/ change; reload
     /// with `tend reload` instead.
     #[arg(long, env = "TEND_NO_WATCH")]

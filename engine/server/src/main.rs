@@ -5,6 +5,7 @@ mod calendar;
 mod cli;
 mod import;
 mod migrate;
+mod plugins;
 mod reload;
 mod replay;
 mod replay_journals;

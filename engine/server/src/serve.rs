@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
+use tend_api::actions::ActionWorker;
 use tend_api::{AppState, Commands};
 use tend_domain::Role;
+use tend_plugin_api::CancellationToken;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
@@ -39,7 +41,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    let commands = Commands::new(store, engine);
+    let plugins_dir = args
+        .plugins_dir
+        .clone()
+        .unwrap_or_else(|| source.join("plugins"));
+    let plugins = crate::plugins::registry(&plugins_dir)?;
+    let commands = Commands::new(store, engine).with_plugins(plugins);
     match commands.group_warnings().await {
         Ok(warnings) => {
             for warning in warnings {
@@ -64,6 +71,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         tracing::warn!("cron schedules are off: --schedule-seconds is 0");
     }
+    let stopping = CancellationToken::new();
+    let worker = (args.action_workers > 0).then(|| {
+        let worker = ActionWorker::new(
+            commands.clone(),
+            node_name(),
+            args.action_workers,
+            stopping.clone(),
+        );
+        tokio::spawn(run_actions(worker.clone()));
+        worker
+    });
+    if worker.is_none() {
+        tracing::warn!("this node runs no plugin actions: --action-workers is 0");
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|error| anyhow::anyhow!("failed to listen on {}: {error}", args.listen))?;
@@ -76,6 +97,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_signal(),
     )
     .await?;
+    if let Some(worker) = worker {
+        // Runs in progress are cancelled and journaled as failed; runs not yet claimed
+        // stay queued for the next node.
+        stopping.cancel();
+        worker.drain(Duration::from_secs(10)).await;
+    }
     tracing::info!("tend stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -155,6 +182,30 @@ async fn run_schedules(commands: Commands, interval: Duration) {
             }
         }
     }
+}
+
+/// Claims and runs queued plugin action runs every second, renews the leases of the runs
+/// in progress, and ends the leases of stopped nodes. A failed pass is logged and tried
+/// again a second later.
+async fn run_actions(worker: ActionWorker) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = worker.pass().await {
+            tracing::error!(%error, "running plugin actions failed; retrying in a second");
+        }
+    }
+}
+
+/// Names this node in the runs it claims: host name and process id.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Creates the `admin` user with a random one-time password when the store has no user.

@@ -98,9 +98,17 @@ impl TestServer {
 
     /// Serves the API in this process over `database`.
     pub async fn in_process_on(database: TestDatabase) -> anyhow::Result<TestServer> {
+        TestServer::in_process_with(database, tend_plugin_api::PluginRegistry::new()).await
+    }
+
+    /// Serves the API in this process over `database`, with `plugins` for records to run.
+    pub async fn in_process_with(
+        database: TestDatabase,
+        plugins: tend_plugin_api::PluginRegistry,
+    ) -> anyhow::Result<TestServer> {
         let (set, host) = load_definitions()?;
         let store = database.connect().await?;
-        let commands = Commands::new(store, Arc::new(Engine::new(set, host)));
+        let commands = Commands::new(store, Arc::new(Engine::new(set, host))).with_plugins(plugins);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("failed to listen on a free port of 127.0.0.1")?;

@@ -1,6 +1,7 @@
 //! Integration tests of Tend: the REST API, the command line and the audit trail, each on
 //! SQLite and on PostgreSQL (`NAME::sqlite` and `NAME::postgres`).
 
+mod actions;
 mod agreement;
 mod approvals;
 mod audit;

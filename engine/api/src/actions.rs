@@ -1,0 +1,578 @@
+//! Runs of plugin actions: queueing a run on a record, and the worker that claims queued
+//! runs, runs them with their timeout, renews their leases while they run and writes
+//! their outcome to the run and to the record's journal.
+//!
+//! A run is queued in the same write job as its `action_queued` journal entry, so a run
+//! exists exactly when its request was written. Parameters are validated against the
+//! action's declaration before the write, and roles are checked there too. The worker of
+//! each node claims runs (one node per run), renews their leases at every pass, and ends
+//! the leases of stopped nodes (see `tend_store::action_runs::expire_action_runs`). An
+//! interrupted run is journaled on its record like a finished one.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value, json};
+use tend_domain::{Actor, JournalEvent, Record, Role};
+use tend_plugin_api::{
+    ActionOutcome, ActionRequest, ActionSpec, CancellationToken, OutcomeStatus, PROTOCOL_VERSION,
+    PluginError, RecordContext,
+};
+use tend_store::action_runs::{self as runs, ActionRun, FinishedRun, NewActionRun, RunStatus};
+use tend_workflow::FieldType;
+
+use crate::commands::{Commands, MAX_CONFLICT_RETRIES};
+use crate::error::ApiError;
+
+/// How long a claimed run stays this node's without a renewal. The worker renews at every
+/// pass, so passes must come more often than this.
+pub const LEASE: TimeDelta = TimeDelta::seconds(30);
+
+/// Characters of a run's output kept in the journal entry; the run keeps all the plugin
+/// returned.
+const JOURNAL_OUTPUT: usize = 4_000;
+
+/// Runs expired in one pass of the worker.
+const EXPIRE_BATCH: u64 = 100;
+
+/// A request to run an action, as the API and the web form give it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionInput {
+    pub plugin: String,
+    pub action: String,
+    #[serde(default)]
+    pub params: Map<String, Value>,
+    /// Why the run is asked for, such as the reason of the recommendation it follows.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Checks whether `actor` may run `spec`: admins always, others when one of their roles is
+/// among the action's roles.
+pub fn may_run(actor: &Actor, spec: &ActionSpec) -> bool {
+    let allowed: Vec<Role> = spec
+        .roles
+        .iter()
+        .filter_map(|role| Role::from_str(role).ok())
+        .collect();
+    actor.may(&allowed)
+}
+
+impl Commands {
+    /// Finds `plugin`'s action `action` with its plugin, or says which ones exist.
+    fn find_action(
+        &self,
+        plugin: &str,
+        action: &str,
+    ) -> Result<(Arc<dyn tend_plugin_api::Plugin>, ActionSpec), ApiError> {
+        if let Some((found, spec)) = self.plugins.action(plugin, action) {
+            return Ok((found.clone(), spec.clone()));
+        }
+        let message = match self.plugins.get(plugin) {
+            None => {
+                let names: Vec<&str> = self.plugins.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown plugin `{plugin}`: use one of {}",
+                    if names.is_empty() {
+                        "(no plugin is installed)".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            }
+            Some(found) => {
+                let names: Vec<&str> = found.actions().iter().map(|a| a.name.as_str()).collect();
+                format!(
+                    "plugin `{plugin}` has no action `{action}`: use one of {}",
+                    names.join(", ")
+                )
+            }
+        };
+        Err(ApiError::bad_request(
+            "unknown_action",
+            message,
+            Some("action"),
+        ))
+    }
+
+    /// Queues a run of an action on record `number` for `actor` at `now`, after checking
+    /// the actor's role and the parameters. Returns the queued run.
+    pub async fn queue_action(
+        &self,
+        actor: &Actor,
+        number: &str,
+        input: ActionInput,
+        now: DateTime<Utc>,
+    ) -> Result<ActionRun, ApiError> {
+        let (_, spec) = self.find_action(&input.plugin, &input.action)?;
+        if !may_run(actor, &spec) {
+            return Err(ApiError::Forbidden(format!(
+                "{} may not run {} {}: it needs one of the roles {}",
+                actor.name,
+                input.plugin,
+                input.action,
+                if spec.roles.is_empty() {
+                    "admin".to_owned()
+                } else {
+                    spec.roles.join(", ")
+                }
+            )));
+        }
+        if spec.needs_approval {
+            // NOTE: approval of single runs is not built yet, so an action that needs one
+            // cannot be run from a record; it is rejected rather than run unapproved.
+            return Err(ApiError::bad_request(
+                "approval_required",
+                format!(
+                    "{} {} needs an approval before it runs, and runs cannot be approved yet: run it from a change whose approved window is in force",
+                    input.plugin, input.action
+                ),
+                Some("action"),
+            ));
+        }
+        let params =
+            tend_plugin_api::params::validate_params(&spec, &input.params).map_err(|errors| {
+                ApiError::bad_request("invalid_params", errors.to_string(), Some("params"))
+            })?;
+        let params = Value::Object(params);
+        let mut attempt = 0;
+        loop {
+            let current = self.visible(actor, number).await?;
+            let mut record = current.clone();
+            record.updated_at = now;
+            let new_run = NewActionRun {
+                record_id: Some(current.id),
+                record_number: Some(current.number.clone()),
+                schedule: None,
+                plugin: input.plugin.clone(),
+                action: input.action.clone(),
+                params: params.clone(),
+                actor: actor.name.clone(),
+                reason: input.reason.clone(),
+                idempotent: spec.idempotent,
+                timeout_seconds: i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX),
+                queued_at: now,
+            };
+            let name = actor.name.clone();
+            let result = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let id = runs::queue_action_run(tx, &new_run).await?;
+                        let event = JournalEvent::ActionQueued {
+                            run: id,
+                            plugin: new_run.plugin.clone(),
+                            action: new_run.action.clone(),
+                            params: new_run.params.clone(),
+                            reason: new_run.reason.clone(),
+                        };
+                        tend_store::update_record(tx, &record, &name, &[event]).await?;
+                        Ok(id)
+                    })
+                })
+                .await;
+            match result {
+                Ok(id) => {
+                    tracing::info!(
+                        record.number = number,
+                        run = id,
+                        plugin = input.plugin,
+                        action = input.action,
+                        actor = actor.name,
+                        "queued an action run"
+                    );
+                    return self.action_run(id).await;
+                }
+                Err(tend_store::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Reads run `id`.
+    pub async fn action_run(&self, id: i64) -> Result<ActionRun, ApiError> {
+        self.store
+            .action_run(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "action run",
+                key: id.to_string(),
+            })
+    }
+
+    /// Builds what the plugin sees of a run's record: its columns, fields and the names in
+    /// its configuration-item fields.
+    async fn record_context(&self, record: &Record) -> Result<RecordContext, ApiError> {
+        let pinned = self.engine.pinned(record).await?;
+        let mut cis = Vec::new();
+        for (name, field) in &pinned.definition.fields {
+            if field.kind != FieldType::CiRef {
+                continue;
+            }
+            let Some(text) = record.field_str(name) else {
+                continue;
+            };
+            for ci in text
+                .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+                .filter(|ci| !ci.is_empty())
+            {
+                cis.push(json!({ "name": ci, "field": name }));
+            }
+        }
+        Ok(RecordContext {
+            number: record.number.clone(),
+            process: record.process.clone(),
+            title: record.title.clone(),
+            state: record.state.clone(),
+            fields: Value::Object(record.fields.clone()),
+            cis,
+        })
+    }
+
+    /// Runs one claimed run to its end and returns how it ended. Never fails: a missing
+    /// plugin, a plugin error and a timeout are outcomes too.
+    async fn execute(&self, run: &ActionRun, cancel: CancellationToken) -> FinishedRun {
+        let started = Instant::now();
+        let ended = |status, summary: String, output: String, data| FinishedRun {
+            status,
+            finished_at: Utc::now(),
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            summary,
+            output,
+            data,
+        };
+        let (plugin, _) = match self.find_action(&run.plugin, &run.action) {
+            Ok(found) => found,
+            Err(error) => {
+                return ended(
+                    RunStatus::Failed,
+                    format!("Not run: {error}; install the plugin on every node"),
+                    String::new(),
+                    Value::Null,
+                );
+            }
+        };
+        let record = match &run.record_number {
+            Some(number) => match self.load_record(number).await {
+                Ok(record) => match self.record_context(&record).await {
+                    Ok(context) => Some(context),
+                    Err(error) => {
+                        return ended(
+                            RunStatus::Failed,
+                            format!("Not run: reading record {number} failed: {error}"),
+                            String::new(),
+                            Value::Null,
+                        );
+                    }
+                },
+                Err(error) => {
+                    return ended(
+                        RunStatus::Failed,
+                        format!("Not run: {error}"),
+                        String::new(),
+                        Value::Null,
+                    );
+                }
+            },
+            None => None,
+        };
+        let params = match &run.params {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        let request = ActionRequest {
+            protocol: PROTOCOL_VERSION,
+            run_id: run.id,
+            plugin: run.plugin.clone(),
+            action: run.action.clone(),
+            params,
+            record,
+            actor: run.actor.clone(),
+        };
+        let timeout = Duration::from_secs(u64::try_from(run.timeout_seconds).unwrap_or(0));
+        let outcome = tokio::select! {
+            outcome = plugin.run(request, cancel.clone()) => Some(outcome),
+            () = tokio::time::sleep(timeout) => None,
+        };
+        match outcome {
+            Some(Ok(ActionOutcome {
+                status,
+                summary,
+                output,
+                data,
+            })) => {
+                let status = match status {
+                    OutcomeStatus::Succeeded => RunStatus::Succeeded,
+                    OutcomeStatus::Failed => RunStatus::Failed,
+                };
+                ended(status, summary, output, data)
+            }
+            Some(Err(PluginError::Cancelled)) => ended(
+                RunStatus::Failed,
+                "Cancelled: the server stopped while the run was in progress".to_owned(),
+                String::new(),
+                Value::Null,
+            ),
+            Some(Err(error)) => ended(
+                RunStatus::Failed,
+                format!("The plugin failed: {error}"),
+                String::new(),
+                Value::Null,
+            ),
+            None => {
+                // Dropping the plugin's future stops it; the token tells anything it
+                // spawned.
+                cancel.cancel();
+                ended(
+                    RunStatus::TimedOut,
+                    format!(
+                        "Timed out: the run did not finish within its {} s timeout and was stopped",
+                        run.timeout_seconds
+                    ),
+                    String::new(),
+                    Value::Null,
+                )
+            }
+        }
+    }
+
+    /// Stores the end of a run this node claimed and journals it on the run's record.
+    /// Returns false when the run was no longer this node's.
+    async fn finish(
+        &self,
+        run: &ActionRun,
+        node: &str,
+        finished: FinishedRun,
+    ) -> Result<bool, ApiError> {
+        let id = run.id;
+        let node = node.to_owned();
+        let event = finished_event(run, &finished);
+        let number = run.record_number.clone();
+        let actor = run.actor.clone();
+        let stored = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let Some(stored) = runs::finish_action_run(tx, id, &node, &finished).await?
+                    else {
+                        return Ok(false);
+                    };
+                    if let Some(number) = number {
+                        journal_on(tx, &number, &actor, event, stored.finished_at).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await?;
+        Ok(stored)
+    }
+
+    /// Ends the leases of runs whose node stopped, and journals each interrupted run on its
+    /// record. Returns the runs it ended or queued again.
+    pub async fn expire_action_runs(&self, now: DateTime<Utc>) -> Result<Vec<ActionRun>, ApiError> {
+        let expired = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let expired = runs::expire_action_runs(tx, now, EXPIRE_BATCH).await?;
+                    for run in &expired {
+                        if run.status != RunStatus::Interrupted {
+                            continue;
+                        }
+                        if let Some(number) = &run.record_number {
+                            let finished = FinishedRun {
+                                status: RunStatus::Interrupted,
+                                finished_at: now,
+                                duration_ms: run
+                                    .started_at
+                                    .map_or(0, |started| (now - started).num_milliseconds()),
+                                summary: run.summary.clone().unwrap_or_default(),
+                                output: String::new(),
+                                data: Value::Null,
+                            };
+                            let event = finished_event(run, &finished);
+                            journal_on(tx, number, &run.actor, event, Some(now)).await?;
+                        }
+                    }
+                    Ok(expired)
+                })
+            })
+            .await?;
+        for run in &expired {
+            tracing::warn!(
+                run = run.id,
+                plugin = run.plugin,
+                action = run.action,
+                node = run.node,
+                status = %run.status,
+                "an action run's node stopped renewing its lease"
+            );
+        }
+        Ok(expired)
+    }
+}
+
+/// Builds the `action_finished` entry of a run.
+fn finished_event(run: &ActionRun, finished: &FinishedRun) -> JournalEvent {
+    let output: String = finished.output.chars().take(JOURNAL_OUTPUT).collect();
+    let output = if output.len() < finished.output.len() {
+        format!("{output}\n[output cut at {JOURNAL_OUTPUT} characters; the run keeps all of it]")
+    } else {
+        output
+    };
+    JournalEvent::ActionFinished {
+        run: run.id,
+        plugin: run.plugin.clone(),
+        action: run.action.clone(),
+        status: finished.status.as_str().to_owned(),
+        duration_ms: finished.duration_ms,
+        summary: finished.summary.clone(),
+        output,
+    }
+}
+
+/// Appends `event` to record `number`'s journal inside a write job, as `actor`.
+async fn journal_on(
+    tx: &tend_store::Transaction,
+    number: &str,
+    actor: &str,
+    event: JournalEvent,
+    at: Option<DateTime<Utc>>,
+) -> Result<(), tend_store::Error> {
+    let Some(mut record) = tend_store::load_record_for_update(tx, number).await? else {
+        // The record was deleted; the run keeps the outcome.
+        return Ok(());
+    };
+    record.updated_at = at.unwrap_or_else(Utc::now);
+    tend_store::update_record(tx, &record, actor, &[event]).await?;
+    Ok(())
+}
+
+/// The worker of one node: claims queued runs up to its parallelism, runs each in its own
+/// task, renews their leases, and ends the leases of stopped nodes.
+#[derive(Clone)]
+pub struct ActionWorker {
+    commands: Commands,
+    node: String,
+    parallel: usize,
+    running: Arc<Mutex<HashSet<i64>>>,
+    shutdown: CancellationToken,
+}
+
+impl ActionWorker {
+    /// Creates the worker of node `node`, which runs at most `parallel` runs at once and
+    /// cancels them when `shutdown` fires.
+    pub fn new(
+        commands: Commands,
+        node: impl Into<String>,
+        parallel: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
+        ActionWorker {
+            commands,
+            node: node.into(),
+            parallel: parallel.max(1),
+            running: Arc::new(Mutex::new(HashSet::new())),
+            shutdown,
+        }
+    }
+
+    fn running(&self) -> Vec<i64> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Does one pass: ends expired leases, renews this node's leases, and starts queued
+    /// runs in free slots. Returns the ids of the runs it started.
+    pub async fn pass(&self) -> Result<Vec<i64>, ApiError> {
+        let now = Utc::now();
+        self.commands.expire_action_runs(now).await?;
+        let running = self.running();
+        if !running.is_empty() {
+            let node = self.node.clone();
+            self.commands
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        runs::renew_action_leases(tx, &node, &running, now + LEASE).await
+                    })
+                })
+                .await?;
+        }
+        let free = self.parallel.saturating_sub(self.running().len());
+        if free == 0 || self.shutdown.is_cancelled() {
+            return Ok(Vec::new());
+        }
+        let node = self.node.clone();
+        let claimed = self
+            .commands
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    runs::claim_action_runs(tx, &node, now, now + LEASE, free as u64).await
+                })
+            })
+            .await?;
+        let mut started = Vec::new();
+        for run in claimed {
+            started.push(run.id);
+            self.running
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(run.id);
+            let worker = self.clone();
+            tokio::spawn(async move { worker.carry_out(run).await });
+        }
+        Ok(started)
+    }
+
+    async fn carry_out(&self, run: ActionRun) {
+        tracing::info!(
+            run = run.id,
+            plugin = run.plugin,
+            action = run.action,
+            record.number = run.record_number,
+            attempt = run.attempts,
+            "starting an action run"
+        );
+        let cancel = self.shutdown.child_token();
+        let finished = self.commands.execute(&run, cancel).await;
+        let status = finished.status;
+        match self.commands.finish(&run, &self.node, finished).await {
+            Ok(true) => tracing::info!(run = run.id, %status, "an action run ended"),
+            Ok(false) => tracing::warn!(
+                run = run.id,
+                %status,
+                "an action run ended after its lease ran out; the outcome is not stored"
+            ),
+            Err(error) => tracing::error!(
+                run = run.id,
+                %status,
+                %error,
+                "storing the end of an action run failed; its lease runs out and it is marked interrupted or run again"
+            ),
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&run.id);
+    }
+
+    /// Waits until this node runs nothing, at most `limit`.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.running().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The REST endpoints of plugin actions: the plugins a server offers, runs queued on a
+//! record, and the state of a run.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::actions::{ActionInput, may_run};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::rest::ApiJson;
+
+/// `GET /plugins`: every plugin with its actions and their parameters, and whether the
+/// caller may run each action.
+pub async fn plugins(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+    let plugins: Vec<Value> = state
+        .commands
+        .plugins
+        .iter()
+        .map(|plugin| {
+            let actions: Vec<Value> = plugin
+                .actions()
+                .iter()
+                .map(|spec| {
+                    let mut view = serde_json::to_value(spec).unwrap_or(Value::Null);
+                    view["allowed"] = Value::Bool(may_run(&caller.actor, spec));
+                    view
+                })
+                .collect();
+            json!({
+                "name": plugin.name(),
+                "description": plugin.description(),
+                "actions": actions,
+            })
+        })
+        .collect();
+    Json(json!({ "plugins": plugins }))
+}
+
+/// `POST /records/{number}/actions`: queues a run of an action on the record and returns
+/// it with status 202.
+pub async fn queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<ActionInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run = state
+        .commands
+        .queue_action(&caller.actor, &number, body, Utc::now())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run))))
+}
+
+/// `GET /action-runs/{id}`: one run. Staff see every run; others only the runs of records
+/// they may see.
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state.commands.action_run(id).await?;
+    if !caller.actor.is_staff() {
+        let visible = match &run.record_number {
+            Some(number) => state.commands.visible(&caller.actor, number).await.is_ok(),
+            None => false,
+        };
+        if !visible {
+            return Err(ApiError::NotFound {
+                what: "action run",
+                key: id.to_string(),
+            });
+        }
+    }
+    Ok(Json(run_json(&run)))
+}
+
+/// Writes a run as the API returns it.
+pub fn run_json(run: &tend_store::action_runs::ActionRun) -> Value {
+    serde_json::to_value(run).unwrap_or(Value::Null)
+}

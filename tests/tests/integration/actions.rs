@@ -1,0 +1,394 @@
+//! Plugin action runs on records: queued over the API with role and parameter checks,
+//! claimed and run by the worker with their timeout, journaled with who, what, parameters,
+//! outcome, duration and output, and never left running when a node stops.
+//!
+//! The plugin here is defined by the test: it writes files into a directory the test
+//! owns, so each run's effect can be checked on disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+use tend_test_support::reqwest::StatusCode;
+use tend_test_support::tend_api::actions::ActionWorker;
+use tend_test_support::tend_domain::{JournalEvent, Role};
+use tend_test_support::tend_plugin_api::{
+    ActionOutcome, ActionRequest, ActionSpec, CancellationToken, ParamSpec, ParamType, Plugin,
+    PluginError, PluginRegistry,
+};
+use tend_test_support::tend_store::action_runs::{
+    NewActionRun, RunStatus, claim_action_runs, queue_action_run,
+};
+use tend_test_support::{Backend, TestDatabase, TestServer, backend_tests};
+
+backend_tests!(
+    run_is_queued_run_and_journaled,
+    bad_requests_name_the_fix,
+    slow_run_times_out,
+    stopped_node_runs_end_or_rerun,
+);
+
+/// Writes `NAME.txt` with the run's record number into its directory; `slow` sleeps.
+struct FilePlugin {
+    dir: PathBuf,
+    actions: Vec<ActionSpec>,
+}
+
+impl FilePlugin {
+    fn new(dir: PathBuf) -> Self {
+        let name = ParamSpec {
+            kind: ParamType::String,
+            label: "File name".into(),
+            description: String::new(),
+            required: true,
+            default: None,
+            values: Vec::new(),
+            max_length: Some(40),
+        };
+        let spec = |action: &str, timeout_seconds, idempotent| ActionSpec {
+            name: action.into(),
+            label: action.into(),
+            description: String::new(),
+            params: [("name".to_owned(), name.clone())].into_iter().collect(),
+            timeout_seconds,
+            roles: vec!["technician".into()],
+            needs_approval: false,
+            idempotent,
+        };
+        FilePlugin {
+            dir,
+            actions: vec![
+                spec("write", 5, false),
+                spec("slow", 1, false),
+                spec("rewrite", 5, true),
+            ],
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for FilePlugin {
+    fn name(&self) -> &str {
+        "files"
+    }
+
+    fn description(&self) -> &str {
+        "Writes files for the tests"
+    }
+
+    fn actions(&self) -> &[ActionSpec] {
+        &self.actions
+    }
+
+    async fn run(
+        &self,
+        request: ActionRequest,
+        cancel: CancellationToken,
+    ) -> Result<ActionOutcome, PluginError> {
+        let name = request.params["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if request.action == "slow" {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(30)) => {}
+                () = cancel.cancelled() => return Err(PluginError::Cancelled),
+            }
+        }
+        let number = request
+            .record
+            .map(|record| record.number)
+            .unwrap_or_default();
+        let path = self.dir.join(format!("{name}.txt"));
+        std::fs::write(&path, &number).map_err(|error| PluginError::Failed(error.to_string()))?;
+        Ok(ActionOutcome::succeeded(
+            format!("Wrote {name}.txt"),
+            format!("{number}\n"),
+        ))
+    }
+}
+
+struct Setup {
+    server: TestServer,
+    dir: tempfile::TempDir,
+    worker: ActionWorker,
+}
+
+async fn setup(backend: Backend) -> anyhow::Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let mut plugins = PluginRegistry::new();
+    plugins.add(Arc::new(FilePlugin::new(dir.path().to_path_buf())));
+    let database = TestDatabase::create(backend).await?;
+    let server = TestServer::in_process_with(database, plugins).await?;
+    let commands = server.commands().expect("in-process").clone();
+    let worker = ActionWorker::new(commands, "node-a", 4, CancellationToken::new());
+    Ok(Setup {
+        server,
+        dir,
+        worker,
+    })
+}
+
+/// Runs worker passes until run `id` has ended, for at most 20 seconds.
+async fn until_ended(setup: &Setup, id: i64) -> anyhow::Result<Value> {
+    let commands = setup.server.commands().expect("in-process");
+    for _ in 0..200 {
+        setup.worker.pass().await?;
+        let run = commands.action_run(id).await?;
+        if run.status.is_final() {
+            return Ok(serde_json::to_value(&run)?);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("run {id} did not end")
+}
+
+async fn incident(setup: &Setup, token: &tend_test_support::TestUser) -> anyhow::Result<String> {
+    let created = token
+        .client
+        .post(
+            "/api/v1/records/incident",
+            &json!({ "title": "Lost the budget file", "description": "report.xlsx is gone" }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?;
+    let _ = setup;
+    Ok(created.body["number"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+async fn run_is_queued_run_and_journaled(backend: Backend) -> anyhow::Result<()> {
+    let setup = setup(backend).await?;
+    let tara = setup.server.add_user("tara", &[Role::Technician]).await?;
+    let number = incident(&setup, &tara).await?;
+
+    let plugins = tara
+        .client
+        .get("/api/v1/plugins")
+        .await?
+        .expect_status(StatusCode::OK)?;
+    let actions = &plugins.body["plugins"][0]["actions"];
+    assert_eq!(plugins.body["plugins"][0]["name"], "files");
+    assert_eq!(actions[0]["name"], "write");
+    assert_eq!(actions[0]["allowed"], true);
+    assert_eq!(actions[0]["params"]["name"]["type"], "string");
+
+    let queued = tara
+        .client
+        .post(
+            &format!("/api/v1/records/{number}/actions"),
+            &json!({ "plugin": "files", "action": "write", "params": { "name": "restored" }, "reason": "The file was deleted" }),
+        )
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    assert_eq!(queued.body["status"], "queued");
+    let id = queued.body["id"].as_i64().expect("run id");
+
+    let ended = until_ended(&setup, id).await?;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["summary"], "Wrote restored.txt");
+    assert_eq!(ended["actor"], "tara");
+    assert_eq!(ended["attempts"], 1);
+    assert_eq!(
+        std::fs::read_to_string(setup.dir.path().join("restored.txt"))?,
+        number
+    );
+    let over_api = tara
+        .client
+        .get(&format!("/api/v1/action-runs/{id}"))
+        .await?
+        .expect_status(StatusCode::OK)?;
+    assert_eq!(over_api.body["status"], "succeeded");
+    assert_eq!(over_api.body["params"], json!({ "name": "restored" }));
+
+    let record = tara
+        .client
+        .get(&format!("/api/v1/records/{number}"))
+        .await?
+        .expect_status(StatusCode::OK)?;
+    assert_eq!(record.body["action_runs"][0]["id"], id);
+    let commands = setup.server.commands().expect("in-process");
+    let stored = commands.store.get_record(&number).await?.expect("record");
+    let journal = commands.store.journal(stored.id).await?;
+    let queued_entry = journal
+        .iter()
+        .find(|entry| matches!(entry.event, JournalEvent::ActionQueued { .. }))
+        .expect("queued entry");
+    assert_eq!(queued_entry.actor, "tara");
+    let JournalEvent::ActionQueued {
+        run,
+        params,
+        reason,
+        ..
+    } = &queued_entry.event
+    else {
+        unreachable!()
+    };
+    assert_eq!(*run, id);
+    assert_eq!(params, &json!({ "name": "restored" }));
+    assert_eq!(reason.as_deref(), Some("The file was deleted"));
+    let finished = journal
+        .iter()
+        .find_map(|entry| match &entry.event {
+            JournalEvent::ActionFinished {
+                status,
+                summary,
+                output,
+                duration_ms,
+                ..
+            } => Some((entry.actor.clone(), status, summary, output, *duration_ms)),
+            _ => None,
+        })
+        .expect("finished entry");
+    assert_eq!(finished.0, "tara");
+    assert_eq!(finished.1, "succeeded");
+    assert_eq!(finished.2, "Wrote restored.txt");
+    assert_eq!(finished.3, &format!("{number}\n"));
+    assert!(finished.4 >= 0);
+    Ok(())
+}
+
+async fn bad_requests_name_the_fix(backend: Backend) -> anyhow::Result<()> {
+    let setup = setup(backend).await?;
+    let tara = setup.server.add_user("tara", &[Role::Technician]).await?;
+    let rita = setup.server.add_user("rita", &[Role::Requester]).await?;
+    let number = incident(&setup, &tara).await?;
+    let path = format!("/api/v1/records/{number}/actions");
+
+    let unknown = tara
+        .client
+        .post(
+            &path,
+            &json!({ "plugin": "files", "action": "wirte", "params": {} }),
+        )
+        .await?
+        .expect_status(StatusCode::BAD_REQUEST)?;
+    assert_eq!(unknown.error_code(), Some("unknown_action"));
+    assert!(
+        unknown.text.contains("use one of write, slow, rewrite"),
+        "{}",
+        unknown.text
+    );
+
+    let missing = tara
+        .client
+        .post(
+            &path,
+            &json!({ "plugin": "files", "action": "write", "params": { "nmae": "x" } }),
+        )
+        .await?
+        .expect_status(StatusCode::BAD_REQUEST)?;
+    assert_eq!(missing.error_code(), Some("invalid_params"));
+    assert!(missing.text.contains("nmae"), "{}", missing.text);
+
+    let requester = rita
+        .client
+        .post(
+            &path,
+            &json!({ "plugin": "files", "action": "write", "params": { "name": "x" } }),
+        )
+        .await?;
+    assert!(
+        requester.status == StatusCode::FORBIDDEN || requester.status == StatusCode::NOT_FOUND,
+        "{requester:?}"
+    );
+    let commands = setup.server.commands().expect("in-process");
+    let stored = commands.store.get_record(&number).await?.expect("record");
+    assert!(
+        commands
+            .store
+            .action_runs_of(stored.id, 10)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn slow_run_times_out(backend: Backend) -> anyhow::Result<()> {
+    let setup = setup(backend).await?;
+    let tara = setup.server.add_user("tara", &[Role::Technician]).await?;
+    let number = incident(&setup, &tara).await?;
+    let queued = tara
+        .client
+        .post(
+            &format!("/api/v1/records/{number}/actions"),
+            &json!({ "plugin": "files", "action": "slow", "params": { "name": "late" } }),
+        )
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    let id = queued.body["id"].as_i64().expect("run id");
+    let ended = until_ended(&setup, id).await?;
+    assert_eq!(ended["status"], "timed_out", "{ended}");
+    assert!(
+        ended["summary"]
+            .as_str()
+            .is_some_and(|text| text.contains("within its 1 s timeout")),
+        "{ended}"
+    );
+    assert!(!setup.dir.path().join("late.txt").exists());
+    Ok(())
+}
+
+/// A node claimed two runs and stopped: after the lease the run that is not idempotent is
+/// interrupted (and journaled), the idempotent one runs again on another node.
+async fn stopped_node_runs_end_or_rerun(backend: Backend) -> anyhow::Result<()> {
+    let setup = setup(backend).await?;
+    let tara = setup.server.add_user("tara", &[Role::Technician]).await?;
+    let number = incident(&setup, &tara).await?;
+    let commands = setup.server.commands().expect("in-process");
+    let record = commands.store.get_record(&number).await?.expect("record");
+    let long_ago = Utc::now() - TimeDelta::minutes(5);
+    let run = |action: &str, idempotent| NewActionRun {
+        record_id: Some(record.id),
+        record_number: Some(number.clone()),
+        schedule: None,
+        plugin: "files".into(),
+        action: action.into(),
+        params: json!({ "name": action }),
+        actor: "tara".into(),
+        reason: None,
+        idempotent,
+        timeout_seconds: 5,
+        queued_at: long_ago,
+    };
+    let (once, again) = (run("write", false), run("rewrite", true));
+    let ids = commands
+        .store
+        .write(move |tx| {
+            Box::pin(async move {
+                let first = queue_action_run(tx, &once).await?;
+                let second = queue_action_run(tx, &again).await?;
+                claim_action_runs(tx, "gone", long_ago, long_ago + TimeDelta::seconds(30), 10)
+                    .await?;
+                Ok((first, second))
+            })
+        })
+        .await?;
+
+    let interrupted = until_ended(&setup, ids.0).await?;
+    assert_eq!(interrupted["status"], "interrupted", "{interrupted}");
+    assert!(!setup.dir.path().join("write.txt").exists());
+    let rerun = until_ended(&setup, ids.1).await?;
+    assert_eq!(rerun["status"], "succeeded", "{rerun}");
+    assert_eq!(rerun["attempts"], 2);
+    assert_eq!(rerun["node"], "node-a");
+    assert!(setup.dir.path().join("rewrite.txt").exists());
+
+    let journal = commands.store.journal(record.id).await?;
+    assert!(
+        journal.iter().any(|entry| matches!(
+            &entry.event,
+            JournalEvent::ActionFinished { run, status, .. } if *run == ids.0 && status == "interrupted"
+        )),
+        "{journal:?}"
+    );
+    assert_eq!(
+        commands.action_run(ids.0).await?.status,
+        RunStatus::Interrupted
+    );
+    Ok(())
+}
