@@ -195,6 +195,75 @@ impl Commands {
         }
     }
 
+    /// Queues the action of a claimed run of schedule `schedule` due at `due`, in the same
+    /// write job that marks the scheduled run done, so each due time queues one action run.
+    pub(crate) async fn queue_scheduled_action(
+        &self,
+        schedule: &str,
+        wanted: &tend_workflow::jobs::ActionRun,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ScheduledQueue, ApiError> {
+        let spec = match self.find_action(&wanted.plugin, &wanted.action) {
+            Ok((_, spec)) => spec,
+            Err(error) => return Ok(ScheduledQueue::Rejected(error.to_string())),
+        };
+        let params = match tend_plugin_api::params::validate_params(&spec, &wanted.params) {
+            Ok(params) => params,
+            Err(errors) => {
+                return Ok(ScheduledQueue::Rejected(format!(
+                    "invalid `run_action.params`: {errors}"
+                )));
+            }
+        };
+        let new_run = NewActionRun {
+            record_id: None,
+            record_number: None,
+            schedule: Some(schedule.to_owned()),
+            plugin: wanted.plugin.clone(),
+            action: wanted.action.clone(),
+            params: Value::Object(params),
+            actor: crate::schedules::SCHEDULE_ACTOR.to_owned(),
+            reason: Some(format!(
+                "Schedule {schedule}, due {}",
+                due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+            idempotent: spec.idempotent,
+            timeout_seconds: i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX),
+            queued_at: now,
+        };
+        let schedule = schedule.to_owned();
+        let queued = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let id = runs::queue_action_run(tx, &new_run).await?;
+                    let summary = format!(
+                        "queued action run {id} ({} {})",
+                        new_run.plugin, new_run.action
+                    );
+                    if tend_store::schedules::finish_rule_run(tx, &schedule, due, &summary).await? {
+                        Ok(id)
+                    } else {
+                        // Another node took the scheduled run over and finished it; this
+                        // write must not queue a second action run.
+                        Err(tend_store::Error::Invalid(format!(
+                            "the run of schedule `{schedule}` due {due} is no longer claimed"
+                        )))
+                    }
+                })
+            })
+            .await;
+        match queued {
+            Ok(id) => Ok(ScheduledQueue::Queued(id)),
+            Err(tend_store::Error::Invalid(message)) => {
+                tracing::warn!("{message}; the node that finished it queued its action");
+                Ok(ScheduledQueue::Gone)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Reads run `id`.
     pub async fn action_run(&self, id: i64) -> Result<ActionRun, ApiError> {
         self.store
@@ -416,6 +485,18 @@ impl Commands {
         }
         Ok(expired)
     }
+}
+
+/// What became of the action of a scheduled run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScheduledQueue {
+    /// The action run with this id was queued and the scheduled run marked done.
+    Queued(i64),
+    /// The action cannot run, for this reason: an unknown plugin or action, or invalid
+    /// parameters.
+    Rejected(String),
+    /// Another node finished the scheduled run first.
+    Gone,
 }
 
 /// Builds the `action_finished` entry of a run.

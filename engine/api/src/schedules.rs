@@ -36,6 +36,7 @@ use tend_store::schedules::{self as runs, NewScheduleRun, RunOutcome};
 use tend_workflow::DefinitionSet;
 use tend_workflow::jobs::{MissedRuns, OpenRecord, RuleRun, ScheduleAction, ScheduledJob};
 
+use crate::actions::ScheduledQueue;
 use crate::commands::{Commands, NewRecord};
 use crate::error::ApiError;
 use crate::scheduled_rules::RuleRunSummary;
@@ -388,6 +389,43 @@ impl Commands {
             Ok(ScheduleAction::RunRule(run)) => {
                 self.rule_run(name, run, due, now, late, missed, reports)
                     .await
+            }
+            Ok(ScheduleAction::RunAction(wanted)) => {
+                let (outcome, summary) = match self
+                    .queue_scheduled_action(name, wanted, due, now)
+                    .await?
+                {
+                    ScheduledQueue::Queued(id) => {
+                        tracing::info!(
+                            schedule = name,
+                            due_at = %due,
+                            run = id,
+                            late,
+                            "a schedule queued its plugin action"
+                        );
+                        (RunOutcome::Ran, None)
+                    }
+                    ScheduledQueue::Rejected(reason) => {
+                        tracing::error!(
+                            schedule = name,
+                            due_at = %due,
+                            "a schedule's plugin action cannot run: {reason}; correct its `run_action`"
+                        );
+                        self.fail_run(name, due, &reason).await?;
+                        (RunOutcome::Failed, None)
+                    }
+                    ScheduledQueue::Gone => return Ok(()),
+                };
+                reports.push(ScheduleRunReport {
+                    schedule: name.to_owned(),
+                    due_at: due,
+                    outcome,
+                    record_number: None,
+                    late,
+                    missed,
+                    summary,
+                });
+                Ok(())
             }
             Err(message) => {
                 self.fail_run(name, due, message).await?;

@@ -1,7 +1,8 @@
 //! Scheduled jobs (`workflows/schedules/*.yaml`): cron expressions in a time zone whose runs
 //! open a record, such as a monthly CMDB verification task, or run a rule over the records
 //! of a process in some states, such as resolving incidents that waited too long for their
-//! requester. The expressions themselves are checked by the SLA crate, which evaluates them.
+//! requester, or queue a run of a plugin action, such as a nightly disk report. The
+//! expressions themselves are checked by the SLA crate, which evaluates them.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -28,12 +29,16 @@ pub struct ScheduledJob {
     /// `skip` leaves them out.
     #[serde(default)]
     pub missed: MissedRuns,
-    /// The record each run opens. A schedule has either `open` or `run_rule`.
+    /// The record each run opens. A schedule has one of `open`, `run_rule` and
+    /// `run_action`.
     #[serde(default)]
     pub open: Option<OpenRecord>,
     /// The rule each run applies to the records it selects.
     #[serde(default)]
     pub run_rule: Option<RuleRun>,
+    /// The plugin action each run queues.
+    #[serde(default)]
+    pub run_action: Option<ActionRun>,
 }
 
 /// What a run of a schedule does.
@@ -41,23 +46,37 @@ pub struct ScheduledJob {
 pub enum ScheduleAction<'a> {
     Open(&'a OpenRecord),
     RunRule(&'a RuleRun),
+    RunAction(&'a ActionRun),
 }
 
 impl ScheduledJob {
     /// Returns what a run does, or why the schedule cannot run: it names both actions or
     /// neither.
     pub fn action(&self) -> Result<ScheduleAction<'_>, &'static str> {
-        match (&self.open, &self.run_rule) {
-            (Some(open), None) => Ok(ScheduleAction::Open(open)),
-            (None, Some(run)) => Ok(ScheduleAction::RunRule(run)),
-            (Some(_), Some(_)) => Err(
-                "a schedule does one thing per run: keep `open` (open a record) or `run_rule` (run a rule over records), and move the other to a schedule of its own",
+        match (&self.open, &self.run_rule, &self.run_action) {
+            (Some(open), None, None) => Ok(ScheduleAction::Open(open)),
+            (None, Some(run), None) => Ok(ScheduleAction::RunRule(run)),
+            (None, None, Some(run)) => Ok(ScheduleAction::RunAction(run)),
+            (None, None, None) => Err(
+                "the schedule does nothing: add `open` (the record each run opens), `run_rule` (a rule each run applies to records) or `run_action` (a plugin action each run queues)",
             ),
-            (None, None) => Err(
-                "the schedule does nothing: add `open` (the record each run opens) or `run_rule` (a rule each run applies to records)",
+            _ => Err(
+                "a schedule does one thing per run: keep one of `open` (open a record), `run_rule` (run a rule over records) and `run_action` (queue a plugin action), and move the others to schedules of their own",
             ),
         }
     }
+}
+
+/// A plugin action that each run queues, without a record; the run's outcome is kept with
+/// the action run. The plugin, action and parameters are checked against the plugins of
+/// the server that runs the schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRun {
+    pub plugin: String,
+    pub action: String,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A rule that a scheduled run applies, with the `on_timer` hook, to every record of

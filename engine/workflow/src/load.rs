@@ -517,6 +517,8 @@ fn load_schedules(
                 Ok(ScheduleAction::Open(open)) => {
                     check_scheduled_open(&name, open, definitions, &mut report);
                 }
+                // Plugins belong to the server, which checks the action when it runs.
+                Ok(ScheduleAction::RunAction(_)) => {}
                 Ok(ScheduleAction::RunRule(run)) => {
                     let declared_in = match origins.get(&run.process) {
                         Some(file) => file.display().to_string(),

@@ -616,12 +616,12 @@ schedules:
     assert_eq!(errors.len(), 5, "{all}");
     assert!(
         errors[0].starts_with("workflows/schedules/jobs.yaml:2:3:")
-            && errors[0].contains("keep `open` (open a record) or `run_rule`"),
+            && errors[0].contains("keep one of `open` (open a record), `run_rule`"),
         "{all}"
     );
     assert!(
         errors[1].starts_with("workflows/schedules/jobs.yaml:7:3:")
-            && errors[1].contains("add `open` (the record each run opens) or `run_rule`"),
+            && errors[1].contains("add `open` (the record each run opens), `run_rule`"),
         "{all}"
     );
     assert!(

@@ -28,6 +28,7 @@ backend_tests!(
     bad_requests_name_the_fix,
     slow_run_times_out,
     stopped_node_runs_end_or_rerun,
+    schedule_queues_action_once,
 );
 
 /// Writes `NAME.txt` with the run's record number into its directory; `slow` sleeps.
@@ -390,5 +391,87 @@ async fn stopped_node_runs_end_or_rerun(backend: Backend) -> anyhow::Result<()> 
         commands.action_run(ids.0).await?.status,
         RunStatus::Interrupted
     );
+    Ok(())
+}
+
+/// A schedule with `run_action` queues one run per due time, without a record, and a
+/// schedule whose action does not exist fails its run with the reason.
+async fn schedule_queues_action_once(backend: Backend) -> anyhow::Result<()> {
+    use tend_test_support::tend_store::schedules::RunOutcome;
+    use tend_test_support::tend_workflow::jobs::{ActionRun, MissedRuns, ScheduledJob};
+
+    let setup = setup(backend).await?;
+    let commands = setup.server.commands().expect("in-process");
+    let job = |action: &str| ScheduledJob {
+        label: None,
+        cron: "0 * * * *".into(),
+        timezone: "UTC".into(),
+        missed: MissedRuns::RunOnce,
+        open: None,
+        run_rule: None,
+        run_action: Some(ActionRun {
+            plugin: "files".into(),
+            action: action.into(),
+            params: [("name".to_owned(), json!("hourly"))].into_iter().collect(),
+        }),
+    };
+    let mut set = (*commands.engine.definitions()).clone();
+    set.schedules.clear();
+    set.schedules.insert("hourly_file".into(), job("write"));
+    set.schedules.insert("broken".into(), job("wirte"));
+    commands.engine.replace_definitions(set);
+
+    let at = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .expect("instant")
+            .to_utc()
+    };
+    let grace = TimeDelta::minutes(10);
+    commands
+        .run_due_schedules(at("2027-01-04T08:30:00Z"), grace)
+        .await?;
+    let (first, second) = tokio::join!(
+        commands.run_due_schedules(at("2027-01-04T09:00:05Z"), grace),
+        commands.run_due_schedules(at("2027-01-04T09:00:06Z"), grace)
+    );
+    let mut reports = first?;
+    reports.extend(second?);
+    let ran: Vec<_> = reports
+        .iter()
+        .filter(|report| report.outcome == RunOutcome::Ran)
+        .collect();
+    assert_eq!(ran.len(), 1, "{reports:?}");
+    assert_eq!(ran[0].schedule, "hourly_file");
+    let failed: Vec<_> = reports
+        .iter()
+        .filter(|report| report.outcome == RunOutcome::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{reports:?}");
+    let broken = commands.store.schedule_runs("broken").await?;
+    let reason = broken
+        .last()
+        .and_then(|run| run.error.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("plugin `files` has no action `wirte`: use one of write"),
+        "{reason}"
+    );
+
+    let stored = commands.store.schedule_runs("hourly_file").await?;
+    let summary = stored
+        .last()
+        .and_then(|run| run.summary.clone())
+        .unwrap_or_default();
+    let id: i64 = summary
+        .strip_prefix("queued action run ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no run id in `{summary}`"));
+    let ended = until_ended(&setup, id).await?;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["schedule"], "hourly_file");
+    assert_eq!(ended["record_number"], Value::Null);
+    assert_eq!(ended["actor"], "scheduler");
+    assert!(setup.dir.path().join("hourly.txt").exists());
     Ok(())
 }

@@ -61,6 +61,7 @@ fn job(cron: &str, timezone: &str, missed: MissedRuns) -> ScheduledJob {
             fields,
         }),
         run_rule: None,
+        run_action: None,
     }
 }
 
