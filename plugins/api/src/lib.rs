@@ -20,6 +20,7 @@ pub use tokio_util::sync::CancellationToken;
 
 pub mod params;
 pub mod process;
+pub mod yaml;
 
 pub use params::{ParamError, ParamErrors, check_actions, check_spec, validate_params};
 pub use process::{CapturedOutput, ProgramCall, ProgramEnd, ProgramResult, run_program};

@@ -410,19 +410,20 @@ pub fn show_value(value: &Value) -> String {
     }
 }
 
-/// Finds the candidate closest to a mistyped name, if one is close enough to be a typo.
+/// Finds the candidate closest to a mistyped name, if one is close enough to be a typo or
+/// an abbreviation: at most a third of the letters (at least two) differ, or the
+/// Jaro-Winkler similarity, which favours a shared start, is 0.8 or more.
 fn closest_name<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let typed = name.to_lowercase();
     let limit = (typed.chars().count() / 3).max(2);
     candidates
-        .map(|candidate| {
-            (
-                strsim::levenshtein(&typed, &candidate.to_lowercase()),
-                candidate,
-            )
+        .filter_map(|candidate| {
+            let candidate_lower = candidate.to_lowercase();
+            let distance = strsim::levenshtein(&typed, &candidate_lower);
+            let similarity = strsim::jaro_winkler(&typed, &candidate_lower);
+            (distance <= limit || similarity >= 0.8).then_some((similarity, candidate))
         })
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
+        .max_by(|(left, _), (right, _)| left.total_cmp(right))
         .map(|(_, candidate)| candidate)
 }
 

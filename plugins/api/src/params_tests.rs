@@ -538,3 +538,15 @@ fn check_name_rules() {
     assert_eq!(check_name("a-b"), Err(String::from("it contains `-`")));
     assert!(check_name(&"a".repeat(65)).is_err());
 }
+
+#[test]
+fn abbreviation_suggests_full_name() {
+    let spec = action(vec![
+        ("seconds", param(ParamType::Integer)),
+        ("host", param(ParamType::String)),
+    ]);
+
+    let errors = validate_params(&spec, &given(json!({ "secs": 3 }))).unwrap_err();
+
+    assert_eq!(errors.get("secs").unwrap().fix, "Did you mean `seconds`?");
+}
