@@ -550,3 +550,28 @@ fn abbreviation_suggests_full_name() {
 
     assert_eq!(errors.get("secs").unwrap().fix, "Did you mean `seconds`?");
 }
+
+#[test]
+fn check_spec_rejects_null_default() {
+    let mut note = param(ParamType::Text);
+    note.default = Some(Value::Null);
+    let spec = action(vec![("note", note)]);
+
+    let problems = check_spec(&spec);
+
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("has the default null"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn yaml_null_default_means_none() {
+    let text = "type: string\ndefault: null\n";
+
+    let param: ParamSpec = crate::yaml::parse_yaml(text).unwrap();
+
+    assert_eq!(param.default, None);
+}
