@@ -19,8 +19,11 @@ use serde_json::{Map, Value};
 pub use tokio_util::sync::CancellationToken;
 
 pub mod params;
+pub mod process;
+pub mod yaml;
 
 pub use params::{ParamError, ParamErrors, check_actions, check_spec, validate_params};
+pub use process::{CapturedOutput, ProgramCall, ProgramEnd, ProgramResult, run_program};
 
 /// Version of the request and outcome format that external plugins read and write.
 pub const PROTOCOL_VERSION: u32 = 1;

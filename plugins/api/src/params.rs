@@ -410,19 +410,21 @@ pub fn show_value(value: &Value) -> String {
     }
 }
 
-/// Finds the candidate closest to a mistyped name, if one is close enough to be a typo.
+/// Finds the candidate closest to a mistyped name, if one is close enough to be a typo or
+/// an abbreviation. A candidate is close when at most a third of the letters (at least
+/// two) differ, or when its Jaro-Winkler similarity, which favours a shared start, is 0.8
+/// or more.
 fn closest_name<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let typed = name.to_lowercase();
     let limit = (typed.chars().count() / 3).max(2);
     candidates
-        .map(|candidate| {
-            (
-                strsim::levenshtein(&typed, &candidate.to_lowercase()),
-                candidate,
-            )
+        .filter_map(|candidate| {
+            let candidate_lower = candidate.to_lowercase();
+            let distance = strsim::levenshtein(&typed, &candidate_lower);
+            let similarity = strsim::jaro_winkler(&typed, &candidate_lower);
+            (distance <= limit || similarity >= 0.8).then_some((similarity, candidate))
         })
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
+        .max_by(|(left, _), (right, _)| left.total_cmp(right))
         .map(|(_, candidate)| candidate)
 }
 
@@ -521,15 +523,16 @@ fn check_param_spec(action: &str, name: &str, param: &ParamSpec, problems: &mut 
     }
 
     if let Some(default) = &param.default {
-        let mut errors = Vec::new();
-        if !default.is_null() {
-            check_value(name, param, default, &mut errors);
-        }
+        // YAML and JSON read `default: null` as no default, so only a spec built in code
+        // can hold `Some(Value::Null)`.
         if default.is_null() {
             problems.push(format!(
-                "{at} has the default null. Remove `default` to leave the parameter without one"
+                "{at} has the default null. Set `default` to `None` to leave the parameter without one"
             ));
+            return;
         }
+        let mut errors = Vec::new();
+        check_value(name, param, default, &mut errors);
         for error in errors {
             problems.push(format!(
                 "{at}: the default {} {}. Write a default of type `{kind}` or remove it",

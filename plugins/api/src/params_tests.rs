@@ -538,3 +538,40 @@ fn check_name_rules() {
     assert_eq!(check_name("a-b"), Err(String::from("it contains `-`")));
     assert!(check_name(&"a".repeat(65)).is_err());
 }
+
+#[test]
+fn abbreviation_suggests_full_name() {
+    let spec = action(vec![
+        ("seconds", param(ParamType::Integer)),
+        ("host", param(ParamType::String)),
+    ]);
+
+    let errors = validate_params(&spec, &given(json!({ "secs": 3 }))).unwrap_err();
+
+    assert_eq!(errors.get("secs").unwrap().fix, "Did you mean `seconds`?");
+}
+
+#[test]
+fn check_spec_rejects_null_default() {
+    let mut note = param(ParamType::Text);
+    note.default = Some(Value::Null);
+    let spec = action(vec![("note", note)]);
+
+    let problems = check_spec(&spec);
+
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("has the default null"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn yaml_null_default_means_none() {
+    let text = "type: string\ndefault: null\n";
+
+    let param: ParamSpec = crate::yaml::parse_yaml(text).unwrap();
+
+    assert_eq!(param.default, None);
+}
