@@ -1,17 +1,57 @@
-//! The plugins a server offers.
+//! The plugins a server offers: the script plugin when `script/allowed.yaml` exists in the
+//! plugins directory, and every external plugin whose manifest is `*/plugin.yaml` there.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tend_plugin_api::PluginRegistry;
+use tend_plugin_external::ExternalPlugin;
+use tend_plugin_script::ScriptPlugin;
 
-/// Builds the registry of the plugins in `dir`.
+/// Loads the plugins of `dir`. A broken allow-list or manifest stops the server with every
+/// problem listed, as broken definitions do; a missing directory means no plugins.
 pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
-    let registry = PluginRegistry::new();
+    let mut registry = PluginRegistry::new();
     if !dir.is_dir() {
         tracing::info!(
             "no plugins directory at {}: records can run no plugin actions",
             dir.display()
         );
+        return Ok(registry);
     }
+    let mut problems = Vec::new();
+    let allow_list = dir.join("script").join("allowed.yaml");
+    if allow_list.is_file() {
+        match ScriptPlugin::load(&allow_list) {
+            Ok(script) => {
+                for missing in script.missing_executables() {
+                    tracing::warn!(
+                        "the script plugin allows {missing}, which is not installed here: its runs fail until it is"
+                    );
+                }
+                registry.add(Arc::new(script));
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    let (external, errors) = ExternalPlugin::load_dir(dir);
+    problems.extend(errors.iter().map(ToString::to_string));
+    for plugin in external {
+        if let Some(replaced) = registry.add(Arc::new(plugin)) {
+            problems.push(format!(
+                "two plugins are named `{}`: rename the external one in its plugin.yaml",
+                replaced.name()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the plugins in {} have problems:\n{}",
+            dir.display(),
+            problems.join("\n")
+        );
+    }
+    let names: Vec<&str> = registry.iter().map(|plugin| plugin.name()).collect();
+    tracing::info!(plugins = ?names, "plugins loaded from {}", dir.display());
     Ok(registry)
 }

@@ -29,6 +29,7 @@ backend_tests!(
     slow_run_times_out,
     stopped_node_runs_end_or_rerun,
     schedule_queues_action_once,
+    served_plugins_run_for_real,
 );
 
 /// Writes `NAME.txt` with the run's record number into its directory; `slow` sleeps.
@@ -473,5 +474,119 @@ async fn schedule_queues_action_once(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(ended["record_number"], Value::Null);
     assert_eq!(ended["actor"], "scheduler");
     assert!(setup.dir.path().join("hourly.txt").exists());
+    Ok(())
+}
+
+/// `tend serve` loads the script plugin and external plugins from `--plugins-dir`, and its
+/// worker runs them: a hostile file name reaches `touch` as one argument (case C77), and
+/// the Python example reports free space.
+async fn served_plugins_run_for_real(backend: Backend) -> anyhow::Result<()> {
+    let plugins = tempfile::tempdir()?;
+    let work = tempfile::tempdir()?;
+    std::fs::create_dir_all(plugins.path().join("script"))?;
+    std::fs::write(
+        plugins.path().join("script/allowed.yaml"),
+        format!(
+            "actions:\n  - name: mark_file\n    label: Mark file\n    executable: /usr/bin/touch\n    working_dir: {}\n    params:\n      path: {{ type: string, required: true, max_length: 200 }}\n    timeout_seconds: 10\n    roles: [technician]\n",
+            work.path().display()
+        ),
+    )?;
+    let example = tend_test_support::repo_root().join("plugins/examples/disk_report");
+    let copy = plugins.path().join("disk_report");
+    std::fs::create_dir_all(&copy)?;
+    for file in ["plugin.yaml", "disk_report.py"] {
+        std::fs::copy(example.join(file), copy.join(file))?;
+    }
+    let plugins_dir = plugins.path().display().to_string();
+    let database = TestDatabase::create(backend).await?;
+    let server = TestServer::binary_with(database, &["--plugins-dir", &plugins_dir]).await?;
+    let tara = server.add_user("tara", &[Role::Technician]).await?;
+    let created = tara
+        .client
+        .post(
+            "/api/v1/records/incident",
+            &json!({ "title": "Quarterly report is missing", "description": "Lost file" }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?;
+    let number = created.body["number"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let listed = tara
+        .client
+        .get("/api/v1/plugins")
+        .await?
+        .expect_status(StatusCode::OK)?;
+    let names: Vec<&str> = listed.body["plugins"]
+        .as_array()
+        .map(|plugins| plugins.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["disk_report", "script"], "{}", listed.text);
+
+    let hostile = "report.xlsx; touch PWNED_MARKER";
+    let runs = [
+        json!({ "plugin": "script", "action": "mark_file", "params": { "path": hostile } }),
+        json!({ "plugin": "script", "action": "mark_file", "params": { "path": "--help" } }),
+        json!({ "plugin": "disk_report", "action": "free_space", "params": { "path": work.path() } }),
+    ];
+    let mut ids = Vec::new();
+    for body in &runs {
+        let queued = tara
+            .client
+            .post(&format!("/api/v1/records/{number}/actions"), body)
+            .await?
+            .expect_status(StatusCode::ACCEPTED)?;
+        ids.push(queued.body["id"].as_i64().expect("run id"));
+    }
+    let mut ended = Vec::new();
+    for id in ids {
+        let mut run = Value::Null;
+        for _ in 0..150 {
+            run = tara
+                .client
+                .get(&format!("/api/v1/action-runs/{id}"))
+                .await?
+                .expect_status(StatusCode::OK)?
+                .body;
+            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        ended.push(run);
+    }
+    for run in &ended {
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+    assert!(work.path().join(hostile).exists());
+    assert!(work.path().join("--help").exists());
+    assert!(!work.path().join("PWNED_MARKER").exists());
+    assert!(
+        ended[2]["summary"]
+            .as_str()
+            .is_some_and(|text| text.contains("free")),
+        "{}",
+        ended[2]
+    );
+
+    let record = tara
+        .client
+        .get(&format!("/api/v1/records/{number}"))
+        .await?
+        .expect_status(StatusCode::OK)?;
+    let kinds: Vec<&str> = record.body["journal"]
+        .as_array()
+        .map(|entries| entries.iter().filter_map(|e| e["event"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "action_finished")
+            .count(),
+        3,
+        "{kinds:?}"
+    );
     Ok(())
 }
