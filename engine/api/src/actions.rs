@@ -46,7 +46,7 @@ pub struct ActionInput {
     pub action: String,
     #[serde(default)]
     pub params: Map<String, Value>,
-    /// Why the run is asked for, such as the reason of the recommendation it follows.
+    /// The reason for the run, such as the reason of the recommendation it follows.
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -63,7 +63,8 @@ pub fn may_run(actor: &Actor, spec: &ActionSpec) -> bool {
 }
 
 impl Commands {
-    /// Finds `plugin`'s action `action` with its plugin, or says which ones exist.
+    /// Finds `plugin`'s action `action` with its plugin, or an error that lists the
+    /// plugins or actions that exist.
     fn find_action(
         &self,
         plugin: &str,
@@ -123,8 +124,8 @@ impl Commands {
             )));
         }
         if spec.needs_approval {
-            // NOTE: approval of single runs is not built yet, so an action that needs one
-            // cannot be run from a record; it is rejected rather than run unapproved.
+            // NOTE: single runs cannot be approved yet, so an action that needs an approval
+            // is rejected here rather than run without one.
             return Err(ApiError::bad_request(
                 "approval_required",
                 format!(

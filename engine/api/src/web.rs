@@ -23,6 +23,7 @@ mod list;
 mod messages;
 mod session;
 mod sla;
+mod tools;
 
 use std::time::Duration;
 
@@ -202,6 +203,7 @@ pub fn routes() -> Router<AppState> {
             post(detail::transition),
         )
         .route("/records/{number}/comments", post(detail::comment))
+        .route("/records/{number}/actions", post(tools::run))
         .route("/catalog", get(catalog::list))
         .route("/approvals", get(approvals::queue))
         .route("/reports/sla", get(sla::report))

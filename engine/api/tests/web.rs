@@ -61,7 +61,7 @@ const ROUTE_RULE: &str = r#"
 let text = lower(record.title + " " + record.description);
 if text.contains("vpn") {
     assign_group("network", "the text mentions VPN, which the network team runs");
-    recommend("restart_vpn", #{ host: "vpn1", window: () }, "VPN outages usually end with a restart of the gateway");
+    recommend("network/restart_vpn", #{ host: "vpn1", window: () }, "VPN outages usually end with a restart of the gateway");
 }
 if record.impact == "high" {
     set_field("priority", "P1", "high impact");
@@ -176,6 +176,19 @@ async fn sla_app() -> App {
 }
 
 async fn build_app(secure_cookies: bool, with_sla: bool) -> App {
+    build_app_with(
+        secure_cookies,
+        with_sla,
+        tend_plugin_api::PluginRegistry::new(),
+    )
+    .await
+}
+
+async fn build_app_with(
+    secure_cookies: bool,
+    with_sla: bool,
+    plugins: tend_plugin_api::PluginRegistry,
+) -> App {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("definitions");
     write_definitions(&root);
@@ -200,7 +213,7 @@ async fn build_app(secure_cookies: bool, with_sla: bool) -> App {
         .await
         .unwrap();
     let engine = Arc::new(Engine::new(definitions, rules));
-    let commands = Commands::new(store.clone(), engine);
+    let commands = Commands::new(store.clone(), engine).with_plugins(plugins);
     let state = AppState::new(commands.clone(), secure_cookies);
     App {
         router: tend_api::router(state),
@@ -674,7 +687,10 @@ async fn create_through_form_shows_record() {
         "{html}"
     );
     assert!(!html.contains("window"), "null parameters are left out");
-    assert!(!html.contains("restart_vpn"), "the action's machine name");
+    assert!(
+        html.contains("No installed plugin offers network/restart_vpn"),
+        "without the plugin there is no run form, and the page says why: {html}"
+    );
     assert!(html.contains(
         "Why: VPN outages usually end with a restart of the gateway (rule ticket/route)"
     ));
@@ -2207,4 +2223,168 @@ async fn sla_report_page_refused_for_requesters() {
         "{}",
         anonymous.body
     );
+}
+
+/// The `network` plugin of the run-form test: `restart_vpn` records the host it was given.
+struct NetworkPlugin {
+    actions: Vec<tend_plugin_api::ActionSpec>,
+    restarted: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl tend_plugin_api::Plugin for NetworkPlugin {
+    fn name(&self) -> &str {
+        "network"
+    }
+
+    fn description(&self) -> &str {
+        "Network tools of the web tests"
+    }
+
+    fn actions(&self) -> &[tend_plugin_api::ActionSpec] {
+        &self.actions
+    }
+
+    async fn run(
+        &self,
+        request: tend_plugin_api::ActionRequest,
+        _cancel: tend_plugin_api::CancellationToken,
+    ) -> Result<tend_plugin_api::ActionOutcome, tend_plugin_api::PluginError> {
+        let host = request.params["host"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.restarted.lock().unwrap().push(host.clone());
+        Ok(tend_plugin_api::ActionOutcome::succeeded(
+            format!("Restarted {host}"),
+            "",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn recommended_action_runs_from_record_page() {
+    let spec: tend_plugin_api::ActionSpec = serde_json::from_value(serde_json::json!({
+        "name": "restart_vpn",
+        "label": "Restart VPN gateway",
+        "params": {
+            "host": { "type": "string", "label": "Gateway", "required": true, "max_length": 60 },
+            "drain": { "type": "boolean", "label": "Drain sessions first", "default": true }
+        },
+        "timeout_seconds": 10,
+        "roles": ["technician"]
+    }))
+    .unwrap();
+    let restarted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut plugins = tend_plugin_api::PluginRegistry::new();
+    plugins.add(Arc::new(NetworkPlugin {
+        actions: vec![spec],
+        restarted: restarted.clone(),
+    }));
+    let app = build_app_with(false, false, plugins).await;
+    let tech = app.login("tech", "tech-password").await;
+    let number = app
+        .create_ticket(&tech, "VPN down", "no tunnel since 9:00")
+        .await;
+    let path = format!("/records/{number}");
+
+    // The form is filled from the recommendation: no retyping.
+    let page = app.get(&path, Some(&tech)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let html = &page.body;
+    assert!(
+        html.contains("<strong>Restart VPN gateway</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(r#"action="/records/{number}/actions""#)),
+        "{html}"
+    );
+    assert!(html.contains(r#"name="param.host" value="vpn1""#), "{html}");
+    assert!(html.contains(r#"name="param.drain" checked"#), "{html}");
+    assert!(html.contains("Run Restart VPN gateway"), "{html}");
+
+    // A cleared required value comes back beside the form, with the input kept.
+    let rejected = app
+        .post_form(
+            &format!("/records/{number}/actions"),
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("plugin", "network"),
+                ("action", "restart_vpn"),
+                (
+                    "reason",
+                    "VPN outages usually end with a restart of the gateway",
+                ),
+                ("recommendation", "0"),
+                ("param.host", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rejected.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        rejected.body
+    );
+    assert!(rejected.body.contains("host"), "{}", rejected.body);
+    assert!(
+        rejected.body.contains(r#"role="alert""#),
+        "{}",
+        rejected.body
+    );
+
+    let queued = app
+        .post_form(
+            &format!("/records/{number}/actions"),
+            Some(&tech),
+            &[
+                ("csrf", &tech.csrf),
+                ("plugin", "network"),
+                ("action", "restart_vpn"),
+                (
+                    "reason",
+                    "VPN outages usually end with a restart of the gateway",
+                ),
+                ("recommendation", "0"),
+                ("param.host", "vpn1"),
+                ("param.drain", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(queued.status, StatusCode::SEE_OTHER, "{}", queued.body);
+    assert_eq!(queued.location(), format!("/records/{number}#runs"));
+
+    let worker = tend_api::actions::ActionWorker::new(
+        app.commands.clone(),
+        "web-test",
+        1,
+        tend_plugin_api::CancellationToken::new(),
+    );
+    let mut page = app.get(&path, Some(&tech)).await;
+    for _ in 0..50 {
+        worker.pass().await.unwrap();
+        page = app.get(&path, Some(&tech)).await;
+        if page.body.contains("Restarted vpn1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.body.contains(r#"id="runs""#), "{}", page.body);
+    assert!(page.body.contains("<td>Succeeded</td>"), "{}", page.body);
+    assert!(
+        page.body.contains("<td>Restarted vpn1</td>"),
+        "{}",
+        page.body
+    );
+    assert_eq!(*restarted.lock().unwrap(), ["vpn1"]);
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    let runs = app.store.action_runs_of(record.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].params,
+        serde_json::json!({ "host": "vpn1", "drain": true })
+    );
+    assert_eq!(runs[0].actor, "tech");
 }

@@ -11,9 +11,7 @@ use serde::Serialize;
 use tend_domain::{Actor, Command, Fields, Record};
 use tend_workflow::{Definition, Rejection, TransitionDef, available_transitions};
 
-use super::display::{
-    Param, field_label, field_text, humanise, param_list, process_noun, transition_label,
-};
+use super::display::{field_label, field_text, humanise, process_noun, transition_label};
 use super::forms::{
     FieldInput, FormData, FormError, attach_error, field_input, field_value, fields_from_form,
     settable_in, value_text,
@@ -21,6 +19,7 @@ use super::forms::{
 use super::journal::{EntryView, entry_views};
 use super::messages::{FormContext, form_message};
 use super::sla::{ClockSection, clock_sections};
+use super::tools::{RecommendationView, RunView, recommendation_views, run_views};
 use super::{Viewer, format_time};
 use crate::AppState;
 use crate::commands::{Pinned, Replied};
@@ -77,6 +76,8 @@ struct RecordPage {
     clocks: Vec<ClockSection>,
     staff: bool,
     recommendations: Vec<RecommendationView>,
+    /// The record's recent action runs, for staff.
+    runs: Vec<RunView>,
     journal: Vec<EntryView>,
     transitions: Vec<TransitionForm>,
     comment: Option<CommentForm>,
@@ -115,16 +116,6 @@ struct DecisionForm {
 struct FieldRow {
     label: String,
     value: String,
-}
-
-#[derive(Debug, Serialize)]
-struct RecommendationView {
-    /// The action's name, humanised.
-    action: String,
-    /// Parameters with a value, because rules pass null for those they do not know.
-    params: Vec<Param>,
-    rule: String,
-    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -379,15 +370,32 @@ fn approval_views(
         .collect()
 }
 
+/// What the record page shows besides the record and its definition.
+struct PageParts<'a> {
+    journal: &'a [tend_domain::JournalEntry],
+    rounds: &'a [tend_store::approvals::Round],
+    clocks: Vec<ClockSection>,
+    plugins: &'a tend_plugin_api::PluginRegistry,
+    runs: &'a [tend_store::action_runs::ActionRun],
+    /// A rejected run form: the recommendation's index, the message and the input.
+    run_problem: Option<(usize, String, FormData)>,
+}
+
 fn record_page(
     definition: &Definition,
     record: &Record,
-    journal: &[tend_domain::JournalEntry],
-    rounds: &[tend_store::approvals::Round],
-    clocks: Vec<ClockSection>,
+    parts: PageParts<'_>,
     viewer: &Viewer,
     problem: Option<&Problem>,
 ) -> RecordPage {
+    let PageParts {
+        journal,
+        rounds,
+        clocks,
+        plugins,
+        runs,
+        run_problem,
+    } = parts;
     let actor = viewer.actor();
     let staff = actor.is_staff();
     // An approver who is neither staff nor the requester reads the record to decide, and
@@ -461,16 +469,24 @@ fn record_page(
             .collect(),
         clocks,
         staff,
-        recommendations: record
-            .recommendations
-            .iter()
-            .map(|r| RecommendationView {
-                action: humanise(&r.action),
-                params: param_list(&r.params),
-                rule: r.rule.clone(),
-                reason: r.reason.clone(),
-            })
-            .collect(),
+        recommendations: if staff {
+            recommendation_views(
+                &record.number,
+                &record.recommendations,
+                plugins,
+                actor,
+                run_problem
+                    .as_ref()
+                    .map(|(index, message, input)| (*index, message.as_str(), input)),
+            )
+        } else {
+            Vec::new()
+        },
+        runs: if staff {
+            run_views(runs, plugins)
+        } else {
+            Vec::new()
+        },
         journal: entry_views(definition, journal, staff),
         transitions,
         comment,
@@ -489,6 +505,34 @@ async fn render_record(
     number: &str,
     problem: Option<Problem>,
 ) -> Response {
+    render_page(state, viewer, number, problem, None).await
+}
+
+/// Shows the record page with the run form of recommendation `index` rejected by `error`.
+pub(super) async fn render_with_run_error(
+    state: &AppState,
+    viewer: &Viewer,
+    number: &str,
+    index: usize,
+    error: &ApiError,
+    input: FormData,
+) -> Response {
+    let message = error.public_message();
+    let mut response =
+        render_page(state, viewer, number, None, Some((index, message, input))).await;
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = error.status();
+    }
+    response
+}
+
+async fn render_page(
+    state: &AppState,
+    viewer: &Viewer,
+    number: &str,
+    problem: Option<Problem>,
+    run_problem: Option<(usize, String, FormData)>,
+) -> Response {
     let (record, pinned) = match load_pinned(state, viewer, number).await {
         Ok(loaded) => loaded,
         Err(error) => return state.web.error(Some(viewer), &error),
@@ -503,15 +547,23 @@ async fn render_record(
         Err(error) => return state.web.error(Some(viewer), &error.into()),
     };
     let clocks = crate::clocks::read(&pinned.set, definition, &record, &journal, Utc::now());
-    let page = record_page(
-        definition,
-        &record,
-        &journal,
-        &rounds,
-        clock_sections(&pinned.set, &clocks),
-        viewer,
-        problem.as_ref(),
-    );
+    let runs = if viewer.actor().is_staff() {
+        match state.commands.store.action_runs_of(record.id, 20).await {
+            Ok(runs) => runs,
+            Err(error) => return state.web.error(Some(viewer), &error.into()),
+        }
+    } else {
+        Vec::new()
+    };
+    let parts = PageParts {
+        journal: &journal,
+        rounds: &rounds,
+        clocks: clock_sections(&pinned.set, &clocks),
+        plugins: &state.commands.plugins,
+        runs: &runs,
+        run_problem,
+    };
+    let page = record_page(definition, &record, parts, viewer, problem.as_ref());
     let status = problem
         .as_ref()
         .map_or(StatusCode::OK, |p| p.error.status());

@@ -8,6 +8,12 @@ use tend_workflow::{Definition, FieldDef, FieldType, TransitionDef};
 
 /// Turns a machine name such as `walk_in` into `Walk in`: underscores become spaces and
 /// the first letter becomes upper case.
+/// Names a recommended action for people: its action part humanised, so that
+/// `recovery/restore_file` reads "Restore file".
+pub fn action_label(action: &str) -> String {
+    humanise(action.rsplit('/').next().unwrap_or(action))
+}
+
 pub fn humanise(name: &str) -> String {
     let spaced = name.replace('_', " ");
     let mut characters = spaced.chars();

@@ -5,7 +5,9 @@ use serde::Serialize;
 use tend_domain::{JournalEntry, JournalEvent};
 use tend_workflow::Definition;
 
-use super::display::{field_text, humanise, input_label, param_list, transition_label};
+use super::display::{
+    action_label, field_text, humanise, input_label, param_list, transition_label,
+};
 use super::format_time;
 
 /// One journal entry on the record page.
@@ -128,7 +130,7 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
                 .into_iter()
                 .map(|param| format!("{}: {}", param.name, param.value))
                 .collect();
-            view.summary = format!("Recommended action {}", humanise(action));
+            view.summary = format!("Recommended action {}", action_label(action));
             if !listed.is_empty() {
                 view.summary += &format!(" ({})", listed.join(", "));
             }
