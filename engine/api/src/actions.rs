@@ -265,6 +265,76 @@ impl Commands {
         }
     }
 
+    /// Queues the run a rule asked for with `run_action`, as the actor `rule:NAME`, when
+    /// the record's definition lists the action under `automatic_actions`. Follow-ons run
+    /// at least once, so a run that this command already queued (same rule, action and
+    /// time) is not queued again.
+    pub(crate) async fn run_automatic_action(
+        &self,
+        record: &Record,
+        rule: &str,
+        reason: &str,
+        action: &str,
+        params: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let pinned = self.engine.pinned(record).await?;
+        if !pinned
+            .definition
+            .automatic_actions
+            .iter()
+            .any(|allowed| allowed == action)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "the {} definition does not let rules run {action} by themselves: add it to `automatic_actions` in its definition, or recommend it with recommend() for a technician to run",
+                record.process
+            )));
+        }
+        let Some((plugin, name)) = action.split_once('/') else {
+            return Err(ApiError::bad_request(
+                "unknown_action",
+                format!("`{action}` does not name an action as plugin/action"),
+                Some("action"),
+            ));
+        };
+        let actor = Actor::system(format!("rule:{rule}"));
+        let earlier = self.store.action_runs_of(record.id, 50).await?;
+        if earlier.iter().any(|run| {
+            run.plugin == plugin
+                && run.action == name
+                && run.actor == actor.name
+                && run.queued_at == at
+        }) {
+            return Ok(());
+        }
+        let params = match params {
+            Value::Object(map) => map.clone(),
+            Value::Null => Map::new(),
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_params",
+                    format!("the parameters of {action} must be a map, not {other}"),
+                    Some("params"),
+                ));
+            }
+        };
+        let input = ActionInput {
+            plugin: plugin.to_owned(),
+            action: name.to_owned(),
+            params,
+            reason: Some(reason.to_owned()),
+        };
+        let run = self.queue_action(&actor, &record.number, input, at).await?;
+        tracing::info!(
+            record.number = record.number,
+            run = run.id,
+            rule,
+            action,
+            "a rule queued an action run"
+        );
+        Ok(())
+    }
+
     /// Reads run `id`.
     pub async fn action_run(&self, id: i64) -> Result<ActionRun, ApiError> {
         self.store

@@ -275,6 +275,17 @@ impl Commands {
                         .await?;
                 }
             }
+            Effect::RunAction { action, params } => {
+                self.run_automatic_action(
+                    record,
+                    &proposed.rule,
+                    &proposed.reason,
+                    action,
+                    params,
+                    at,
+                )
+                .await?;
+            }
             other => {
                 tracing::error!(
                     ?other,
@@ -440,6 +451,7 @@ fn describe(effect: &Effect) -> String {
         Effect::Transition { name } => format!("transition `{name}`"),
         Effect::Link { link_type, target } => format!("link `{link_type}` to {target}"),
         Effect::Open { process, title, .. } => format!("open a {process} record \"{title}\""),
+        Effect::RunAction { action, .. } => format!("run `{action}`"),
         other => format!("{other:?}"),
     }
 }

@@ -55,6 +55,7 @@ replies:
   follow_up_field: follow_up_of
 rules:
   on_create: [ticket/route]
+automatic_actions: [network/restart_vpn]
 "#;
 
 const ROUTE_RULE: &str = r#"
@@ -62,6 +63,10 @@ let text = lower(record.title + " " + record.description);
 if text.contains("vpn") {
     assign_group("network", "the text mentions VPN, which the network team runs");
     recommend("network/restart_vpn", #{ host: "vpn1", window: () }, "VPN outages usually end with a restart of the gateway");
+}
+if text.contains("restart now") {
+    run_action("network/restart_vpn", #{ host: "vpn2" }, "The requester asked for a restart now");
+    run_action("network/reboot_core", #{}, "Rules may not reboot the core");
 }
 if record.impact == "high" {
     set_field("priority", "P1", "high impact");
@@ -2262,8 +2267,9 @@ impl tend_plugin_api::Plugin for NetworkPlugin {
     }
 }
 
-#[tokio::test]
-async fn recommended_action_runs_from_record_page() {
+fn network_plugins(
+    restarted: Arc<std::sync::Mutex<Vec<String>>>,
+) -> tend_plugin_api::PluginRegistry {
     let spec: tend_plugin_api::ActionSpec = serde_json::from_value(serde_json::json!({
         "name": "restart_vpn",
         "label": "Restart VPN gateway",
@@ -2275,13 +2281,18 @@ async fn recommended_action_runs_from_record_page() {
         "roles": ["technician"]
     }))
     .unwrap();
-    let restarted = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut plugins = tend_plugin_api::PluginRegistry::new();
     plugins.add(Arc::new(NetworkPlugin {
         actions: vec![spec],
-        restarted: restarted.clone(),
+        restarted,
     }));
-    let app = build_app_with(false, false, plugins).await;
+    plugins
+}
+
+#[tokio::test]
+async fn recommended_action_runs_from_record_page() {
+    let restarted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = build_app_with(false, false, network_plugins(restarted.clone())).await;
     let tech = app.login("tech", "tech-password").await;
     let number = app
         .create_ticket(&tech, "VPN down", "no tunnel since 9:00")
@@ -2387,4 +2398,58 @@ async fn recommended_action_runs_from_record_page() {
         serde_json::json!({ "host": "vpn1", "drain": true })
     );
     assert_eq!(runs[0].actor, "tech");
+}
+
+/// A rule runs an action the definition allows by itself, as `rule:NAME`; an action the
+/// definition does not allow is refused and journaled.
+#[tokio::test]
+async fn rule_runs_allowed_action_by_itself() {
+    let restarted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = build_app_with(false, false, network_plugins(restarted.clone())).await;
+    let tech = app.login("tech", "tech-password").await;
+    let number = app
+        .create_ticket(&tech, "VPN down", "please restart now")
+        .await;
+    let record = app.store.get_record(&number).await.unwrap().unwrap();
+    let runs = app.store.action_runs_of(record.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].actor, "rule:ticket/route");
+    assert_eq!(runs[0].action, "restart_vpn");
+    assert_eq!(
+        runs[0].reason.as_deref(),
+        Some("The requester asked for a restart now")
+    );
+    let worker = tend_api::actions::ActionWorker::new(
+        app.commands.clone(),
+        "web-test",
+        1,
+        tend_plugin_api::CancellationToken::new(),
+    );
+    for _ in 0..50 {
+        worker.pass().await.unwrap();
+        if !restarted.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(*restarted.lock().unwrap(), ["vpn2"]);
+
+    let journal = app.store.journal(record.id).await.unwrap();
+    let refused = journal
+        .iter()
+        .find_map(|entry| match &entry.event {
+            tend_domain::JournalEvent::FollowOnFailed { effect, error, .. } => {
+                Some((effect.clone(), error.clone()))
+            }
+            _ => None,
+        })
+        .expect("the refused action is journaled");
+    assert_eq!(refused.0, "run `network/reboot_core`");
+    assert!(
+        refused
+            .1
+            .contains("does not let rules run network/reboot_core by themselves"),
+        "{}",
+        refused.1
+    );
 }

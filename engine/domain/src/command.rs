@@ -91,6 +91,10 @@ pub enum Effect {
         #[serde(default)]
         link_type: Option<String>,
     },
+    /// Queues a run of plugin action `action` (`plugin/action`) on the record after the
+    /// command is written, when the record's definition lists it under
+    /// `automatic_actions`.
+    RunAction { action: String, params: Value },
 }
 
 impl Effect {
@@ -99,7 +103,10 @@ impl Effect {
     pub fn is_follow_on(&self) -> bool {
         matches!(
             self,
-            Effect::Transition { .. } | Effect::Link { .. } | Effect::Open { .. }
+            Effect::Transition { .. }
+                | Effect::Link { .. }
+                | Effect::Open { .. }
+                | Effect::RunAction { .. }
         )
     }
 }

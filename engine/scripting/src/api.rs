@@ -20,8 +20,9 @@
 //! in a transition guard `deny(message)`, and in an approval rule
 //! `approver("user:NAME" | "group:NAME" | "board:NAME", reason)`.
 //! Follow-ons, carried out after the command is written: `take_transition(name, reason)`,
-//! `link_to(link_type, number, reason)` and
-//! `open_record(process, #{ title, description, fields, link_type }, reason)`.
+//! `link_to(link_type, number, reason)`,
+//! `open_record(process, #{ title, description, fields, link_type }, reason)` and
+//! `run_action("plugin/action", params, reason)`.
 //!
 //! Text helpers: `lower(text)`, `words(text)`, `text_has_any(text, words)`,
 //! `first_match(text, words)`, `find_path(text)` and `matches(value, pattern)`.
@@ -63,6 +64,7 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("take_transition", take_transition);
     engine.register_fn("link_to", link_to);
     engine.register_fn("open_record", open_record);
+    engine.register_fn("run_action", run_action);
     engine.register_fn("lower", |text: ImmutableString| text.to_lowercase());
     engine.register_fn("words", |text: ImmutableString| -> Array {
         words(&text).into_iter().map(Dynamic::from).collect()
@@ -307,6 +309,26 @@ fn open_record(process: ImmutableString, spec: Map, reason: ImmutableString) -> 
         description: text("description").unwrap_or_default(),
         fields,
         link_type: text("link_type"),
+    };
+    context::propose(reason, effect)
+}
+
+/// Asks for a run of plugin action `action` (`plugin/action`) with `params` once the
+/// command is written; the definition must allow it under `automatic_actions`.
+fn run_action(action: ImmutableString, params: Map, reason: ImmutableString) -> HostResult<()> {
+    let action = require_text("run_action", "action", &action)?;
+    let reason = require_text("run_action", "reason", &reason)?;
+    if !action.contains('/') {
+        return Err(format!(
+            "run_action(\"{action}\"): name the action as plugin/action, such as \"script/disk_usage\""
+        )
+        .into());
+    }
+    let params = dynamic_to_json(&Dynamic::from_map(params))
+        .map_err(|error| format!("run_action(\"{action}\") params: {error}"))?;
+    let effect = Effect::RunAction {
+        action: action.to_owned(),
+        params,
     };
     context::propose(reason, effect)
 }

@@ -165,6 +165,9 @@ fn show_expected(effect: &ExpectedEffect) -> String {
         }
         ExpectedEffect::Approver { approver, reason } => (format!("approver {approver}"), reason),
         ExpectedEffect::Transition { name, reason } => (format!("transition {name}"), reason),
+        ExpectedEffect::RunAction { action, reason, .. } => {
+            (format!("run_action {action}"), reason)
+        }
         ExpectedEffect::Link {
             link_type,
             target,
@@ -198,6 +201,7 @@ fn show_actual(effect: &ProposedEffect) -> String {
         Effect::Transition { name } => format!("transition {name}"),
         Effect::Link { link_type, target } => format!("link {link_type} {target}"),
         Effect::Open { process, title, .. } => format!("open {process} {title:?}"),
+        Effect::RunAction { action, params } => format!("run_action {action} {params}"),
     };
     format!("{text} (reason: {:?})", effect.reason)
 }

@@ -130,6 +130,13 @@ pub(crate) enum ExpectedEffect {
         #[serde(default)]
         reason: Option<String>,
     },
+    RunAction {
+        action: String,
+        #[serde(default)]
+        params: Option<Value>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     Link {
         link_type: String,
         target: String,
@@ -193,6 +200,21 @@ impl ExpectedEffect {
             (ExpectedEffect::Transition { name, reason }, Effect::Transition { name: actual }) => {
                 (name == actual, reason)
             }
+            (
+                ExpectedEffect::RunAction {
+                    action,
+                    params,
+                    reason,
+                },
+                Effect::RunAction {
+                    action: actual_action,
+                    params: actual_params,
+                },
+            ) => (
+                action == actual_action
+                    && params.as_ref().is_none_or(|params| params == actual_params),
+                reason,
+            ),
             (
                 ExpectedEffect::Link {
                     link_type,

@@ -905,7 +905,10 @@ fn apply_effect(
             rule,
             error: "called approver(), which only names approvers when the rule is a transition's approval rule".into(),
         }),
-        Effect::Transition { .. } | Effect::Link { .. } | Effect::Open { .. } => {
+        Effect::Transition { .. }
+        | Effect::Link { .. }
+        | Effect::Open { .. }
+        | Effect::RunAction { .. } => {
             unreachable!("follow-on effects are collected, not applied")
         }
     }

@@ -42,6 +42,11 @@ pub struct Definition {
     /// Planned windows of records and the transitions that check them for conflicts.
     #[serde(default)]
     pub schedule: Option<crate::schedule::ScheduleDef>,
+    /// Plugin actions (`plugin/action`) that rules may run on records of this process
+    /// without a person, with `run_action`. Any other action a rule asks for is refused
+    /// and journaled.
+    #[serde(default)]
+    pub automatic_actions: Vec<String>,
 }
 
 /// A trend: `threshold` records created within `within` that share the values of the

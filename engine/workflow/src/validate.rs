@@ -36,6 +36,25 @@ pub(crate) fn validate_definition(
     check_schedule(definition, report);
     check_reachability(definition, report);
     check_replies(definition, report);
+    check_automatic_actions(definition, report);
+}
+
+/// Checks that each automatic action is named as `plugin/action`. Which plugins exist is
+/// known to the server only, so it checks the rest when a rule asks for a run.
+fn check_automatic_actions(definition: &Definition, report: &mut FileReport<'_>) {
+    for (position, action) in definition.automatic_actions.iter().enumerate() {
+        let named = action.split_once('/').is_some_and(|(plugin, name)| {
+            !plugin.is_empty() && !name.is_empty() && !name.contains('/')
+        });
+        if !named {
+            report.error(
+                &format!("automatic_actions.{position}"),
+                format!(
+                    "`{action}` does not name a plugin action: write it as plugin/action, such as script/disk_usage"
+                ),
+            );
+        }
+    }
 }
 
 fn check_replies(definition: &Definition, report: &mut FileReport<'_>) {
