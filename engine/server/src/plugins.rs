@@ -25,9 +25,7 @@ pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
         match ScriptPlugin::load(&allow_list) {
             Ok(script) => {
                 for missing in script.missing_executables() {
-                    tracing::warn!(
-                        "the script plugin allows {missing}, which is not installed here: its runs fail until it is"
-                    );
+                    tracing::warn!("{missing}; until then its runs fail");
                 }
                 registry.add(Arc::new(script));
             }
