@@ -70,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{number}/links", post(rest::link))
         .route("/records/{number}/approvals/{id}", post(rest::decide))
         .route("/records/{number}/actions", post(rest_actions::queue))
+        .route(
+            "/records/{number}/recommendations/{index}/run",
+            post(rest_actions::run_recommendation),
+        )
         .route("/action-runs/{id}", get(rest_actions::run))
         .route("/plugins", get(rest_actions::plugins))
         .route("/approvals", get(rest::my_approvals))

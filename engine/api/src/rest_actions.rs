@@ -55,6 +55,81 @@ pub async fn queue(
     Ok((StatusCode::ACCEPTED, Json(run_json(&run))))
 }
 
+/// Parameters that replace or add to a recommendation's parameters.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendationRun {
+    #[serde(default)]
+    params: serde_json::Map<String, Value>,
+}
+
+/// `POST /records/{number}/recommendations/{index}/run`: queues a run of the record's
+/// recommendation `index` (from 0, in the order the record lists them) with its
+/// parameters, after replacing those the body gives. The recommendation must name its
+/// action as `plugin/action`; parameters the action does not declare are left out.
+pub async fn run_recommendation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((number, index)): Path<(String, usize)>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The body is optional: without one the recommendation runs as it is.
+    let overrides: RecommendationRun = if body.iter().all(u8::is_ascii_whitespace) {
+        RecommendationRun::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("invalid request body: {error}; send {{\"params\": {{...}}}} or nothing"),
+                None,
+            )
+        })?
+    };
+    let record = state.commands.visible(&caller.actor, &number).await?;
+    let Some(recommendation) = record.recommendations.get(index) else {
+        return Err(ApiError::NotFound {
+            what: "recommendation",
+            key: format!("{number}/{index}"),
+        });
+    };
+    let Some((plugin, action)) = recommendation.action.split_once('/') else {
+        return Err(ApiError::bad_request(
+            "unknown_action",
+            format!(
+                "recommendation {index} names `{}`, which is not a plugin action: change rule {} to name it as plugin/action",
+                recommendation.action, recommendation.rule
+            ),
+            Some("action"),
+        ));
+    };
+    let declared: Vec<String> = state
+        .commands
+        .plugins
+        .action(plugin, action)
+        .map(|(_, spec)| spec.params.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut params = serde_json::Map::new();
+    if let Value::Object(given) = &recommendation.params {
+        for (name, value) in given {
+            if declared.contains(name) && !value.is_null() {
+                params.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    params.extend(overrides.params);
+    let input = ActionInput {
+        plugin: plugin.to_owned(),
+        action: action.to_owned(),
+        params,
+        reason: Some(recommendation.reason.clone()),
+    };
+    let run = state
+        .commands
+        .queue_action(&caller.actor, &number, input, Utc::now())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run))))
+}
+
 /// `GET /action-runs/{id}`: one run. Staff see every run; others only the runs of records
 /// they may see.
 pub async fn run(

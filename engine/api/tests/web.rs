@@ -2453,3 +2453,55 @@ async fn rule_runs_allowed_action_by_itself() {
         refused.1
     );
 }
+
+/// The API runs a recommendation without retyping its parameters, and with a changed one.
+#[tokio::test]
+async fn recommendation_runs_over_api() {
+    let restarted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = build_app_with(false, false, network_plugins(restarted)).await;
+    let tech = app.login("tech", "tech-password").await;
+    let number = app.create_ticket(&tech, "VPN down", "no tunnel").await;
+    let post = |path: String, body: &'static str| {
+        let mut request = Request::post(path)
+            .header(header::COOKIE, &tech.cookie)
+            .header("x-csrf-token", &tech.csrf);
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        request.body(Body::from(body)).unwrap()
+    };
+    let as_is = app
+        .send(post(
+            format!("/api/v1/records/{number}/recommendations/0/run"),
+            "",
+        ))
+        .await;
+    assert_eq!(as_is.status, StatusCode::ACCEPTED, "{}", as_is.body);
+    let run: Value = serde_json::from_str(&as_is.body).unwrap();
+    assert_eq!(
+        run["params"],
+        serde_json::json!({ "host": "vpn1", "drain": true })
+    );
+    assert_eq!(
+        run["reason"],
+        "VPN outages usually end with a restart of the gateway"
+    );
+
+    let changed = app
+        .send(post(
+            format!("/api/v1/records/{number}/recommendations/0/run"),
+            r#"{"params": {"host": "vpn3"}}"#,
+        ))
+        .await;
+    assert_eq!(changed.status, StatusCode::ACCEPTED, "{}", changed.body);
+    let run: Value = serde_json::from_str(&changed.body).unwrap();
+    assert_eq!(run["params"]["host"], "vpn3");
+
+    let missing = app
+        .send(post(
+            format!("/api/v1/records/{number}/recommendations/4/run"),
+            "",
+        ))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+}
