@@ -146,6 +146,8 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         .map_or(Value::Null, |round| Value::String(round.status.clone()));
     view["approvals"] = serde_json::to_value(&rounds).unwrap_or(Value::Null);
     view["clocks"] = serde_json::to_value(&clocks).unwrap_or(Value::Null);
+    let attachments = state.commands.store.attachments_of(record.id).await?;
+    view["attachments"] = crate::mail_intake::attachments_json(&attachments);
     Ok(view)
 }
 
