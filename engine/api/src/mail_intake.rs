@@ -61,11 +61,11 @@ pub const MAIL_ACTOR: &str = "mail";
 // configuration so that every node recognises the mail its instance sent.
 const LOOP_INSTANCE: &str = "tend";
 
-/// A received message that is stored but still `received` after this long was left by a
-/// process that stopped; a new delivery of it processes it again.
+/// Age after which a stored message still `received` counts as left by a process that
+/// stopped, so that a new delivery of it processes it again.
 const STALE_RECEIVED_SECONDS: i64 = 120;
 
-/// What became of one delivered message.
+/// The outcome of one delivered message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IntakeOutcome {
     /// Id of the stored message.

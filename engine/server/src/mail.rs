@@ -112,7 +112,7 @@ pub async fn run(command: MailCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One line about what became of a message.
+/// Describes the outcome of a message on one line.
 fn describe(outcome: &IntakeOutcome) -> String {
     let mut line = format!("message {}: {}", outcome.mail, outcome.status);
     if outcome.duplicate {

@@ -21,7 +21,7 @@ use sea_orm::{
 use crate::entities::{attachments, mail_messages, users};
 use crate::{Error, Store, User, now, truncate};
 
-/// What became of a stored message.
+/// The processing state of a stored message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MailStatus {

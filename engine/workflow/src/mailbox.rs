@@ -32,14 +32,14 @@ pub struct MailboxFile {
     /// process's own prefix when left out.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// What a message does whose subject tag or references name a record that its sender
-    /// is neither the requester of, nor a watcher of, nor staff.
+    /// Policy for a message whose subject tag or references name a record of which its
+    /// sender is not the requester, a watcher or staff.
     #[serde(default)]
     pub strangers: StrangerPolicy,
     /// Link type from a stranger's new record to the record its subject named.
     #[serde(default = "default_stranger_link")]
     pub stranger_link: String,
-    /// What a message from an address that belongs to no user does.
+    /// Policy for a message from an address that belongs to no user.
     #[serde(default)]
     pub unknown_senders: UnknownSenders,
     /// A rule run with the `on_email` hook before a new message opens its record: it may

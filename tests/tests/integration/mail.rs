@@ -1,8 +1,7 @@
 //! Inbound email through the intake, `tend mail-gateway` and `POST /api/v1/mail/inbound`:
 //! every message of the shared corpus lands somewhere with a reason, a second delivery
 //! does nothing, replies thread by tag and by reference and reach a record only from its
-//! people, machine-made mail is never answered, and the rate limit stops mail loops. The
-//! `C..` names refer to the cases of the shared case list.
+//! people. Machine-made mail is not answered, and the rate limit stops mail loops.
 
 use std::path::PathBuf;
 
@@ -97,7 +96,7 @@ impl MailDesk {
     }
 }
 
-/// A plain message; `extra` holds more header lines, each ending in a newline.
+/// Builds a plain message; `extra` contains more header lines, each ending in a newline.
 fn message(from: &str, subject: &str, id: &str, extra: &str, body: &str) -> String {
     format!(
         "From: {from}\nTo: servicedesk@example.com\nSubject: {subject}\nDate: Thu, 12 Feb 2026 09:00:00 +0100\nMessage-ID: <{id}>\n{extra}MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
@@ -115,7 +114,7 @@ fn created(outcome: &IntakeOutcome) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no record in {outcome:?}"))
 }
 
-/// The `email_received` entries of a record's journal.
+/// Returns the `email_received` entries of a record's journal.
 fn mail_entries(record: &Value) -> Vec<Value> {
     record["journal"]
         .as_array()
@@ -145,7 +144,7 @@ fn comments(record: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `.eml` files of a directory, sorted; empty when it does not exist.
+/// Lists the `.eml` files of a directory, sorted, or none when it does not exist.
 fn eml_files(directory: PathBuf) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(&directory) else {
         return Vec::new();
@@ -223,7 +222,7 @@ async fn every_message_lands_with_a_reason(backend: Backend) -> anyhow::Result<(
 
 async fn second_delivery_does_nothing(backend: Backend) -> anyhow::Result<()> {
     let desk = MailDesk::open(backend).await?;
-    // C08: no Message-ID, so the key is made from the bytes.
+    // No Message-ID, so the key is made from the bytes.
     let raw = "From: Requester <user@example.org>\nTo: helpdesk@example.com\nSubject: Password reset needed\nDate: Mon, 09 Feb 2026 09:00:00 +0100\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nPlease reset my password for the expense portal.\n";
     let first = desk.take(raw).await?;
     let number = created(&first)?;
@@ -268,7 +267,7 @@ async fn replies_thread_by_tag_and_references(backend: Backend) -> anyhow::Resul
     assert_eq!(record["fields"]["watchers"], "colleague@example.org");
     assert_eq!(record["description"], "Every second page jams.");
 
-    // By subject tag, with a localized reply prefix (C16), without references.
+    // By subject tag, behind a Nordic reply prefix, without references.
     let tagged = desk
         .take(&message(
             "alice@example.org",
@@ -282,7 +281,7 @@ async fn replies_thread_by_tag_and_references(backend: Backend) -> anyhow::Resul
     assert_eq!(tagged.effect.as_deref(), Some("commented"));
     assert_eq!(tagged.record.as_deref(), Some(number.as_str()));
 
-    // By In-Reply-To only: the colleague in Cc answers the original (C17).
+    // By In-Reply-To only: the colleague in Cc replies to the original.
     let reply_all = desk
         .take(&message(
             "Colleague <colleague@example.org>",
@@ -349,7 +348,7 @@ async fn stranger_with_a_tag_gets_a_linked_record(backend: Backend) -> anyhow::R
     )?;
     let before = desk.record(&original).await?;
 
-    // C19: someone else names the record in the subject, without references.
+    // Someone else names the record in the subject, without references.
     let outcome = desk
         .take(&message(
             "Someone Else <someone@example.net>",
@@ -433,7 +432,8 @@ async fn reply_to_acknowledgement_threads(backend: Backend) -> anyhow::Result<()
             ))
             .await?,
     )?;
-    // C20: the answer to the acknowledgement, whose subject has no tag.
+    // The reply to the acknowledgement has no tag, but its References name the message
+    // that opened the record.
     let raw = message(
         "Requester <user@example.org>",
         "Re: We have received your request",
@@ -462,7 +462,7 @@ async fn bounce_is_noted_and_not_answered(backend: Backend) -> anyhow::Result<()
             .await?,
     )?;
     let users_before = desk.commands().store.list_users().await?.len();
-    // C22: the delivery report names the message the record came from.
+    // The delivery report names the message the record came from.
     let bounce = "Return-Path: <>\nFrom: Mail Delivery System <MAILER-DAEMON@mx.example.org>\nTo: helpdesk@example.com\nSubject: Undelivered Mail Returned to Sender\nDate: Fri, 13 Feb 2026 07:05:00 +0100\nMessage-ID: <c22-dsn@mx.example.org>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b22\"\n\n--b22\nContent-Type: text/plain; charset=us-ascii\n\nYour message could not be delivered to gone@example.org.\n\n--b22\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.1.1\n\n--b22\nContent-Type: text/rfc822-headers\n\nFrom: alice@example.org\nTo: gone@example.org\nSubject: Please add gone@example.org to the team list\nMessage-ID: <list-request@mail.example.org>\n\n--b22--\n";
     let outcome = desk.take(bounce).await?;
     assert_eq!(outcome.status, MailStatus::Robot, "{outcome:?}");
@@ -528,7 +528,7 @@ async fn helpdesks_answering_each_other_stop(backend: Backend) -> anyhow::Result
             .contains("Auto-Submitted")
     );
 
-    // C23: one that does not is stopped by the rate limit, 20 per 10 minutes.
+    // One that does not is stopped by the rate limit, 20 per 10 minutes.
     let mut outcomes = Vec::new();
     for round in 1..=25 {
         outcomes.push(
@@ -584,7 +584,7 @@ async fn helpdesks_answering_each_other_stop(backend: Backend) -> anyhow::Result
 
 async fn mail_defaults_are_visible_to_rules(backend: Backend) -> anyhow::Result<()> {
     let desk = MailDesk::open(backend).await?;
-    // C61: the tag gives the category through the mailbox's on_email rule, and the
+    // The tag gives the category through the mailbox's on_email rule, and the
     // incident's own rules see it together with the defaults.
     let number = created(
         &desk
@@ -676,7 +676,7 @@ async fn replies_follow_the_reply_policy(backend: Backend) -> anyhow::Result<()>
         }
         numbers.push(number);
     }
-    // C71 variant: resolved 2 days ago, so the reply reopens it (C70: to in_progress).
+    // Resolved 2 days ago, so the reply reopens it to the state `reopen` leads to.
     let reopened = desk
         .take(&message(
             "alice@example.org",
@@ -689,7 +689,7 @@ async fn replies_follow_the_reply_policy(backend: Backend) -> anyhow::Result<()>
     assert_eq!(reopened.effect.as_deref(), Some("reopened"), "{reopened:?}");
     assert_eq!(desk.record(&numbers[0]).await?["state"], "in_progress");
 
-    // C71: closed, so the reply opens a follow-up and the original stays closed.
+    // Closed, so the reply opens a follow-up and the original stays closed.
     let follow_up = desk
         .take(&message(
             "alice@example.org",
@@ -720,7 +720,7 @@ async fn replies_follow_the_reply_policy(backend: Backend) -> anyhow::Result<()>
 
 async fn concurrent_deliveries_create_one_record(backend: Backend) -> anyhow::Result<()> {
     let desk = MailDesk::open(backend).await?;
-    // C73 for mail: the same message delivered twice at once.
+    // The same message delivered twice at once.
     let raw = message(
         "alice@example.org",
         "Laptop will not boot",
