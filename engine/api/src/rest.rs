@@ -117,6 +117,7 @@ pub async fn create(
         Some(&created.journal),
     );
     body["links"] = Value::Array(Vec::new());
+    body["attachments"] = Value::Array(Vec::new());
     body["approval_status"] = Value::Null;
     body["approvals"] = Value::Array(Vec::new());
     Ok((StatusCode::CREATED, Json(body)).into_response())
