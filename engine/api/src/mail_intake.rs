@@ -1221,7 +1221,12 @@ pub async fn inbound(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|size| size > limit as u64) {
+    if let Some(size) = declared.filter(|size| *size > limit as u64) {
+        // A client still sending its body when the answer comes sees a broken connection
+        // instead of the 413, so a body up to twice the limit is read and dropped first.
+        if size <= 2 * limit as u64 {
+            let _ = axum::body::to_bytes(body, 2 * limit).await;
+        }
         return Ok(too_large(declared));
     }
     let Ok(raw) = axum::body::to_bytes(body, limit).await else {
