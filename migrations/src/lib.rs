@@ -16,6 +16,7 @@ mod m20261205_000010_create_sla_clocks;
 mod m20261205_000011_create_schedule_runs;
 mod m20261205_000012_add_schedule_run_summary;
 mod m20261205_000013_create_action_runs;
+mod m20261205_000014_create_mail;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -37,12 +38,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000011_create_schedule_runs::Migration),
             Box::new(m20261205_000012_add_schedule_run_summary::Migration),
             Box::new(m20261205_000013_create_action_runs::Migration),
+            Box::new(m20261205_000014_create_mail::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 19] = [
     "records",
     "record_counters",
     "journal",
@@ -60,4 +62,6 @@ pub const TABLES: [&str; 17] = [
     "sla_clocks",
     "schedule_runs",
     "action_runs",
+    "mail_messages",
+    "attachments",
 ];

@@ -484,7 +484,7 @@ impl Commands {
 
     /// Stores the end of a run this node claimed and journals it on the run's record.
     /// Returns false when the run was no longer this node's.
-    async fn finish(
+    async fn finish_run(
         &self,
         run: &ActionRun,
         node: &str,
@@ -700,7 +700,7 @@ impl ActionWorker {
         let cancel = self.shutdown.child_token();
         let finished = self.commands.execute(&run, cancel).await;
         let status = finished.status;
-        match self.commands.finish(&run, &self.node, finished).await {
+        match self.commands.finish_run(&run, &self.node, finished).await {
             Ok(true) => tracing::info!(run = run.id, %status, "an action run ended"),
             Ok(false) => tracing::warn!(
                 run = run.id,

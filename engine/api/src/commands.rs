@@ -107,6 +107,16 @@ pub struct Commands {
     pub plugins: Arc<tend_plugin_api::PluginRegistry>,
 }
 
+/// How a command finds its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// As the actor may see it: requesters only their own records.
+    Visible,
+    /// Without the visibility check: the caller checked that the actor takes part in the
+    /// record, as the mail intake does for a watcher who replies.
+    Participant,
+}
+
 /// The record a reply landed on.
 #[derive(Debug, Clone)]
 pub enum Replied {
@@ -328,6 +338,19 @@ impl Commands {
         Ok(record)
     }
 
+    /// Loads a record as `access` says.
+    async fn load_with(
+        &self,
+        actor: &Actor,
+        number: &str,
+        access: Access,
+    ) -> Result<Record, ApiError> {
+        match access {
+            Access::Visible => self.visible(actor, number).await,
+            Access::Participant => self.load(number).await,
+        }
+    }
+
     /// Loads a record without a visibility check, which callers make themselves.
     pub(crate) async fn load_record(&self, number: &str) -> Result<Record, ApiError> {
         self.load(number).await
@@ -353,9 +376,20 @@ impl Commands {
         number: &str,
         text: &str,
     ) -> Result<Replied, ApiError> {
+        self.reply_with(actor, number, text, Access::Visible).await
+    }
+
+    /// Like [`Commands::reply`], with the record loaded as `access` says.
+    pub(crate) async fn reply_with(
+        &self,
+        actor: &Actor,
+        number: &str,
+        text: &str,
+        access: Access,
+    ) -> Result<Replied, ApiError> {
         let mut attempt = 0;
         loop {
-            let current = self.visible(actor, number).await?;
+            let current = self.load_with(actor, number, access).await?;
             let pinned = self.engine.pinned(&current).await?;
             let (definition, set) = (&pinned.definition, &pinned.set);
             let now = Utc::now();
@@ -374,7 +408,10 @@ impl Commands {
             };
             let outcome = tend_workflow::execute(&context, Some(&current), &command)?;
             let Some(follow_up) = outcome.follow_up else {
-                let record = self.apply(actor, number, command).await?;
+                let record = self
+                    .apply_with_access(actor, number, command, None, None, 0, None, access)
+                    .await?
+                    .expect("a command without a state precondition is never skipped");
                 return Ok(Replied::Appended(record));
             };
             let mut fields = Fields::new();
@@ -618,9 +655,29 @@ impl Commands {
         depth: usize,
         consume: Option<(i64, DateTime<Utc>)>,
     ) -> Result<Option<Record>, ApiError> {
+        let access = Access::Visible;
+        self.apply_with_access(
+            actor, number, command, at, entered_at, depth, consume, access,
+        )
+        .await
+    }
+
+    /// Like [`Commands::apply_with_depth`], with the record loaded as `access` says.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_with_access(
+        &self,
+        actor: &Actor,
+        number: &str,
+        command: Command,
+        at: Option<DateTime<Utc>>,
+        entered_at: Option<DateTime<Utc>>,
+        depth: usize,
+        consume: Option<(i64, DateTime<Utc>)>,
+        access: Access,
+    ) -> Result<Option<Record>, ApiError> {
         let mut attempt = 0;
         loop {
-            let current = self.visible(actor, number).await?;
+            let current = self.load_with(actor, number, access).await?;
             if let Some(entered_at) = entered_at
                 && current.state_changed_at.timestamp_micros() != entered_at.timestamp_micros()
             {

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clocks;
 pub mod commands;
 pub mod error;
+pub mod mail_intake;
 pub mod reports;
 pub mod rest;
 pub mod rest_actions;
@@ -94,6 +95,8 @@ pub fn router(state: AppState) -> Router {
             MAX_BODY_BYTES,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Raw mail has its own limit per mailbox, so its routes join after the API's limit.
+        .merge(mail_intake::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -117,6 +117,7 @@ pub async fn create(
         Some(&created.journal),
     );
     body["links"] = Value::Array(Vec::new());
+    body["attachments"] = Value::Array(Vec::new());
     body["approval_status"] = Value::Null;
     body["approvals"] = Value::Array(Vec::new());
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -152,6 +153,8 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         view["action_runs"] =
             Value::Array(runs.iter().map(crate::rest_actions::run_json).collect());
     }
+    let attachments = state.commands.store.attachments_of(record.id).await?;
+    view["attachments"] = crate::mail_intake::attachments_json(&attachments);
     Ok(view)
 }
 

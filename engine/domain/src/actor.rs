@@ -15,14 +15,18 @@ pub enum Role {
     ProcessOwner,
     /// Manages users and tokens; may take every step.
     Admin,
+    /// A machine account that may only hand raw email to the intake
+    /// (`POST /api/v1/mail/inbound`).
+    MailGateway,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Requester,
         Role::Technician,
         Role::ProcessOwner,
         Role::Admin,
+        Role::MailGateway,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +35,7 @@ impl Role {
             Role::Technician => "technician",
             Role::ProcessOwner => "process_owner",
             Role::Admin => "admin",
+            Role::MailGateway => "mail_gateway",
         }
     }
 }
@@ -42,7 +47,7 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`: use one of requester, technician, process_owner, admin")]
+#[error("unknown role `{0}`: use one of requester, technician, process_owner, admin, mail_gateway")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

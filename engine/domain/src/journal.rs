@@ -154,6 +154,36 @@ pub enum JournalEvent {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         output: String,
     },
+    /// An inbound email reached this record. `effect` says what it did: `created` (it
+    /// opened the record), `commented` or `reopened` (a reply), `follow_up` (a reply to a
+    /// closed record that opened this one), `linked` (a stranger's message that named
+    /// another record in its subject opened this one), `noted` (a machine-made message,
+    /// such as a bounce, kept as a note and never answered) or `rejected` (a stranger's
+    /// message naming this record was refused).
+    EmailReceived {
+        /// Id of the stored message, for `GET /api/v1/mail/messages/{id}`.
+        mail: i64,
+        /// The `Message-ID`, or the id made from the content hash when it has none.
+        message_id: String,
+        mailbox: String,
+        /// The sender's address, empty when the message names none.
+        from: String,
+        subject: String,
+        effect: String,
+        /// The other record the message concerns: the original of a follow-up, or the
+        /// record a stranger's subject tag named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        related: Option<String>,
+        /// The header that marked the message as machine-made, as `Header: value`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        robot: Option<String>,
+        /// File names of the attachments stored with the record.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
+        /// Attachments not stored, each as `name: reason`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<String>,
+    },
 }
 
 impl JournalEvent {
@@ -179,6 +209,7 @@ impl JournalEvent {
             JournalEvent::FiredLate { .. } => "fired_late",
             JournalEvent::ActionQueued { .. } => "action_queued",
             JournalEvent::ActionFinished { .. } => "action_finished",
+            JournalEvent::EmailReceived { .. } => "email_received",
         }
     }
 }

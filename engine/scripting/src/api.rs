@@ -6,13 +6,16 @@
 //!   RFC 3339 text in UTC.
 //! - `previous`: the same map for the record before the command, or `()` on create.
 //! - `actor`: `#{ name, roles }`, with roles as an array of strings.
-//! - `hook`: `"on_create"`, `"on_update"`, `"on_transition"` or `"guard"`.
+//! - `hook`: the hook the rule runs for, such as `"on_create"`, `"on_transition"`,
+//!   `"guard"` or `"on_email"`.
 //! - `transition`: the transition being taken, or `()`.
 //! - `links`: the records linked to this one, an array of
 //!   `#{ link_type, outgoing, number, process, state, open }`.
 //! - `linked`: in `on_linked` rules, the linked record that took a transition, as
 //!   `#{ link_type, outgoing, number, process, state, open, transition, from }`; else `()`.
 //! - `now`: the time of the command, timer or scheduled run, as RFC 3339 text in UTC.
+//! - `email`: in `on_email` rules, the message as `#{ from, from_name, to, cc, subject,
+//!   message_id, mailbox, text }` (`to` and `cc` are arrays of addresses); else `()`.
 //!
 //! Effects, each with a reason that the journal shows the technician:
 //! `set_field(name, value, reason)`, `assign_group(group, reason)`,
@@ -39,7 +42,7 @@ use crate::context;
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 
 /// Names of the variables every run defines, in the order they are pushed.
-pub(crate) const VARIABLES: [&str; 8] = [
+pub(crate) const VARIABLES: [&str; 9] = [
     "record",
     "previous",
     "actor",
@@ -48,6 +51,7 @@ pub(crate) const VARIABLES: [&str; 8] = [
     "links",
     "linked",
     "now",
+    "email",
 ];
 
 type HostResult<T> = Result<T, Box<EvalAltResult>>;
@@ -124,6 +128,11 @@ pub(crate) fn input_scope(input: &RuleInput<'_>) -> Result<Scope<'static>, Strin
     };
     scope.push_constant_dynamic(VARIABLES[6], linked);
     scope.push_constant_dynamic(VARIABLES[7], Dynamic::from(instant(input.now)));
+    let email = match input.email {
+        Some(email) => json_to_dynamic(email).map_err(|error| format!("email: {error}"))?,
+        None => Dynamic::UNIT,
+    };
+    scope.push_constant_dynamic(VARIABLES[8], email);
     Ok(scope)
 }
 

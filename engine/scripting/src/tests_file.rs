@@ -57,6 +57,9 @@ struct TestCase {
     /// The instant the rule sees as `now`.
     #[serde(default)]
     now: Option<DateTime<Utc>>,
+    /// For `on_email`: the message the rule sees as `email`.
+    #[serde(default)]
+    email: Option<Value>,
     expect: Vec<ExpectedEffect>,
 }
 
@@ -77,6 +80,8 @@ enum HookName {
     Linked,
     #[serde(rename = "on_timer")]
     Timer,
+    #[serde(rename = "on_email")]
+    Email,
 }
 
 impl From<HookName> for Hook {
@@ -89,6 +94,7 @@ impl From<HookName> for Hook {
             HookName::Approvers => Hook::Approvers,
             HookName::Linked => Hook::OnLinked,
             HookName::Timer => Hook::OnTimer,
+            HookName::Email => Hook::OnEmail,
         }
     }
 }
@@ -403,6 +409,7 @@ fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> 
         links: &case.links,
         linked: case.linked.as_ref(),
         now: case.now.unwrap_or(DateTime::UNIX_EPOCH),
+        email: case.email.as_ref(),
     };
     let actual = host
         .run(rule, &input)

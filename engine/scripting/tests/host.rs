@@ -119,6 +119,7 @@ fn rule_sees_its_input() {
         links: &[],
         linked: None,
         now: chrono::DateTime::UNIX_EPOCH,
+        email: None,
     };
     let texts: Vec<String> = rules
         .host
@@ -334,6 +335,7 @@ if hook == \"guard\" && transition == \"resolve\" && record.resolution_code == (
         links: &[],
         linked: None,
         now: chrono::DateTime::UNIX_EPOCH,
+        email: None,
     };
     let effects = rules.host.run("incident/resolvable", &input).unwrap();
     assert_eq!(effects.len(), 1);

@@ -58,6 +58,50 @@ pub enum Command {
     /// Show when the scheduled jobs of the definitions directory run.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Take one raw message on standard input, as an MTA's pipe delivers it, and exit with
+    /// a sysexits code: 0 when stored (processed or quarantined), 75 when the database is
+    /// unreachable, so that the MTA tries again.
+    MailGateway(MailGatewayArgs),
+    /// Look at and retry inbound mail that was kept aside.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct MailGatewayArgs {
+    /// Mailbox of workflows/mailboxes/ that the message was delivered to.
+    #[arg(long)]
+    pub mailbox: String,
+    /// Seconds to wait for the database before exiting with 75, so that the MTA delivers
+    /// the message again later.
+    #[arg(long, default_value_t = 30)]
+    pub connect_timeout: u64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the quarantined messages, and those stored but never processed, newest first.
+    Quarantine {
+        /// Most messages listed.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Process a quarantined or rejected message again, for example after its mailbox was
+    /// fixed; the sender's rate limit does not apply.
+    Retry {
+        /// Id of the stored message, as `tend mail quarantine` lists it.
+        id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        definitions: DefinitionArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,7 +272,8 @@ pub enum UserCommand {
     Add {
         /// Login name: 1 to 100 characters without spaces or colons.
         name: String,
-        /// Role: requester, technician, process_owner or admin (repeat for several).
+        /// Role: requester, technician, process_owner, admin or mail_gateway (repeat for
+        /// several).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// Email address of the user.

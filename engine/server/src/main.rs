@@ -4,6 +4,7 @@ mod admin;
 mod calendar;
 mod cli;
 mod import;
+mod mail;
 mod migrate;
 mod plugins;
 mod reload;
@@ -59,5 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay_journals::run(args).await,
         Command::Calendar(command) => calendar::run(command),
         Command::Schedule(command) => calendar::schedule(command),
+        Command::MailGateway(args) => mail::gateway(args).await,
+        Command::Mail(command) => mail::run(command).await,
     }
 }

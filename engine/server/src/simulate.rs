@@ -483,6 +483,12 @@ fn print_events(events: &[JournalEvent]) {
                 status,
                 ..
             } => format!("{plugin} {action} {status}"),
+            JournalEvent::EmailReceived {
+                from,
+                effect,
+                message_id,
+                ..
+            } => format!("email from {from} {effect} (Message-ID {message_id})"),
         };
         println!("  {line}");
     }

@@ -231,7 +231,7 @@ pub(crate) async fn active_user<C: ConnectionTrait>(
     }
 }
 
-fn to_user(model: users::Model) -> Result<User, Error> {
+pub(crate) fn to_user(model: users::Model) -> Result<User, Error> {
     let roles = model
         .roles
         .split(',')

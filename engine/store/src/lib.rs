@@ -8,7 +8,8 @@
 //!
 //! Layout: `records` (record writes and reads), `listing` (filtered, paged lists),
 //! `links` (typed links between records), `timers` (automatic transitions due later),
-//! `schedules` (what became of each due time of a cron schedule), `versions` (the files of
+//! `schedules` (what became of each due time of a cron schedule), `mail` (inbound
+//! messages kept raw, and attachments), `versions` (the files of
 //! each loaded definition set), `journal` (hash chain) and `audit` (verification
 //! and checkpoints). `identity` (users and passwords), `credentials` (API tokens and
 //! sessions), `writer` (the write funnel), `entities` (sea-orm table models) and `testing`
@@ -38,6 +39,7 @@ mod identity;
 mod journal;
 mod links;
 mod listing;
+pub mod mail;
 mod records;
 pub mod schedules;
 #[cfg(feature = "testing")]

@@ -22,7 +22,7 @@ async fn existing_tables(connection: &DatabaseConnection) -> Vec<&'static str> {
 
 on_both_backends!(
     migrations_down_up_fresh,
-    migrations_step_down_three,
+    migrations_step_down_four,
     nodes_starting_together_migrate_once,
 );
 
@@ -68,7 +68,7 @@ async fn migrations_down_up_fresh(db: &TestDb) {
     assert!(db.store.verify_audit().await.unwrap().is_clean());
 }
 
-async fn migrations_step_down_three(db: &TestDb) {
+async fn migrations_step_down_four(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
     let manager = SchemaManager::new(connection);
     assert!(
@@ -77,6 +77,10 @@ async fn migrations_step_down_three(db: &TestDb) {
             .await
             .unwrap()
     );
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(!manager.has_table("attachments").await.unwrap());
+    assert!(!manager.has_table("mail_messages").await.unwrap());
+    assert!(manager.has_table("action_runs").await.unwrap());
     Migrator::down(connection, Some(1)).await.unwrap();
     assert!(!manager.has_table("action_runs").await.unwrap());
     Migrator::down(connection, Some(1)).await.unwrap();
@@ -103,7 +107,7 @@ async fn migrations_step_down_three(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        3
+        4
     );
 
     Migrator::up(connection, None).await.unwrap();

@@ -165,6 +165,16 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
+    run_tend_with_bytes(args, stdin.map(str::as_bytes)).await
+}
+
+/// Like [`run_tend`], with standard input given as bytes, such as a raw email that is not
+/// valid UTF-8.
+pub async fn run_tend_with_bytes<I, S>(args: I, stdin: Option<&[u8]>) -> anyhow::Result<CliOutput>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
     let binary = tend_binary()?;
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let command_line = std::iter::once(OsString::from("tend"))
@@ -192,7 +202,7 @@ where
             .stdin
             .take()
             .context("the child has no standard input")?;
-        input.write_all(text.as_bytes()).await?;
+        input.write_all(text).await?;
         // Closing standard input signals the end of the input to the child.
         drop(input);
     }

@@ -20,7 +20,7 @@ pub mod server;
 
 use std::path::PathBuf;
 
-pub use binary::{CliOutput, run_tend, tend_binary};
+pub use binary::{CliOutput, run_tend, run_tend_with_bytes, tend_binary};
 pub use client::{ApiClient, Reply};
 pub use database::{Backend, TestDatabase, backends};
 pub use reqwest;

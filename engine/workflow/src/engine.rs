@@ -747,6 +747,7 @@ fn check_guard(
         links: context.links,
         linked: None,
         now: context.now,
+        email: None,
     };
     let denied = |message: String| Rejection::GuardFailed {
         transition: name.to_owned(),
@@ -803,7 +804,7 @@ fn run_hook(
         Hook::OnUpdate => &context.definition.rules.on_update,
         Hook::OnTransition => &context.definition.rules.on_transition,
         Hook::OnLinked => &context.definition.rules.on_linked,
-        Hook::Guard | Hook::Approvers | Hook::OnTimer => return,
+        Hook::Guard | Hook::Approvers | Hook::OnTimer | Hook::OnEmail => return,
     };
     for rule in rules {
         let input = RuleInput {
@@ -815,6 +816,7 @@ fn run_hook(
             links: context.links,
             linked,
             now: context.now,
+            email: None,
         };
         match context.rules.run(rule, &input) {
             Ok(effects) => {
@@ -938,6 +940,7 @@ fn plan_approval(
             links: context.links,
             linked: None,
             now: context.now,
+            email: None,
         };
         let effects = context.rules.run(rule, &input).map_err(|failure| {
             Rejection::ApprovalUnavailable {
@@ -1048,6 +1051,7 @@ pub fn run_timer_rule(context: &Context<'_>, current: &Record, rule: &str) -> Ou
         links: context.links,
         linked: None,
         now: context.now,
+        email: None,
     };
     match context.rules.run(rule, &input) {
         Ok(effects) => {

@@ -19,6 +19,7 @@ pub mod graph;
 pub mod jobs;
 pub mod links;
 pub mod load;
+pub mod mailbox;
 pub mod migrate;
 pub mod model;
 mod prune;

@@ -1,6 +1,6 @@
 //! Loading a definitions directory: `workflows/*.yaml` (process definitions),
-//! `workflows/calendars/*.yaml` (business-hours calendars) and `workflows/links/*.yaml`
-//! (link types), with the rules they name under `rules/`. Everything is validated before
+//! `workflows/calendars/*.yaml` (business-hours calendars), `workflows/links/*.yaml`
+//! (link types) and `workflows/mailboxes/*.yaml` (inbound mail), with the rules they name under `rules/`. Everything is validated before
 //! anything is used, and every problem is reported at once with file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,6 +16,7 @@ use crate::catalog::{CatalogFile, CatalogItem};
 use crate::diagnostic::{Diagnostic, LoadError};
 use crate::jobs::{OpenRecord, RuleRun, ScheduleAction, ScheduleFile, ScheduledJob};
 use crate::links::{LinkType, LinkTypeFile};
+use crate::mailbox::{Mailbox, MailboxFile};
 use crate::model::{Definition, GroupDef, GroupFile};
 use crate::rules::{RuleCheckError, RuleRunner};
 use crate::schedule::{FreezeFile, FreezeWindow};
@@ -43,6 +44,8 @@ pub struct DefinitionSet {
     pub schedules: IndexMap<String, ScheduledJob>,
     /// Service level policies by name, from `workflows/sla/*.yaml`.
     pub sla_policies: IndexMap<String, SlaPolicy>,
+    /// Mailboxes by name (the file name), from `workflows/mailboxes/*.yaml`.
+    pub mailboxes: IndexMap<String, Mailbox>,
 }
 
 impl DefinitionSet {
@@ -98,6 +101,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let freeze_files = yaml_files(&workflows.join("freeze"), &mut Vec::new());
     let schedule_files = yaml_files(&workflows.join("schedules"), &mut Vec::new());
     let sla_files = yaml_files(&workflows.join("sla"), &mut Vec::new());
+    let mailbox_files = yaml_files(&workflows.join("mailboxes"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
@@ -257,6 +261,15 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         &mut hasher,
         &mut diagnostics,
     );
+    let mailboxes = load_mailboxes(
+        &mailbox_files,
+        (&definitions, &origins),
+        &link_types,
+        rules,
+        root,
+        &mut hasher,
+        &mut diagnostics,
+    );
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -286,7 +299,142 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         freeze_windows,
         schedules,
         sla_policies,
+        mailboxes,
     })
+}
+
+/// Loads the mailboxes and checks their processes, fields, tag prefixes, link type,
+/// addresses (each in one mailbox only) and `on_email` rules. `known` holds the loaded
+/// definitions and the files they came from.
+#[allow(clippy::too_many_arguments)]
+fn load_mailboxes(
+    files: &[PathBuf],
+    known: (
+        &BTreeMap<String, Arc<Definition>>,
+        &HashMap<String, PathBuf>,
+    ),
+    link_types: &IndexMap<String, LinkType>,
+    rules: &dyn RuleRunner,
+    root: &Path,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, Mailbox> {
+    let (definitions, origins) = known;
+    let mut mailboxes = IndexMap::new();
+    let mut owners: HashMap<String, String> = HashMap::new();
+    let prefixes: BTreeSet<String> = definitions
+        .values()
+        .map(|definition| definition.number_prefix.clone())
+        .collect();
+    for file in files {
+        let Some((_, index, parsed, pruned)) = parse_file::<MailboxFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let name = file
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        if !crate::validate::is_identifier(&name) {
+            report.error(
+                "",
+                format!("invalid mailbox name `{name}`: name the file with lower-case letters, digits and underscores, such as servicedesk.yaml"),
+            );
+        }
+        for (path, message) in parsed.problems() {
+            report.error(&path, message);
+        }
+        for (position, address) in parsed.addresses.iter().enumerate() {
+            let key = address.trim().to_lowercase();
+            if let Some(owner) = owners.get(&key) {
+                report.error(
+                    &format!("addresses.{position}"),
+                    format!("`{address}` is already an address of mailbox `{owner}`: give each address one mailbox"),
+                );
+            } else {
+                owners.insert(key, name.clone());
+            }
+        }
+        for (position, tag) in parsed.tags.iter().enumerate() {
+            if !prefixes.contains(tag) {
+                report.error(
+                    &format!("tags.{position}"),
+                    format!(
+                        "no process numbers its records with `{tag}`: {}",
+                        crate::validate::choices(tag, prefixes.iter())
+                    ),
+                );
+            }
+        }
+        match link_types.get(&parsed.stranger_link) {
+            None => report.error(
+                "stranger_link",
+                format!(
+                    "unknown link type `{}`: {}",
+                    parsed.stranger_link,
+                    crate::validate::choices(&parsed.stranger_link, link_types.keys())
+                ),
+            ),
+            Some(link) if !link.allows_source(&parsed.process) => report.error(
+                "stranger_link",
+                format!(
+                    "link type `{}` does not go from {} records: choose a link type whose `from` allows {}",
+                    parsed.stranger_link, parsed.process, parsed.process
+                ),
+            ),
+            Some(_) => {}
+        }
+        match definitions.get(&parsed.process) {
+            None => report.error(
+                "process",
+                format!(
+                    "mailbox `{name}` opens records of unknown process `{}`: {}",
+                    parsed.process,
+                    crate::validate::choices(&parsed.process, definitions.keys())
+                ),
+            ),
+            Some(definition) => {
+                for (field, value) in &parsed.fields {
+                    match definition.fields.get(field) {
+                        None => report.error(
+                            &format!("fields.{field}"),
+                            format!(
+                                "`{}` declares no field `{field}`: {}",
+                                parsed.process,
+                                crate::validate::choices(field, definition.fields.keys())
+                            ),
+                        ),
+                        Some(declared) => {
+                            if let Err(message) = crate::values::check_value(declared, value) {
+                                report.error(
+                                    &format!("fields.{field}"),
+                                    format!("invalid value for `{field}`: {message}"),
+                                );
+                            }
+                        }
+                    }
+                }
+                if let Some(rule) = &parsed.on_email {
+                    let declared_in = match origins.get(&parsed.process) {
+                        Some(file) => file.display().to_string(),
+                        None => format!("the definition of `{}`", parsed.process),
+                    };
+                    if check_rule_script(rule, "on_email", rules, root, &mut report, hasher, true) {
+                        check_fields_used(definition, rule, rules, &declared_in, &mut report);
+                    }
+                }
+            }
+        }
+        mailboxes.insert(name.clone(), Mailbox { name, file: parsed });
+    }
+    mailboxes
 }
 
 /// Loads the service level policies and checks their processes, calendars, states,

@@ -22,6 +22,9 @@ pub enum Hook {
     OnLinked,
     /// Run when a timer fires, such as an SLA threshold that names the rule.
     OnTimer,
+    /// A mailbox's rule, run on the record a new email is about to open; `email` holds
+    /// the message.
+    OnEmail,
 }
 
 impl Hook {
@@ -34,6 +37,7 @@ impl Hook {
             Hook::Approvers => "approvers",
             Hook::OnLinked => "on_linked",
             Hook::OnTimer => "on_timer",
+            Hook::OnEmail => "on_email",
         }
     }
 }
@@ -56,6 +60,9 @@ pub struct RuleInput<'a> {
     /// The time of the command or timer the rule runs for, so that rules can measure ages
     /// such as the time a record has waited in its state.
     pub now: DateTime<Utc>,
+    /// For `on_email`: the message, as a JSON object (`from`, `from_name`, `to`, `cc`,
+    /// `subject`, `message_id`, `mailbox`, `text`).
+    pub email: Option<&'a serde_json::Value>,
 }
 
 /// A record at the other end of a link, as rules see it.

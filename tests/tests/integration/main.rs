@@ -19,6 +19,7 @@ mod idempotency;
 mod import;
 mod links;
 mod list_query;
+mod mail;
 mod major_incident;
 mod problem;
 mod problem_fix;

@@ -62,7 +62,7 @@ fn is_internal(event: &JournalEvent) -> bool {
             | JournalEvent::RuleFailed { .. }
             | JournalEvent::Recommended { .. }
             | JournalEvent::FollowOnFailed { .. }
-    )
+    ) || matches!(event, JournalEvent::EmailReceived { effect, .. } if effect == "noted" || effect == "rejected")
 }
 
 fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView) {
@@ -289,6 +289,50 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
                 text.push_str(output);
             }
             view.text = Some(text);
+        }
+        JournalEvent::EmailReceived {
+            mail,
+            message_id,
+            mailbox,
+            from,
+            subject,
+            effect,
+            related,
+            robot,
+            attachments,
+            skipped,
+        } => {
+            let from = if from.is_empty() {
+                "an unknown sender"
+            } else {
+                from.as_str()
+            };
+            let related = related.as_deref().unwrap_or("another record");
+            view.summary = match effect.as_str() {
+                "created" => format!("Opened by email from {from}"),
+                "commented" => format!("Email from {from} added"),
+                "reopened" => format!("Email from {from} reopened the record"),
+                "follow_up" => format!("Opened by email from {from}, a reply to {related}"),
+                "linked" => format!("Opened by email from {from}, which named {related}"),
+                "noted" => format!("Machine-made email from {from} kept as a note"),
+                "rejected" => format!("Email from {from} that named this record was rejected"),
+                other => format!("Email from {from} ({})", humanise(other)),
+            };
+            let mut lines = vec![
+                format!("Subject: {subject}"),
+                format!("Message-ID: {message_id}"),
+                format!("Mailbox: {mailbox} (stored message {mail})"),
+            ];
+            if let Some(robot) = robot {
+                lines.push(format!("Machine-made: {robot}"));
+            }
+            if !attachments.is_empty() {
+                lines.push(format!("Attachments: {}", attachments.join(", ")));
+            }
+            for file in skipped {
+                lines.push(format!("Not stored: {file}"));
+            }
+            view.text = Some(lines.join("\n"));
         }
     }
 }

@@ -62,6 +62,7 @@ pub fn run_on(
         links: &[],
         linked: None,
         now: chrono::DateTime::UNIX_EPOCH,
+        email: None,
     };
     host.run(rule, &input)
 }

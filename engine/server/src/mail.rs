@@ -1,0 +1,135 @@
+//! Inbound mail on the command line: `tend mail-gateway`, which an MTA's pipe runs once per
+//! message, and `tend mail quarantine` and `tend mail retry` for the messages kept aside.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tend_api::Commands;
+use tend_api::mail_intake::{IntakeOutcome, keep_mail};
+
+use crate::cli::{MailCommand, MailGatewayArgs};
+use crate::setup::{open_engine, open_store, redact};
+
+/// sysexits.h: the input could not be read.
+const EX_IOERR: u8 = 74;
+/// sysexits.h: a temporary failure; the MTA keeps the message and tries again later.
+const EX_TEMPFAIL: u8 = 75;
+
+/// Reads one message on standard input and hands it to the intake. The exit code is for
+/// the MTA: 0 once the message is stored (whatever became of it), 75 when it could not be
+/// stored, 74 when standard input could not be read. A message that does not parse is
+/// stored and quarantined, never refused.
+pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
+    let mut raw = Vec::new();
+    if let Err(error) = std::io::stdin().lock().read_to_end(&mut raw) {
+        eprintln!("tend mail-gateway: cannot read the message on standard input: {error}");
+        return Ok(ExitCode::from(EX_IOERR));
+    }
+    let url = args.store.url();
+    let wait = Duration::from_secs(args.connect_timeout);
+    let store = match tokio::time::timeout(wait, open_store(&url)).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(error)) => {
+            eprintln!(
+                "tend mail-gateway: {error:#}; the message was not stored and the MTA should deliver it again later"
+            );
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+        Err(_) => {
+            eprintln!(
+                "tend mail-gateway: the database at {} did not answer within {} seconds; the message was not stored and the MTA should deliver it again later",
+                redact(&url),
+                wait.as_secs()
+            );
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
+    let outcome = match open_engine(store.clone(), &args.definitions.definitions).await {
+        Ok(engine) => {
+            let commands = Commands::new(store, Arc::new(engine));
+            commands.take_mail(&args.mailbox, "gateway", raw).await
+        }
+        Err(error) => {
+            let reason = format!(
+                "the definitions did not load, so the message waits for `tend mail retry`: {error:#}"
+            );
+            eprintln!("tend mail-gateway: {reason}");
+            keep_mail(&store, &args.mailbox, "gateway", raw, &reason).await
+        }
+    };
+    match outcome {
+        Ok(outcome) => {
+            println!("{}", describe(&outcome));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!(
+                "tend mail-gateway: the message could not be stored ({error}); the MTA should deliver it again later"
+            );
+            Ok(ExitCode::from(EX_TEMPFAIL))
+        }
+    }
+}
+
+pub async fn run(command: MailCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        MailCommand::Quarantine { limit, store } => {
+            let store = open_store(&store.url()).await?;
+            let messages = store.quarantined_mail(limit).await?;
+            if messages.is_empty() {
+                println!("no quarantined messages");
+            }
+            for message in messages {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    message.id,
+                    message
+                        .received_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    message.status,
+                    message.from_address.as_deref().unwrap_or("-"),
+                    one_line(message.subject.as_deref().unwrap_or("-")),
+                    one_line(message.reason.as_deref().unwrap_or("-")),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCommand::Retry {
+            id,
+            store,
+            definitions,
+        } => {
+            let commands = crate::setup::commands(&store, &definitions).await?;
+            let outcome = commands
+                .retry_mail(id)
+                .await
+                .map_err(|error| anyhow::anyhow!("message {id} was not retried: {error}"))?;
+            println!("{}", describe(&outcome));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Describes the outcome of a message on one line.
+fn describe(outcome: &IntakeOutcome) -> String {
+    let mut line = format!("message {}: {}", outcome.mail, outcome.status);
+    if outcome.duplicate {
+        line.push_str(" (delivered before; nothing done)");
+    }
+    if let Some(record) = &outcome.record {
+        line.push_str(&format!(
+            ", {} {record}",
+            outcome.effect.as_deref().unwrap_or("reached")
+        ));
+    }
+    if let Some(reason) = &outcome.reason {
+        line.push_str(&format!(": {}", one_line(reason)));
+    }
+    line
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
