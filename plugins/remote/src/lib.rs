@@ -12,7 +12,8 @@
 //!
 //! Every value put into a link must consist of ASCII letters, digits, `.`, `-` and `_`,
 //! and must not start with `-` or `.`. A CI named `host;rm -rf`, `evil.com@good` or
-//! `ѕrv1` (with a Cyrillic `ѕ`) gets no link, and the outcome says why.
+//! `ѕrv1` (with a Cyrillic `ѕ`) gets no link, and the outcome names the character at
+//! fault.
 
 mod config;
 mod link;
@@ -210,21 +211,21 @@ impl RemotePlugin {
     }
 }
 
-/// Picks the CI a run asks for, or the record's first.
-fn choose_ci<'a>(record: &'a RecordContext, wanted: Option<&str>) -> Result<&'a Value, String> {
+/// Picks the CI that a run requests, or the record's first.
+fn choose_ci<'a>(record: &'a RecordContext, requested: Option<&str>) -> Result<&'a Value, String> {
     let number = &record.number;
     let Some(first) = record.cis.first() else {
         return Err(format!(
             "{number} names no configuration item. Fill in its configuration-item field, then run connect again"
         ));
     };
-    let Some(wanted) = wanted else {
+    let Some(requested) = requested else {
         return Ok(first);
     };
     record
         .cis
         .iter()
-        .find(|ci| ci.get("name").and_then(Value::as_str) == Some(wanted))
+        .find(|ci| ci.get("name").and_then(Value::as_str) == Some(requested))
         .ok_or_else(|| {
             let names: Vec<String> = record
                 .cis
@@ -233,7 +234,7 @@ fn choose_ci<'a>(record: &'a RecordContext, wanted: Option<&str>) -> Result<&'a 
                 .map(|name| format!("`{name}`"))
                 .collect();
             format!(
-                "`{wanted}` is not a configuration item of {number}. Choose one of {}",
+                "`{requested}` is not a configuration item of {number}. Choose one of {}",
                 names.join(", ")
             )
         })

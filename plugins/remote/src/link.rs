@@ -1,7 +1,7 @@
 //! Link templates such as `ssh://{{user}}@{{fqdn}}`, the character check that every
 //! inserted value passes, and the name patterns that assign a CI to a class.
 
-/// Longest value a link may carry, the maximum length of a DNS name.
+/// Maximum length of a value in a link, in characters: the maximum length of a DNS name.
 pub(crate) const MAX_VALUE_CHARS: usize = 253;
 
 /// Schemes that a browser would run or read locally. They are never allowed, whatever the
@@ -141,14 +141,14 @@ pub(crate) fn check_value(value: &str) -> Result<(), String> {
         .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
     {
         // Spaces, control and invisible characters are shown by code point only.
-        let shown = if bad.is_ascii_graphic() {
+        let described = if bad.is_ascii_graphic() {
             format!("`{bad}`")
         } else if bad.is_alphanumeric() {
             format!("`{bad}` (U+{:04X}, not an ASCII letter)", u32::from(bad))
         } else {
             format!("the character U+{:04X}", u32::from(bad))
         };
-        return Err(format!("contains {shown}"));
+        return Err(format!("contains {described}"));
     }
     if value.starts_with(['-', '.']) {
         return Err(format!("starts with `{}`", &value[..1]));

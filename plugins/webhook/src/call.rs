@@ -19,7 +19,7 @@ use crate::template::BodyRenderer;
 /// Redirects followed at most when an endpoint sets `follow_redirects`.
 const MAX_REDIRECTS: usize = 5;
 
-/// Longest wait between two tries, however many retries an endpoint allows.
+/// Maximum wait between two tries, however many retries an endpoint allows.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Text that replaces each secret value in an outcome.
@@ -66,12 +66,12 @@ struct Prepared {
     body: Option<Vec<u8>>,
 }
 
-/// What was read of a response body.
+/// The part of a response body that was read.
 struct ResponseBody {
     text: String,
     bytes: usize,
     cut: bool,
-    /// Why reading stopped before the end, other than the limit.
+    /// Reason reading stopped before the end, other than the limit.
     error: Option<String>,
 }
 
@@ -346,7 +346,7 @@ async fn read_body(
     limit: usize,
     cancel: &CancellationToken,
 ) -> Result<ResponseBody, PluginError> {
-    let mut kept = Vec::new();
+    let mut buffer = Vec::new();
     let mut cut = false;
     let mut error = None;
     loop {
@@ -357,13 +357,13 @@ async fn read_body(
         };
         match chunk {
             Ok(Some(bytes)) => {
-                let room = limit - kept.len();
+                let room = limit - buffer.len();
                 if bytes.len() > room {
-                    kept.extend_from_slice(&bytes[..room]);
+                    buffer.extend_from_slice(&bytes[..room]);
                     cut = true;
                     break;
                 }
-                kept.extend_from_slice(&bytes);
+                buffer.extend_from_slice(&bytes);
             }
             Ok(None) => break,
             Err(read_error) => {
@@ -373,15 +373,15 @@ async fn read_body(
         }
     }
     Ok(ResponseBody {
-        text: String::from_utf8_lossy(&kept).into_owned(),
-        bytes: kept.len(),
+        text: String::from_utf8_lossy(&buffer).into_owned(),
+        bytes: buffer.len(),
         cut,
         error,
     })
 }
 
 impl ResponseBody {
-    /// The text with a line that says why it ends early, if it does.
+    /// Returns the text, followed by a note on why it ends early if it does.
     fn with_note(&self) -> String {
         let mut text = self.text.clone();
         let note = if self.cut {

@@ -91,19 +91,19 @@ fn default_method() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecretHeader {
-    /// Name of the environment variable that holds the value.
+    /// Name of the environment variable that contains the value.
     pub env: String,
     /// Text put before the variable's value, such as `Bearer `.
     #[serde(default)]
     pub prefix: String,
 }
 
-/// Where an endpoint's URL comes from.
+/// Source of an endpoint's URL.
 #[derive(Debug, Clone)]
 pub(crate) enum UrlSource {
     /// A URL template from the file.
     Template(UrlTemplate),
-    /// The name of an environment variable that holds the whole URL, for webhook URLs
+    /// The name of an environment variable that contains the whole URL, for webhook URLs
     /// that carry a token. It is read at each run, and never shown.
     Env(String),
 }

@@ -385,7 +385,6 @@ impl BodyRenderer {
         problems: &mut Vec<String>,
     ) -> BodyNode {
         let whole = text
-            .trim()
             .strip_prefix("{{")
             .and_then(|rest| rest.strip_suffix("}}"))
             .filter(|inside| !inside.contains(['{', '}']))
@@ -632,7 +631,12 @@ mod tests {
         let mut renderer = BodyRenderer::new();
         let body = renderer
             .compile(
-                &json!({"count": "{{record.fields.count}}", "text": "n={{record.fields.count}}", "fixed": [1, true]}),
+                &json!({
+                    "count": "{{record.fields.count}}",
+                    "spaced": " {{record.fields.count}}",
+                    "text": "n={{record.fields.count}}",
+                    "fixed": [1, true],
+                }),
                 &[],
             )
             .unwrap();
@@ -641,7 +645,7 @@ mod tests {
 
         assert_eq!(
             rendered,
-            json!({"count": 3, "text": "n=3", "fixed": [1, true]})
+            json!({"count": 3, "spaced": " 3", "text": "n=3", "fixed": [1, true]})
         );
     }
 

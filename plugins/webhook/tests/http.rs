@@ -84,7 +84,7 @@ impl Server {
     }
 }
 
-/// Answers by path: `/ok`, `/created`, `/flaky` (500 on the first call), `/down` (always
+/// Responds by path: `/ok`, `/created`, `/flaky` (500 on the first call), `/down` (always
 /// 503), `/missing` (404), `/slow` (10 s), `/redirect` (302 to `/ok`), `/away?to=URL`
 /// (302 to URL), `/echo` (returns the Authorization header) and `/big` (100,000 bytes).
 async fn answer(
