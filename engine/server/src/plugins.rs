@@ -12,8 +12,9 @@ use tend_plugin_remote::RemotePlugin;
 use tend_plugin_script::ScriptPlugin;
 use tend_plugin_webhook::WebhookPlugin;
 
-/// Loads the plugins of `dir`. A broken allow-list or manifest stops the server with every
-/// problem listed, as broken definitions do; a missing directory means no plugins.
+/// Loads the plugins of `dir`. A broken allow-list, configuration or manifest stops the
+/// server with every problem listed, as broken definitions do; a missing directory means
+/// no plugins.
 pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
     let mut registry = PluginRegistry::new();
     if !dir.is_dir() {
