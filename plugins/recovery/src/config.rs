@@ -23,7 +23,7 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
 /// `output_limit_bytes`.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
 
-/// Largest `output_limit_bytes` the file may set. The output lands in the journal.
+/// Maximum `output_limit_bytes` the file may set. The output lands in the journal.
 pub const MAX_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Schemes of restic's repository locations other than a local path, as in

@@ -210,7 +210,7 @@ impl RecoveryPlugin {
             .collect();
         if let Some(first) = outside.first() {
             let summary = format!(
-                "Refused to restore {shown}: {} of its {} paths would be written outside the allowed targets through a symbolic link, the first at {} (resolves to {}). Remove the link or restore into another directory",
+                "Did not restore {shown}, because {} of its {} paths would be written outside the allowed targets through a symbolic link, the first at {} (resolves to {}). Remove the link or restore into another directory",
                 outside.len(),
                 nodes.len(),
                 first.display(),
@@ -596,7 +596,7 @@ fn action_specs(config: &Config) -> Vec<ActionSpec> {
     let repository = ParamSpec {
         kind: ParamType::Enum,
         label: String::from("Repository"),
-        description: String::from("The restic repository that holds the backup"),
+        description: String::from("The restic repository that contains the backup"),
         required: true,
         // One repository needs no choice.
         default: (names.len() == 1).then(|| Value::from(names[0].clone())),
@@ -737,7 +737,7 @@ fn combined_output(result: &ProgramResult) -> String {
     output
 }
 
-/// What a restore put on disk, checked against the snapshot's listing.
+/// Result of checking the restored files against the snapshot's listing.
 #[derive(Debug, Default)]
 struct Check {
     restored: Vec<PathBuf>,

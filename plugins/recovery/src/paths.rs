@@ -8,10 +8,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
-/// Where a run restores to.
+/// Destination of a restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Over the original path, replacing only what the snapshot holds under it.
+    /// The original path, where only what the snapshot contains under it is replaced.
     Original,
     /// Into a directory, under which the path is recreated, such as
     /// `/srv/restores/srv/share/report.xlsx` for `/srv/restores`.

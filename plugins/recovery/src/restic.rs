@@ -1,4 +1,4 @@
-//! What the plugin reads from restic's `--json` output: snapshots from `restic snapshots`
+//! Parsing of restic's `--json` output: snapshots from `restic snapshots`
 //! and the snapshot and its nodes from `restic ls`. Only the fields the plugin uses are
 //! read, so newer restic versions that add fields still parse.
 
@@ -23,7 +23,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The short id, or the first 8 digits of the id when restic gave none.
+    /// Returns the short id, or the first 8 digits of the id when restic gave none.
     pub fn short(&self) -> &str {
         if self.short_id.is_empty() {
             &self.id[..self.id.len().min(8)]
@@ -32,7 +32,7 @@ impl Snapshot {
         }
     }
 
-    /// The time for a summary, such as `2026-12-05 07:09:27 UTC`, or restic's text when it
+    /// Formats the time for a summary, such as `2026-12-05 07:09:27 UTC`, or restic's text when it
     /// does not parse.
     pub fn time_text(&self) -> String {
         chrono::DateTime::parse_from_rfc3339(&self.time)
@@ -44,7 +44,7 @@ impl Snapshot {
             .unwrap_or_else(|_| self.time.clone())
     }
 
-    /// Whether the snapshot backed up `path` or a directory that holds it.
+    /// Returns whether the snapshot backed up `path` or a directory that contains it.
     pub fn covers(&self, path: &std::path::Path) -> bool {
         self.paths
             .iter()

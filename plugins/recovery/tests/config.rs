@@ -62,7 +62,7 @@ fn actions_declare_the_repositories_as_choices() {
 }
 
 #[test]
-fn a_single_repository_is_the_default() {
+fn single_repository_is_the_default() {
     let plugin = RecoveryPlugin::from_yaml(
         "recovery.yaml",
         "repositories:\n  files: {repository: /b/files, password_file: /p/f}\n",
@@ -78,7 +78,7 @@ fn a_single_repository_is_the_default() {
 }
 
 #[test]
-fn an_inline_password_is_refused_without_echoing_it() {
+fn inline_password_is_rejected_unechoed() {
     let found = problems(
         "repositories:\n  files:\n    repository: /b/files\n    password: hunter2-secret\n    password_file: /p/f\n",
     );
@@ -142,7 +142,7 @@ repositories:
 }
 
 #[test]
-fn a_zero_timeout_is_reported_by_the_action_checks() {
+fn zero_timeout_is_reported() {
     let found = problems(
         "timeout_seconds: 0\nrepositories:\n  files: {repository: /b/files, password_file: /p/f}\n",
     );
@@ -170,7 +170,7 @@ fn yaml_errors_name_line_and_field() {
 }
 
 #[test]
-fn an_empty_repository_list_is_reported() {
+fn empty_repository_list_is_reported() {
     assert_eq!(
         problems("repositories: {}\n"),
         [
@@ -180,7 +180,7 @@ fn an_empty_repository_list_is_reported() {
 }
 
 #[tokio::test]
-async fn a_missing_restic_is_named_when_a_run_needs_it() {
+async fn missing_restic_is_named() {
     let yaml = "restic: /nonexistent/restic\nrepositories:\n  files: {repository: 'sftp:backup@nas:/srv/files', password_file: /p/f}\n";
     let plugin = RecoveryPlugin::from_yaml("recovery.yaml", yaml).unwrap();
     let request = ActionRequest {

@@ -440,7 +440,7 @@ async fn hostile_paths_are_rejected_before_restic_runs() {
 }
 
 #[tokio::test]
-async fn names_that_look_like_options_or_patterns_restore_only_themselves() {
+async fn option_and_glob_names_restore_alone() {
     if !restic_installed() {
         return;
     }
@@ -475,7 +475,7 @@ async fn names_that_look_like_options_or_patterns_restore_only_themselves() {
 }
 
 #[tokio::test]
-async fn targets_outside_the_allowed_ones_are_refused() {
+async fn targets_outside_allowed_are_rejected() {
     if !restic_installed() {
         return;
     }
@@ -502,7 +502,7 @@ async fn targets_outside_the_allowed_ones_are_refused() {
     );
     assert!(!outside.exists());
 
-    // In place is refused too for a path outside the allowed targets.
+    // A restore in place is rejected too for a path outside the allowed targets.
     let result = plugin
         .run(
             request(
@@ -519,7 +519,7 @@ async fn targets_outside_the_allowed_ones_are_refused() {
 }
 
 #[tokio::test]
-async fn a_link_out_of_the_allowed_target_is_not_followed() {
+async fn link_out_of_target_is_rejected() {
     if !restic_installed() {
         return;
     }
@@ -547,7 +547,7 @@ async fn a_link_out_of_the_allowed_target_is_not_followed() {
     };
     assert!(message.contains("cannot be restored in place"), "{message}");
 
-    // A directory inside the target whose files would pass through the link: refused
+    // A directory inside the target whose files would pass through the link is rejected
     // after the listing, before restic writes anything.
     let outcome = run(
         &plugin,
@@ -558,7 +558,7 @@ async fn a_link_out_of_the_allowed_target_is_not_followed() {
     assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:#?}");
     assert!(
         outcome.summary.starts_with(&format!(
-            "Refused to restore {}: 4 of its 10 paths would be written outside the allowed targets through a symbolic link, the first at {}",
+            "Did not restore {}, because 4 of its 10 paths would be written outside the allowed targets through a symbolic link, the first at {}",
             data.display(),
             sub.display()
         )),
@@ -701,7 +701,7 @@ async fn cancelled_run_stops_restic() {
         return;
     }
     let fixture = Fixture::new();
-    // restic blocks opening a named pipe that nobody writes, so the run is still going when
+    // restic blocks opening a named pipe that no process writes, so the run is still going when
     // it is cancelled.
     let fifo = fixture.root().join("password-fifo");
     let status = Command::new("/usr/bin/mkfifo").arg(&fifo).status().unwrap();
