@@ -1,15 +1,20 @@
 //! The plugins a server offers: the script plugin when `script/allowed.yaml` exists in the
-//! plugins directory, and every external plugin whose manifest is `*/plugin.yaml` there.
+//! plugins directory, the recovery plugin when `recovery/recovery.yaml` does, the
+//! deployment plugin when `deployment/deployment.yaml` does, and every external plugin
+//! whose manifest is `*/plugin.yaml` there.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tend_plugin_api::PluginRegistry;
+use tend_plugin_deployment::DeploymentPlugin;
 use tend_plugin_external::ExternalPlugin;
+use tend_plugin_recovery::RecoveryPlugin;
 use tend_plugin_script::ScriptPlugin;
 
-/// Loads the plugins of `dir`. A broken allow-list or manifest stops the server with every
-/// problem listed, as broken definitions do; a missing directory means no plugins.
+/// Loads the plugins of `dir`. A broken allow-list, configuration or manifest stops the
+/// server with every problem listed, as broken definitions do. A missing directory means
+/// no plugins.
 pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
     let mut registry = PluginRegistry::new();
     if !dir.is_dir() {
@@ -30,6 +35,34 @@ pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
                     );
                 }
                 registry.add(Arc::new(script));
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    let recovery = dir.join("recovery").join("recovery.yaml");
+    if recovery.is_file() {
+        match RecoveryPlugin::load(&recovery) {
+            Ok(plugin) => {
+                for missing in plugin.missing_setup() {
+                    tracing::warn!(
+                        "the recovery plugin's runs will fail until this is fixed: {missing}"
+                    );
+                }
+                registry.add(Arc::new(plugin));
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    let deployment = dir.join("deployment").join("deployment.yaml");
+    if deployment.is_file() {
+        match DeploymentPlugin::load(&deployment) {
+            Ok(plugin) => {
+                for missing in plugin.missing_setup() {
+                    tracing::warn!(
+                        "the deployment plugin's runs will fail until this is fixed: {missing}"
+                    );
+                }
+                registry.add(Arc::new(plugin));
             }
             Err(error) => problems.push(error.to_string()),
         }
