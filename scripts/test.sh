@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-postgres.sh
+# restic and ansible-core, which the recovery and deployment plugins run in their tests.
+scripts/ensure-plugin-tools.sh
+export TEND_REQUIRE_PLUGIN_TOOLS=1
 
 export TEND_TEST_POSTGRES_URL="${TEND_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"

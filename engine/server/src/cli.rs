@@ -222,9 +222,10 @@ pub struct ServeArgs {
     /// Plugin action runs this node runs at once; 0 leaves queued runs to other nodes.
     #[arg(long, env = "TEND_ACTION_WORKERS", default_value_t = 4)]
     pub action_workers: usize,
-    /// Directory of the plugins: `script/allowed.yaml` (the script plugin's allow-list)
-    /// and `*/plugin.yaml` manifests of external plugins. Defaults to `plugins` in the
-    /// definitions directory.
+    /// Directory of the plugins: the configuration of each built-in plugin
+    /// (`script/allowed.yaml`, `recovery/recovery.yaml`, `deployment/deployment.yaml`,
+    /// `webhook/webhook.yaml`, `remote/remote.yaml`) and the `*/plugin.yaml` manifests of
+    /// external plugins. Defaults to `plugins` in the definitions directory.
     #[arg(long, env = "TEND_PLUGINS_DIR")]
     pub plugins_dir: Option<PathBuf>,
     /// Do not reload the definitions when files under workflows/ or rules/ change; reload

@@ -1,19 +1,22 @@
-//! The plugins a server offers: the script plugin when `script/allowed.yaml` exists in the
-//! plugins directory, the webhook plugin when `webhook/webhook.yaml` does, the remote
-//! plugin when `remote/remote.yaml` does, and every external plugin whose manifest is
-//! `*/plugin.yaml` there.
+//! The plugins a server offers, from the plugins directory: the script plugin when
+//! `script/allowed.yaml` exists there, the recovery plugin when `recovery/recovery.yaml`
+//! does, the deployment plugin when `deployment/deployment.yaml` does, the webhook plugin
+//! when `webhook/webhook.yaml` does, the remote plugin when `remote/remote.yaml` does, and
+//! every external plugin whose manifest is `*/plugin.yaml` there.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tend_plugin_api::PluginRegistry;
+use tend_plugin_deployment::DeploymentPlugin;
 use tend_plugin_external::ExternalPlugin;
+use tend_plugin_recovery::RecoveryPlugin;
 use tend_plugin_remote::RemotePlugin;
 use tend_plugin_script::ScriptPlugin;
 use tend_plugin_webhook::WebhookPlugin;
 
 /// Loads the plugins of `dir`. A broken allow-list, configuration or manifest stops the
-/// server with every problem listed, as broken definitions do; a missing directory means
+/// server with every problem listed, as broken definitions do. A missing directory means
 /// no plugins.
 pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
     let mut registry = PluginRegistry::new();
@@ -37,23 +40,51 @@ pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
             Err(error) => problems.push(error.to_string()),
         }
     }
-    let webhook_file = dir.join("webhook").join("webhook.yaml");
-    if webhook_file.is_file() {
-        match WebhookPlugin::load(&webhook_file) {
-            Ok(webhook) => {
-                for missing in webhook.missing_env() {
-                    tracing::warn!("{missing}: runs of that endpoint fail until it is set");
+    let recovery = dir.join("recovery").join("recovery.yaml");
+    if recovery.is_file() {
+        match RecoveryPlugin::load(&recovery) {
+            Ok(plugin) => {
+                for missing in plugin.missing_setup() {
+                    tracing::warn!(
+                        "the recovery plugin's runs will fail until this is fixed: {missing}"
+                    );
                 }
-                registry.add(Arc::new(webhook));
+                registry.add(Arc::new(plugin));
             }
             Err(error) => problems.push(error.to_string()),
         }
     }
-    let remote_file = dir.join("remote").join("remote.yaml");
-    if remote_file.is_file() {
-        match RemotePlugin::load(&remote_file) {
-            Ok(remote) => {
-                registry.add(Arc::new(remote));
+    let deployment = dir.join("deployment").join("deployment.yaml");
+    if deployment.is_file() {
+        match DeploymentPlugin::load(&deployment) {
+            Ok(plugin) => {
+                for missing in plugin.missing_setup() {
+                    tracing::warn!(
+                        "the deployment plugin's runs will fail until this is fixed: {missing}"
+                    );
+                }
+                registry.add(Arc::new(plugin));
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    let webhook = dir.join("webhook").join("webhook.yaml");
+    if webhook.is_file() {
+        match WebhookPlugin::load(&webhook) {
+            Ok(plugin) => {
+                for missing in plugin.missing_env() {
+                    tracing::warn!("{missing}: runs of that endpoint fail until it is set");
+                }
+                registry.add(Arc::new(plugin));
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    let remote = dir.join("remote").join("remote.yaml");
+    if remote.is_file() {
+        match RemotePlugin::load(&remote) {
+            Ok(plugin) => {
+                registry.add(Arc::new(plugin));
             }
             Err(error) => problems.push(error.to_string()),
         }
