@@ -30,6 +30,7 @@ backend_tests!(
     stopped_node_runs_end_or_rerun,
     schedule_queues_action_once,
     served_plugins_run_for_real,
+    lost_file_restored_from_recommendation,
 );
 
 /// Writes `NAME.txt` with the run's record number into its directory; `slow` sleeps.
@@ -588,5 +589,161 @@ async fn served_plugins_run_for_real(backend: Backend) -> anyhow::Result<()> {
         3,
         "{kinds:?}"
     );
+    Ok(())
+}
+
+/// Runs restic on `repo` with `password` and returns its standard output.
+fn restic(
+    repo: &std::path::Path,
+    password: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let output = std::process::Command::new("/usr/bin/restic")
+        .arg(format!("--repo={}", repo.display()))
+        .arg(format!("--password-file={}", password.display()))
+        .arg("--no-cache")
+        .args(args)
+        .env_clear()
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The lost-file story end to end: a backed-up file is deleted, the requester's incident
+/// names it, the shipped rule recommends the restore, one request runs the recommendation
+/// as it is, the real restic restores the file, and the journal tells the whole run.
+async fn lost_file_restored_from_recommendation(backend: Backend) -> anyhow::Result<()> {
+    if !std::path::Path::new("/usr/bin/restic").exists() {
+        anyhow::ensure!(
+            std::env::var_os("TEND_REQUIRE_PLUGIN_TOOLS").is_none(),
+            "restic is missing: run scripts/ensure-plugin-tools.sh"
+        );
+        eprintln!("skipped: restic is missing; run scripts/ensure-plugin-tools.sh");
+        return Ok(());
+    }
+    let root = tempfile::tempdir()?;
+    let share = root.path().join("share");
+    let repo = root.path().join("repo");
+    let password = root.path().join("password");
+    std::fs::create_dir_all(share.join("finance"))?;
+    std::fs::write(&password, "correct horse battery staple\n")?;
+    let budget = share.join("finance/budget.xlsx");
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&budget, &content)?;
+    restic(&repo, &password, &["init", "--quiet"])?;
+    restic(
+        &repo,
+        &password,
+        &["backup", "--quiet", &share.display().to_string()],
+    )?;
+    std::fs::remove_file(&budget)?;
+
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("recovery"))?;
+    std::fs::write(
+        plugins.join("recovery/recovery.yaml"),
+        format!(
+            "restic: /usr/bin/restic\ntimeout_seconds: 120\nroles: [technician]\nallowed_targets: [\"{share}\"]\ncache_dir: \"{cache}\"\nrepositories:\n  files:\n    repository: \"{repo}\"\n    password_file: \"{password}\"\n",
+            share = share.display(),
+            cache = root.path().join("cache").display(),
+            repo = repo.display(),
+            password = password.display(),
+        ),
+    )?;
+    let plugins_dir = plugins.display().to_string();
+    let database = TestDatabase::create(backend).await?;
+    let server = TestServer::binary_with(database, &["--plugins-dir", &plugins_dir]).await?;
+    let tara = server.add_user("tara", &[Role::Technician]).await?;
+    let created = tara
+        .client
+        .post(
+            "/api/v1/records/incident",
+            &json!({
+                "title": "Deleted budget file",
+                "description": format!("I deleted {} by mistake this morning.", budget.display()),
+            }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?;
+    let number = created.body["number"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let recommendation = &created.body["recommendations"][0];
+    assert_eq!(
+        recommendation["action"], "recovery/restore_file",
+        "{}",
+        created.text
+    );
+    assert_eq!(
+        recommendation["params"]["path"],
+        budget.display().to_string()
+    );
+
+    let queued = tara
+        .client
+        .post(
+            &format!("/api/v1/records/{number}/recommendations/0/run"),
+            &json!({}),
+        )
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    let id = queued.body["id"].as_i64().expect("run id");
+    let mut run = Value::Null;
+    for _ in 0..300 {
+        run = tara
+            .client
+            .get(&format!("/api/v1/action-runs/{id}"))
+            .await?
+            .expect_status(StatusCode::OK)?
+            .body;
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        std::fs::read(&budget)?,
+        content,
+        "the file is back, byte for byte"
+    );
+    assert!(
+        run["summary"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("Restored")),
+        "{run}"
+    );
+
+    let record = tara
+        .client
+        .get(&format!("/api/v1/records/{number}"))
+        .await?
+        .expect_status(StatusCode::OK)?;
+    let journal = record.body["journal"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let queued_entry = journal
+        .iter()
+        .find(|entry| entry["event"] == "action_queued")
+        .expect("queued entry");
+    assert_eq!(queued_entry["actor"], "tara");
+    assert_eq!(
+        queued_entry["reason"],
+        "Lost file: restore it from the last backup"
+    );
+    assert_eq!(queued_entry["params"]["target"], "original");
+    let finished = journal
+        .iter()
+        .find(|entry| entry["event"] == "action_finished")
+        .expect("finished entry");
+    assert_eq!(finished["status"], "succeeded");
+    assert_eq!(finished["actor"], "tara");
+    assert!(finished["duration_ms"].as_i64().is_some());
     Ok(())
 }

@@ -26,7 +26,7 @@ async fn simulate_prints_effects_and_states() -> anyhow::Result<()> {
     for expected in [
         "category: (empty) -> data by rule incident/categorize",
         "priority: (empty) -> P2 by rule common/prioritize",
-        "recommend `recover` by rule incident/recommend",
+        "recommend `recovery/restore_file` by rule incident/recommend",
         "rejected (required_field_missing, field `resolution_code`)",
         "transition `reopen`: resolved -> in_progress",
         "reopen_count: 0 -> 1 by rule incident/count_reopen",
