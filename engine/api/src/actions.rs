@@ -129,7 +129,7 @@ impl Commands {
             return Err(ApiError::bad_request(
                 "approval_required",
                 format!(
-                    "{} {} needs an approval before it runs, and runs cannot be approved yet: run it from a change whose approved window is in force",
+                    "{} {} needs an approval before it runs, and single runs cannot be approved yet: ask an administrator to run it outside Tend, or to set `needs_approval: false` if no approval is required",
                     input.plugin, input.action
                 ),
                 Some("action"),

@@ -210,8 +210,9 @@ pub struct ServeArgs {
     /// A checkpoint lets `tend audit verify` detect deleted records and cut journals.
     #[arg(long, env = "TEND_CHECKPOINT_SECONDS", default_value_t = 3600)]
     pub checkpoint_seconds: u64,
-    /// Seconds between runs that take the automatic transitions (`after`) now due; 0 turns
-    /// them off.
+    /// Seconds between passes that fire the timers now due (SLA thresholds, automatic
+    /// transitions, approval deadlines) and resume follow-on work of stopped servers; 0
+    /// turns them off.
     #[arg(long, env = "TEND_TIMER_SECONDS", default_value_t = 30)]
     pub timer_seconds: u64,
     /// Seconds between passes that run the cron schedules now due

@@ -61,7 +61,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Duration::from_secs(args.timer_seconds),
         ));
     } else {
-        tracing::warn!("automatic transitions are off: --timer-seconds is 0");
+        tracing::warn!(
+            "timers are off (SLA thresholds, automatic transitions, approval deadlines): --timer-seconds is 0"
+        );
     }
     if args.schedule_seconds > 0 {
         tokio::spawn(run_schedules(

@@ -41,7 +41,7 @@ fn shipped_file_loads() {
         Inventory::Hosts(String::from("localhost,"))
     );
     assert_eq!(restart.connection.as_deref(), Some("local"));
-    assert_eq!(restart.check_mode, CheckMode::Allowed);
+    assert_eq!(restart.check_mode, CheckMode::Always);
     assert_eq!(restart.args, ["--diff"]);
     assert_eq!(restart.record_vars["incident_number"], RecordSource::Number);
     assert_eq!(restart.record_vars["ci_name"], RecordSource::Ci);
