@@ -1,6 +1,6 @@
-//! Inbound email: [`Commands::take_mail`] turns one raw message into a new record, a reply
-//! on a record, a note, or a message kept aside with the reason, and the HTTP endpoints
-//! under `/api/v1/mail` hand messages in and let people look at and retry what was kept.
+//! Inbound email. [`Commands::take_mail`] turns one raw message into a new record, a reply
+//! on a record, a note, or a message kept aside with the reason. The HTTP endpoints under
+//! `/api/v1/mail` hand messages in and let people look at and retry what was kept.
 //!
 //! The steps of one message:
 //!
@@ -57,8 +57,8 @@ use crate::error::ApiError;
 pub const MAIL_ACTOR: &str = "mail";
 
 /// Instance id that Tend's own outgoing mail carries in its loop header.
-// TODO: outgoing mail does not exist yet; when it does, this id must come from its
-// configuration so that every node recognises the mail its instance sent.
+// NOTE: outgoing mail does not exist yet. When it does, this id must come from its
+// configuration, so that every node recognises the mail its instance sent.
 const LOOP_INSTANCE: &str = "tend";
 
 /// Age after which a stored message still `received` counts as left by a process that

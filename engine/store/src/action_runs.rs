@@ -1,6 +1,6 @@
-//! Runs of plugin actions: one row each, queued inside the write job that asked for the
-//! run (so a run exists exactly when the request that journaled it committed), claimed by
-//! a node's workers, kept alive by that node's heartbeat, and finished with the plugin's
+//! Runs of plugin actions, one row each. A run is queued inside the write job that asks
+//! for it, so it exists exactly when the request that journaled it committed. A node's
+//! workers claim it, the node's heartbeat keeps it alive, and it ends with the plugin's
 //! outcome.
 //!
 //! A node claims queued runs with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so nodes take
