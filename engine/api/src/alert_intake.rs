@@ -68,7 +68,7 @@ impl IncomingAlert {
     }
 }
 
-/// What one alert did.
+/// Outcome of one alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertResult {
     /// Position of the alert in the request.
@@ -120,8 +120,8 @@ impl TemplateValues for Values<'_> {
     }
 }
 
-/// Reads the body of `POST /api/v1/alerts/alertmanager`: Alertmanager's webhook message.
-/// Returns the good alerts with their positions and the bad ones with their reasons; an
+/// Reads the body of `POST /api/v1/alerts/alertmanager`, Alertmanager's webhook message.
+/// Returns the good alerts with their positions and the bad ones with their reasons, or an
 /// error when the body as a whole is unusable.
 pub fn parse_alertmanager(body: &Value) -> Result<Parsed, BadAlert> {
     let whole = |field: &str, message: String| BadAlert {

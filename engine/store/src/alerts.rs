@@ -66,7 +66,7 @@ pub struct NewAlert {
     pub payload: serde_json::Value,
 }
 
-/// What an alert did, written after it acted.
+/// Outcome of an alert, written after it acted.
 #[derive(Debug, Clone, Default)]
 pub struct AlertOutcome {
     pub record_number: Option<Option<String>>,

@@ -2,7 +2,7 @@
 //! as Prometheus Alertmanager, become records. One source per file; the file name is its
 //! name, which the intake endpoints take as `?source=NAME`.
 //!
-//! A source says which process a firing alert opens (with routes that choose another
+//! A source sets which process a firing alert opens (with routes that choose another
 //! process by label), how labels and annotations fill the record's fields (through
 //! templates such as `{labels.instance}`), what a resolved alert does, and how long after
 //! its resolution an alert that fires again returns to the same record.
@@ -29,7 +29,7 @@ pub struct AlertSourceFile {
     /// Template of the record description.
     #[serde(default = "default_description")]
     pub description: String,
-    /// Where the configuration item comes from.
+    /// Source of the configuration item.
     #[serde(default)]
     pub ci: Option<CiMapping>,
     /// Field values by the alert's severity label.
@@ -38,7 +38,7 @@ pub struct AlertSourceFile {
     /// Field templates set on every record an alert opens.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
-    /// What a resolved alert does to its record.
+    /// Action of a resolved alert on its record.
     #[serde(default)]
     pub resolved: ResolvedAction,
     /// Transition that reopens the record of an alert that fires again within
@@ -385,19 +385,19 @@ impl AlertSourceFile {
         }
         for (position, route) in self.routes.iter().enumerate() {
             for (field, template) in &route.fields {
-                templates.push((format!("routes.{position}.fields.{field}"), template));
+                templates.push((format!("routes[{position}].fields.{field}"), template));
             }
             if let Some(resolved) = &route.resolved {
                 for (field, template) in &resolved.fields {
                     templates.push((
-                        format!("routes.{position}.resolved.fields.{field}"),
+                        format!("routes[{position}].resolved.fields.{field}"),
                         template,
                     ));
                 }
             }
             if route.matches.is_empty() {
                 problems.push((
-                    format!("routes.{position}.match"),
+                    format!("routes[{position}].match"),
                     "the route matches no label, so it would take every alert: name at least one label, such as {alertname: InstanceDown}".to_owned(),
                 ));
             }
@@ -518,6 +518,6 @@ mod tests {
             .into_iter()
             .map(|(path, _)| path)
             .collect();
-        assert_eq!(paths, ["routes.0.match", "title", "ci.labels", "ci.strip"]);
+        assert_eq!(paths, ["routes[0].match", "title", "ci.labels", "ci.strip"]);
     }
 }

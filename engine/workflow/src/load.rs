@@ -356,7 +356,7 @@ fn load_alert_sources(
         )];
         for (position, route) in parsed.routes.iter().enumerate() {
             targets.push((
-                format!("routes.{position}."),
+                format!("routes[{position}]."),
                 &route.process,
                 vec![("fields", &route.fields), ("", &parsed.fields)],
                 route.resolved.as_ref().unwrap_or(&parsed.resolved),

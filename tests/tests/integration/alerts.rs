@@ -1,7 +1,7 @@
 //! Alerts of monitoring systems through `POST /api/v1/alerts/alertmanager` and
-//! `POST /api/v1/alerts` with the shipped source `workflows/alerts/prometheus.yaml`: the
-//! shared Alertmanager bodies are taken or refused with the field at fault, an alert opens,
-//! updates and resolves its incident, an alert that flaps returns to its incident, and an
+//! `POST /api/v1/alerts`, with the shipped source `workflows/alerts/prometheus.yaml`.
+//! Real Alertmanager bodies are taken, or rejected with the field at fault. An alert opens,
+//! updates and resolves its incident, and an alert that flaps returns to its incident. An
 //! alert inside an approved change window becomes a note on the change.
 
 use std::path::PathBuf;

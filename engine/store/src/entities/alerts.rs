@@ -19,7 +19,7 @@ pub struct Model {
     /// Grows each time the alert opens a new record.
     pub episode: i64,
     pub record_number: Option<String>,
-    /// What the last delivery did: `created`, `updated`, `noted`, `resolved`, `reopened`,
+    /// Effect of the last delivery: `created`, `updated`, `noted`, `resolved`, `reopened`,
     /// `suppressed` or `ignored`.
     pub effect: Option<String>,
     pub last_note_at: Option<DateTimeUtc>,
