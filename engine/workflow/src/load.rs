@@ -429,8 +429,8 @@ fn load_alert_sources(
                     ),
                 );
             }
-            // The configuration item and severity fields are required of the source's
-            // own process; a route's process takes those it declares.
+            // The configuration item and severity fields must exist in the source's own
+            // process. A route's process receives only those it declares.
             if prefix.is_empty() {
                 if let Some(ci) = &parsed.ci
                     && !definition.fields.contains_key(&ci.field)
