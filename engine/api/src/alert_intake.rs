@@ -452,17 +452,20 @@ impl Commands {
             .get(source_name)
             .cloned()
             .ok_or_else(|| unknown_source(&set, source_name))?;
-        let (_, row) = self
-            .store
-            .record_alert(NewAlert {
-                source: source.name.clone(),
-                fingerprint: alert.fingerprint.clone(),
-                alertname: alert.alertname().to_owned(),
-                status: alert.status.clone(),
-                received_at: now,
-                payload: serde_json::to_value(alert).unwrap_or(Value::Null),
-            })
-            .await?;
+        let delivery = NewAlert {
+            source: source.name.clone(),
+            fingerprint: alert.fingerprint.clone(),
+            alertname: alert.alertname().to_owned(),
+            status: alert.status.clone(),
+            received_at: now,
+            payload: serde_json::to_value(alert).unwrap_or(Value::Null),
+        };
+        let (_, row) = match self.store.record_alert(delivery.clone()).await {
+            // Another node stored the first delivery of this alert between the read and
+            // the insert: the row exists now, so the second try updates it.
+            Err(tend_store::Error::Duplicate { .. }) => self.store.record_alert(delivery).await?,
+            stored => stored?,
+        };
         let decided = self.decide_alert(&set, &source, alert, &row, now).await;
         let (outcome, reason) = match decided {
             Ok(outcome) => (outcome, None),
