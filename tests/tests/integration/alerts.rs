@@ -22,6 +22,7 @@ backend_tests!(
     flapping_alert_keeps_its_incident,
     change_window_suppresses_incident,
     partial_batch_and_auth,
+    route_opens_availability_event,
     real_alertmanager,
 );
 
@@ -515,6 +516,46 @@ async fn partial_batch_and_auth(backend: Backend) -> anyhow::Result<()> {
         "{}",
         hidden.text
     );
+    Ok(())
+}
+
+async fn route_opens_availability_event(backend: Backend) -> anyhow::Result<()> {
+    let desk = AlertDesk::open(backend).await?;
+    let down = json!({
+        "status": "firing",
+        "alerts": [{
+            "labels": { "alertname": "InstanceDown", "instance": "mail01.example.com:9100", "job": "node" },
+            "annotations": { "summary": "mail01 is down" },
+            "startsAt": "2026-02-12T09:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "0f0f0f0f0f0f0f0f"
+        }]
+    });
+    let opened = desk.post(ALERTMANAGER, &down).await?;
+    assert_eq!(opened["results"][0]["effect"], "created", "{opened}");
+    let number = opened["results"][0]["record"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(number.starts_with("AVL"), "{number}");
+    let event = desk.record(&number).await?;
+    assert_eq!(event["state"], "open");
+    assert_eq!(event["fields"]["source"], "prometheus");
+    assert_eq!(event["fields"]["fingerprint"], "0f0f0f0f0f0f0f0f");
+    assert_eq!(event["fields"]["ci"], "mail01.example.com");
+    assert_eq!(event["fields"]["severity"], "major");
+    assert_eq!(event["fields"]["started_at"], "2026-02-12T09:00:00+00:00");
+
+    // The route's own `resolved` sets `ended_at`, which the availability event requires.
+    let mut up = down.clone();
+    up["status"] = json!("resolved");
+    up["alerts"][0]["endsAt"] = json!("2026-02-12T09:45:00Z");
+    let resolved = desk.post(ALERTMANAGER, &up).await?;
+    assert_eq!(resolved["results"][0]["effect"], "resolved", "{resolved}");
+    let event = desk.record(&number).await?;
+    assert_eq!(event["state"], "resolved");
+    assert_eq!(event["fields"]["ended_at"], "2026-02-12T09:45:00+00:00");
+    assert_eq!(event["fields"]["duration_minutes"], 45);
     Ok(())
 }
 
