@@ -17,7 +17,7 @@ use crate::common::{Desk, RECORDS, assert_error, read, take};
 use crate::support::{approve, create, number, set_members};
 
 backend_tests!(
-    shared_payloads_are_taken_or_refused,
+    shared_payloads_taken_or_rejected,
     open_update_resolve_cycle,
     flapping_alert_keeps_its_incident,
     change_window_suppresses_incident,
@@ -135,7 +135,7 @@ fn shared_alerts() -> Vec<PathBuf> {
     files
 }
 
-async fn shared_payloads_are_taken_or_refused(backend: Backend) -> anyhow::Result<()> {
+async fn shared_payloads_taken_or_rejected(backend: Backend) -> anyhow::Result<()> {
     let desk = AlertDesk::open(backend).await?;
     let files = shared_alerts();
     if files.is_empty() {
