@@ -17,6 +17,7 @@ mod m20261205_000011_create_schedule_runs;
 mod m20261205_000012_add_schedule_run_summary;
 mod m20261205_000013_create_action_runs;
 mod m20261205_000014_create_mail;
+mod m20261205_000015_create_alerts;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -39,12 +40,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000012_add_schedule_run_summary::Migration),
             Box::new(m20261205_000013_create_action_runs::Migration),
             Box::new(m20261205_000014_create_mail::Migration),
+            Box::new(m20261205_000015_create_alerts::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 19] = [
+pub const TABLES: [&str; 20] = [
     "records",
     "record_counters",
     "journal",
@@ -64,4 +66,5 @@ pub const TABLES: [&str; 19] = [
     "action_runs",
     "mail_messages",
     "attachments",
+    "alerts",
 ];

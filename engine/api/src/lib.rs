@@ -2,6 +2,7 @@
 //! handlebars pages that work without JavaScript) and the health check.
 
 pub mod actions;
+pub mod alert_intake;
 pub mod approvals;
 pub mod auth;
 pub mod calendars;
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(rest::healthz))
         .merge(web::routes())
+        .merge(alert_intake::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))

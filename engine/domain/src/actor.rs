@@ -18,15 +18,19 @@ pub enum Role {
     /// A machine account that may only hand raw email to the intake
     /// (`POST /api/v1/mail/inbound`).
     MailGateway,
+    /// A machine account that may only hand alerts to the alert intake
+    /// (`POST /api/v1/alerts` and `POST /api/v1/alerts/alertmanager`).
+    AlertSource,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Requester,
         Role::Technician,
         Role::ProcessOwner,
         Role::Admin,
         Role::MailGateway,
+        Role::AlertSource,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Role {
             Role::ProcessOwner => "process_owner",
             Role::Admin => "admin",
             Role::MailGateway => "mail_gateway",
+            Role::AlertSource => "alert_source",
         }
     }
 }
@@ -47,7 +52,9 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`: use one of requester, technician, process_owner, admin, mail_gateway")]
+#[error(
+    "unknown role `{0}`: use one of requester, technician, process_owner, admin, mail_gateway, alert_source"
+)]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

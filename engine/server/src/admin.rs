@@ -34,7 +34,7 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!(
-                "ok: {}, {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
+                "ok: {}, {}, {}, {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
                 count(
                     set.definitions.len(),
                     "process definition",
@@ -47,6 +47,8 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 count(set.freeze_windows.len(), "freeze window", "freeze windows"),
                 count(set.schedules.len(), "schedule", "schedules"),
                 count(set.sla_policies.len(), "SLA policy", "SLA policies"),
+                count(set.mailboxes.len(), "mailbox", "mailboxes"),
+                count(set.alert_sources.len(), "alert source", "alert sources"),
                 args.dir.display(),
                 set.version
             );

@@ -274,7 +274,7 @@ pub enum UserCommand {
     Add {
         /// Login name: 1 to 100 characters without spaces or colons.
         name: String,
-        /// Role: requester, technician, process_owner, admin or mail_gateway (repeat for
+        /// Role: requester, technician, process_owner, admin, mail_gateway or alert_source (repeat for
         /// several).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,

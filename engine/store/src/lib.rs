@@ -28,6 +28,7 @@ use sea_orm::{
 use tend_migrations::{Migrator, MigratorTrait};
 
 pub mod action_runs;
+pub mod alerts;
 pub mod approvals;
 mod audit;
 pub mod clocks;

@@ -22,7 +22,7 @@ async fn existing_tables(connection: &DatabaseConnection) -> Vec<&'static str> {
 
 on_both_backends!(
     migrations_down_up_fresh,
-    migrations_step_down_four,
+    migrations_step_down_five,
     nodes_starting_together_migrate_once,
 );
 
@@ -68,7 +68,7 @@ async fn migrations_down_up_fresh(db: &TestDb) {
     assert!(db.store.verify_audit().await.unwrap().is_clean());
 }
 
-async fn migrations_step_down_four(db: &TestDb) {
+async fn migrations_step_down_five(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
     let manager = SchemaManager::new(connection);
     assert!(
@@ -77,6 +77,10 @@ async fn migrations_step_down_four(db: &TestDb) {
             .await
             .unwrap()
     );
+    assert!(manager.has_table("alerts").await.unwrap());
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(!manager.has_table("alerts").await.unwrap());
+    assert!(manager.has_table("mail_messages").await.unwrap());
     Migrator::down(connection, Some(1)).await.unwrap();
     assert!(!manager.has_table("attachments").await.unwrap());
     assert!(!manager.has_table("mail_messages").await.unwrap());
@@ -107,7 +111,7 @@ async fn migrations_step_down_four(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        4
+        5
     );
 
     Migrator::up(connection, None).await.unwrap();

@@ -9,6 +9,7 @@
 //!   [`migrate`]: whether a record fits another version of its definition.
 //! - [`rules`]: the trait through which the state machine runs rules.
 
+pub mod alerts;
 pub mod approval;
 pub mod calendar;
 pub mod catalog;

@@ -1,6 +1,7 @@
 //! Loading a definitions directory: `workflows/*.yaml` (process definitions),
 //! `workflows/calendars/*.yaml` (business-hours calendars), `workflows/links/*.yaml`
-//! (link types) and `workflows/mailboxes/*.yaml` (inbound mail), with the rules they name under `rules/`. Everything is validated before
+//! (link types), `workflows/mailboxes/*.yaml` (inbound mail) and `workflows/alerts/*.yaml`
+//! (alert sources), with the rules they name under `rules/`. Everything is validated before
 //! anything is used, and every problem is reported at once with file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -11,6 +12,7 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use crate::alerts::{AlertSource, AlertSourceFile};
 use crate::calendar::Calendar;
 use crate::catalog::{CatalogFile, CatalogItem};
 use crate::diagnostic::{Diagnostic, LoadError};
@@ -46,6 +48,8 @@ pub struct DefinitionSet {
     pub sla_policies: IndexMap<String, SlaPolicy>,
     /// Mailboxes by name (the file name), from `workflows/mailboxes/*.yaml`.
     pub mailboxes: IndexMap<String, Mailbox>,
+    /// Alert sources by name (the file name), from `workflows/alerts/*.yaml`.
+    pub alert_sources: IndexMap<String, AlertSource>,
 }
 
 impl DefinitionSet {
@@ -102,6 +106,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let schedule_files = yaml_files(&workflows.join("schedules"), &mut Vec::new());
     let sla_files = yaml_files(&workflows.join("sla"), &mut Vec::new());
     let mailbox_files = yaml_files(&workflows.join("mailboxes"), &mut Vec::new());
+    let alert_files = yaml_files(&workflows.join("alerts"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
@@ -270,6 +275,8 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         &mut hasher,
         &mut diagnostics,
     );
+    let alert_sources =
+        load_alert_sources(&alert_files, &definitions, &mut hasher, &mut diagnostics);
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -300,7 +307,184 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         schedules,
         sla_policies,
         mailboxes,
+        alert_sources,
     })
+}
+
+/// Loads the alert sources and checks their processes, the fields their templates fill
+/// and the transitions they take.
+fn load_alert_sources(
+    files: &[PathBuf],
+    definitions: &BTreeMap<String, Arc<Definition>>,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, AlertSource> {
+    let mut sources = IndexMap::new();
+    for file in files {
+        let Some((_, index, parsed, pruned)) =
+            parse_file::<AlertSourceFile>(file, hasher, diagnostics)
+        else {
+            continue;
+        };
+        let name = file
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let mut report = FileReport {
+            file,
+            index: &index,
+            diagnostics,
+            pruned: &pruned,
+        };
+        if !crate::validate::is_identifier(&name) {
+            report.error(
+                "",
+                format!("invalid alert source name `{name}`: name the file with lower-case letters, digits and underscores, such as prometheus.yaml"),
+            );
+        }
+        for (path, message) in parsed.problems() {
+            report.error(&path, message);
+        }
+        // (path prefix, process, field templates, resolved action, reopen transition)
+        let mut targets = vec![(
+            String::new(),
+            &parsed.process,
+            vec![("fields", &parsed.fields)],
+            &parsed.resolved,
+            &parsed.reopen_transition,
+        )];
+        for (position, route) in parsed.routes.iter().enumerate() {
+            targets.push((
+                format!("routes[{position}]."),
+                &route.process,
+                vec![("fields", &route.fields), ("", &parsed.fields)],
+                route.resolved.as_ref().unwrap_or(&parsed.resolved),
+                route
+                    .reopen_transition
+                    .as_ref()
+                    .unwrap_or(&parsed.reopen_transition),
+            ));
+        }
+        for (prefix, process, field_sets, resolved, reopen) in targets {
+            let Some(definition) = definitions.get(process) else {
+                report.error(
+                    &format!("{prefix}process"),
+                    format!(
+                        "alert source `{name}` opens records of unknown process `{process}`: {}",
+                        crate::validate::choices(process, definitions.keys())
+                    ),
+                );
+                continue;
+            };
+            let mut checks: Vec<(String, &String, &String)> = Vec::new();
+            for (key, fields) in field_sets {
+                // The source's own fields are checked once, at the top level.
+                if key.is_empty() {
+                    continue;
+                }
+                for (field, template) in fields {
+                    checks.push((format!("{prefix}{key}.{field}"), field, template));
+                }
+            }
+            let resolved_prefix = if prefix.is_empty() || !std::ptr::eq(resolved, &parsed.resolved)
+            {
+                format!("{prefix}resolved")
+            } else {
+                "resolved".to_owned()
+            };
+            if resolved.action == crate::alerts::ResolvedKind::Resolve {
+                for (field, template) in &resolved.fields {
+                    checks.push((format!("{resolved_prefix}.fields.{field}"), field, template));
+                }
+                if definition.transition(&resolved.transition).is_none() {
+                    report.error(
+                        &format!("{resolved_prefix}.transition"),
+                        format!(
+                            "`{process}` has no transition `{}`: {}",
+                            resolved.transition,
+                            crate::validate::choices(
+                                &resolved.transition,
+                                definition.transitions.iter().map(|t| &t.name)
+                            )
+                        ),
+                    );
+                }
+            }
+            if definition.transition(reopen).is_none() {
+                let path = if prefix.is_empty() || !std::ptr::eq(reopen, &parsed.reopen_transition)
+                {
+                    format!("{prefix}reopen_transition")
+                } else {
+                    "reopen_transition".to_owned()
+                };
+                report.error(
+                    &path,
+                    format!(
+                        "`{process}` has no transition `{reopen}`: {}",
+                        crate::validate::choices(
+                            reopen,
+                            definition.transitions.iter().map(|t| &t.name)
+                        )
+                    ),
+                );
+            }
+            // The configuration item and severity fields must exist in the source's own
+            // process. A route's process receives only those it declares.
+            if prefix.is_empty() {
+                if let Some(ci) = &parsed.ci
+                    && !definition.fields.contains_key(&ci.field)
+                {
+                    report.error(
+                        "ci.field",
+                        format!(
+                            "`{process}` declares no field `{}`: {}",
+                            ci.field,
+                            crate::validate::choices(&ci.field, definition.fields.keys())
+                        ),
+                    );
+                }
+                if let Some(severity) = &parsed.severity {
+                    for (value, fields) in &severity.values {
+                        for (field, template) in fields {
+                            checks.push((
+                                format!("severity.values.{value}.{field}"),
+                                field,
+                                template,
+                            ));
+                        }
+                    }
+                    for (field, template) in &severity.default {
+                        checks.push((format!("severity.default.{field}"), field, template));
+                    }
+                }
+            }
+            for (path, field, template) in checks {
+                match definition.fields.get(field) {
+                    None => report.error(
+                        &path,
+                        format!(
+                            "`{process}` declares no field `{field}`: {}",
+                            crate::validate::choices(field, definition.fields.keys())
+                        ),
+                    ),
+                    Some(declared) => {
+                        if crate::alerts::is_constant(template) {
+                            let value = crate::alerts::constant_value(declared, template);
+                            if let Err(message) = crate::values::check_value(declared, &value) {
+                                report.error(
+                                    &path,
+                                    format!("invalid value for `{field}`: {message}"),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        sources.insert(name.clone(), AlertSource { name, file: parsed });
+    }
+    sources
 }
 
 /// Loads the mailboxes and checks their processes, fields, tag prefixes, link type,

@@ -637,3 +637,28 @@ schedules:
         "{all}"
     );
 }
+
+#[test]
+fn alert_source_mistakes_name_line_and_fix() {
+    let errors = load_errors(&[
+        ("workflows/ticket.yaml", GOOD),
+        (
+            "workflows/alerts/prom.yaml",
+            "process: ticket\ntitle: '{label.alertname}'\nfields:\n  code: '{fingerprint}'\n  urgent: maybe\n  colour: red\nresolved:\n  transition: close\nreopen_transition: finish\nroutes:\n  - match: {alertname: Down}\n    process: outage\n",
+        ),
+    ]);
+    let expected = [
+        "workflows/alerts/prom.yaml:2:8: unknown placeholder `{label.alertname}`",
+        "workflows/alerts/prom.yaml:5:11: invalid value for `urgent`",
+        "workflows/alerts/prom.yaml:6:11: `ticket` declares no field `colour`",
+        "workflows/alerts/prom.yaml:8:15: `ticket` has no transition `close`",
+        "workflows/alerts/prom.yaml:12:14: alert source `prom` opens records of unknown process `outage`",
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (error, start) in errors.iter().zip(expected) {
+        assert!(
+            error.starts_with(start),
+            "{error} does not start with {start}"
+        );
+    }
+}

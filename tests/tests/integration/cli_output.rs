@@ -130,7 +130,7 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         .await?
         .expect_success()?;
     let expected = format!(
-        "ok: {}, {}, {}, {}, {}, {}, {} and {} in ",
+        "ok: {}, {}, {}, {}, {}, {}, {}, {}, {} and {} in ",
         count(
             set.definitions.len(),
             "process definition",
@@ -143,6 +143,8 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         count(set.freeze_windows.len(), "freeze window", "freeze windows"),
         count(set.schedules.len(), "schedule", "schedules"),
         count(set.sla_policies.len(), "SLA policy", "SLA policies"),
+        count(set.mailboxes.len(), "mailbox", "mailboxes"),
+        count(set.alert_sources.len(), "alert source", "alert sources"),
     );
     assert!(
         output.stdout.starts_with(&expected),

@@ -3,6 +3,7 @@
 
 mod actions;
 mod agreement;
+mod alerts;
 mod approvals;
 mod audit;
 mod availability;

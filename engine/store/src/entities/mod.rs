@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table created by the `tend-migrations` crate.
 
 pub mod action_runs;
+pub mod alerts;
 pub mod api_tokens;
 pub mod approval_requests;
 pub mod approval_rounds;
