@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 # restic and ansible-core, which the recovery and deployment plugins run in their tests.
 scripts/ensure-plugin-tools.sh
+# Prometheus Alertmanager, which the alert intake tests start on 127.0.0.1.
+scripts/ensure-alertmanager.sh
+# The tests that need these programs fail, rather than skip, when one is missing.
 export TEND_REQUIRE_PLUGIN_TOOLS=1
 
 export TEND_TEST_POSTGRES_URL="${TEND_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"

@@ -645,6 +645,11 @@ impl Alertmanager {
 
 async fn real_alertmanager(backend: Backend) -> anyhow::Result<()> {
     if !std::path::Path::new(ALERTMANAGER_BINARY).exists() {
+        // scripts/test.sh sets this, so CI fails instead of skipping.
+        anyhow::ensure!(
+            std::env::var_os("TEND_REQUIRE_PLUGIN_TOOLS").is_none(),
+            "{ALERTMANAGER_BINARY} is missing: run scripts/ensure-alertmanager.sh"
+        );
         eprintln!(
             "skipped: {ALERTMANAGER_BINARY} is missing (scripts/ensure-alertmanager.sh installs it)"
         );
