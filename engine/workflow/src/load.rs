@@ -539,7 +539,7 @@ fn load_mailboxes(
             let key = address.trim().to_lowercase();
             if let Some(owner) = owners.get(&key) {
                 report.error(
-                    &format!("addresses.{position}"),
+                    &format!("addresses[{position}]"),
                     format!("`{address}` is already an address of mailbox `{owner}`: give each address one mailbox"),
                 );
             } else {
@@ -549,7 +549,7 @@ fn load_mailboxes(
         for (position, tag) in parsed.tags.iter().enumerate() {
             if !prefixes.contains(tag) {
                 report.error(
-                    &format!("tags.{position}"),
+                    &format!("tags[{position}]"),
                     format!(
                         "no process numbers its records with `{tag}`: {}",
                         crate::validate::choices(tag, prefixes.iter())
@@ -687,7 +687,7 @@ fn load_sla_policies(
         for (name, policy) in &parsed.policies {
             for (number, threshold) in policy.thresholds.iter().enumerate() {
                 if let Some(rule) = &threshold.rule {
-                    let path = format!("policies.{name}.thresholds.{number}.rule");
+                    let path = format!("policies.{name}.thresholds[{number}].rule");
                     check_rule_script(rule, &path, rules, root, &mut report, hasher, true);
                 }
             }
@@ -941,7 +941,7 @@ fn check_scheduled_rule(
     for (position, state) in run.states.iter().enumerate() {
         if !definition.states.contains_key(state) {
             report.error(
-                &format!("{path}.states.{position}"),
+                &format!("{path}.states[{position}]"),
                 format!(
                     "`{}` has no state `{state}`: {}",
                     run.process,

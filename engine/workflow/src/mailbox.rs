@@ -175,7 +175,7 @@ impl MailboxFile {
                 && !address.contains(char::is_whitespace);
             if !valid {
                 problems.push((
-                    format!("addresses.{position}"),
+                    format!("addresses[{position}]"),
                     format!(
                         "`{address}` is not an email address: write it as local@domain.example"
                     ),
@@ -185,7 +185,7 @@ impl MailboxFile {
         for (position, tag) in self.tags.iter().enumerate() {
             if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
                 problems.push((
-                    format!("tags.{position}"),
+                    format!("tags[{position}]"),
                     format!("invalid tag prefix `{tag}`: use the letters of a process's number prefix, such as INC"),
                 ));
             }
@@ -260,8 +260,8 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "addresses.0",
-                "tags.0",
+                "addresses[0]",
+                "tags[0]",
                 "limits.attachment_bytes",
                 "rate_limit.messages"
             ]

@@ -290,13 +290,13 @@ impl SlaPolicy {
             }
         };
         for (index, name) in self.run_in.iter().flatten().enumerate() {
-            state(format!("run_in.{index}"), name, &mut problems);
+            state(format!("run_in[{index}]"), name, &mut problems);
         }
         for (index, name) in self.pause_in.iter().flatten().enumerate() {
-            state(format!("pause_in.{index}"), name, &mut problems);
+            state(format!("pause_in[{index}]"), name, &mut problems);
         }
         for (index, name) in self.stop_in.iter().flatten().enumerate() {
-            state(format!("stop_in.{index}"), name, &mut problems);
+            state(format!("stop_in[{index}]"), name, &mut problems);
         }
         let field = |path: String, name: &String, problems: &mut Vec<(String, String)>| {
             if !definition.fields.contains_key(name) {
@@ -327,7 +327,7 @@ impl SlaPolicy {
             field(format!("targets.{name}.by"), &target.by, &mut problems);
             for (index, stop) in target.stop_in.iter().enumerate() {
                 state(
-                    format!("targets.{name}.stop_in.{index}"),
+                    format!("targets.{name}.stop_in[{index}]"),
                     stop,
                     &mut problems,
                 );
@@ -353,7 +353,7 @@ impl SlaPolicy {
             for target in &threshold.targets {
                 if !self.targets.contains_key(target) {
                     problems.push((
-                        format!("thresholds.{index}.targets"),
+                        format!("thresholds[{index}].targets"),
                         format!(
                             "the policy has no target `{target}`: {}",
                             crate::validate::choices(target, self.targets.keys())
@@ -364,7 +364,7 @@ impl SlaPolicy {
             if let Some(escalation) = &threshold.escalate {
                 if escalation.raise_priority && !definition.fields.contains_key("priority") {
                     problems.push((
-                        format!("thresholds.{index}.escalate.raise_priority"),
+                        format!("thresholds[{index}].escalate.raise_priority"),
                         format!("`{}` has no `priority` field to raise", definition.process),
                     ));
                 }
@@ -375,7 +375,7 @@ impl SlaPolicy {
                 ] {
                     if set && !definition.fields.contains_key(field_name) {
                         problems.push((
-                            format!("thresholds.{index}.escalate"),
+                            format!("thresholds[{index}].escalate"),
                             format!(
                                 "`{}` declares no field `{field_name}` for this escalation: declare it or remove the escalation",
                                 definition.process

@@ -48,7 +48,7 @@ fn check_automatic_actions(definition: &Definition, report: &mut FileReport<'_>)
         });
         if !named {
             report.error(
-                &format!("automatic_actions.{position}"),
+                &format!("automatic_actions[{position}]"),
                 format!(
                     "`{action}` does not name a plugin action: write it as plugin/action, such as script/disk_usage"
                 ),

@@ -625,7 +625,7 @@ schedules:
         "{all}"
     );
     assert!(
-        all.contains("jobs.yaml:13:56: `ticket` has no state `opne`: use one of `open`, `done`"),
+        all.contains("jobs.yaml:13:65: `ticket` has no state `opne`: use one of `open`, `done`"),
         "{all}"
     );
     assert!(
