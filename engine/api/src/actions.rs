@@ -346,7 +346,7 @@ impl Commands {
             })
     }
 
-    /// Builds what the plugin sees of a run's record: its columns, fields and the names in
+    /// Builds the plugin's view of a run's record: its columns, fields and the names in
     /// its configuration-item fields.
     async fn record_context(&self, record: &Record) -> Result<RecordContext, ApiError> {
         let pinned = self.engine.pinned(record).await?;
@@ -466,7 +466,7 @@ impl Commands {
                 Value::Null,
             ),
             None => {
-                // Dropping the plugin's future stops it; the token tells anything it
+                // Dropping the plugin's future stops it; the token cancels anything it
                 // spawned.
                 cancel.cancel();
                 ended(
@@ -558,7 +558,7 @@ impl Commands {
     }
 }
 
-/// What became of the action of a scheduled run.
+/// Result of queueing the action of a scheduled run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ScheduledQueue {
     /// The action run with this id was queued and the scheduled run marked done.

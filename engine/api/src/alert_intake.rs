@@ -983,7 +983,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn group_status_fills_in_and_bad_alerts_are_named() {
+    fn group_status_and_bad_alerts() {
         let body = json!({
             "status": "firing",
             "alerts": [

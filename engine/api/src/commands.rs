@@ -338,7 +338,7 @@ impl Commands {
         Ok(record)
     }
 
-    /// Loads a record as `access` says.
+    /// Loads a record with the visibility check that `access` selects.
     async fn load_with(
         &self,
         actor: &Actor,
@@ -379,7 +379,7 @@ impl Commands {
         self.reply_with(actor, number, text, Access::Visible).await
     }
 
-    /// Like [`Commands::reply`], with the record loaded as `access` says.
+    /// Like [`Commands::reply`], with the record loaded as `access` selects.
     pub(crate) async fn reply_with(
         &self,
         actor: &Actor,
@@ -662,7 +662,7 @@ impl Commands {
         .await
     }
 
-    /// Like [`Commands::apply_with_depth`], with the record loaded as `access` says.
+    /// Like [`Commands::apply_with_depth`], with the record loaded as `access` selects.
     #[allow(clippy::too_many_arguments)]
     async fn apply_with_access(
         &self,

@@ -143,7 +143,7 @@ struct Landing {
 impl Commands {
     /// Stores one raw message delivered to `mailbox` through `source` (`gateway`, `http`)
     /// and processes it. Returns an error only when the message could not be stored (the
-    /// database is unreachable), so that the sender delivers it again; every later problem
+    /// database is unreachable), so that the sender delivers it again. Every later problem
     /// is in the outcome's status and reason.
     pub async fn take_mail(
         &self,
@@ -949,7 +949,7 @@ fn add_watchers(
     }
 }
 
-/// The message as an `on_email` rule sees it.
+/// The message as an `on_email` rule reads it.
 fn email_json(mailbox: &Mailbox, message: &InboundMessage) -> Value {
     json!({
         "from": message.requester_address().unwrap_or_default(),

@@ -1,7 +1,8 @@
 //! Runs the cron schedules of `workflows/schedules/`, as the system actor `scheduler`. A due
 //! run of a schedule with `open` opens its record through the normal create command, so
-//! rules and SLA clocks apply as to any other record; a run of a schedule with `run_rule`
-//! applies a rule to records (see [`crate::scheduled_rules`]).
+//! rules and SLA clocks apply as to any other record. A run of a schedule with `run_rule`
+//! applies a rule to records (see [`crate::scheduled_rules`]), and one with `run_action`
+//! queues a plugin action run.
 //!
 //! A pass ([`Commands::run_due_schedules`]) looks at every schedule of the current
 //! definitions:
@@ -80,7 +81,7 @@ pub struct ScheduleRunReport {
     pub late: bool,
     /// Number of missed due times that the run catches up with, or that the skip leaves out.
     pub missed: i64,
-    /// What the run of a `run_rule` schedule did.
+    /// Counts of the run of a `run_rule` schedule.
     pub summary: Option<RuleRunSummary>,
 }
 

@@ -137,7 +137,7 @@ pub enum JournalEvent {
         action: String,
         /// The validated parameters, defaults filled in.
         params: Value,
-        /// Why it was asked for, such as the recommendation's reason.
+        /// The reason for the run, such as the recommendation's reason.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },

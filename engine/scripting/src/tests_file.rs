@@ -9,7 +9,7 @@
 //!   hook: on_update                            # optional, on_create by default
 //!   transition: reopen                         # optional
 //!   actor: { name: tara, roles: [technician] } # optional
-//!   now: 2027-01-04T09:00:00Z                  # optional: `now` as the rule sees it
+//!   now: 2027-01-04T09:00:00Z                  # optional: the rule's `now`
 //!   expect:
 //!     - { effect: set_field, field: category, value: infrastructure }
 //!     - { effect: recommend, action: recover, params: { ci: null } }
@@ -19,7 +19,7 @@
 //! `expect` is the exact list of effects in order. `params`, `text` and `reason` are
 //! compared only when given. In `record`, the keys `title`, `description`, `state`,
 //! `number`, `created_at`, `updated_at` and `state_changed_at` fill the record's columns
-//! and every other key is a field; the three instants and `now` are RFC 3339 and default to
+//! and every other key is a field. The three instants and `now` are RFC 3339 and default to
 //! 1970-01-01T00:00:00Z. `previous` takes the columns it does not give from `record`.
 
 use std::fs;
@@ -54,10 +54,10 @@ struct TestCase {
     /// For `on_linked`: the transition of a linked record the rule reacts to.
     #[serde(default)]
     linked: Option<LinkedChange>,
-    /// The instant the rule sees as `now`.
+    /// The instant the rule reads as `now`.
     #[serde(default)]
     now: Option<DateTime<Utc>>,
-    /// For `on_email`: the message the rule sees as `email`.
+    /// For `on_email`: the message the rule reads as `email`.
     #[serde(default)]
     email: Option<Value>,
     expect: Vec<ExpectedEffect>,

@@ -31,9 +31,9 @@ pub enum MailStatus {
     Processed,
     /// Machine-made (a bounce, an auto-reply, a list); kept and never answered.
     Robot,
-    /// Kept for a person to look at; `reason` says why.
+    /// Kept for a person to look at, with the cause in `reason`.
     Quarantined,
-    /// Refused by the mailbox's policy; `reason` says why.
+    /// Rejected by the mailbox's policy, with the cause in `reason`.
     Rejected,
 }
 
@@ -148,7 +148,7 @@ pub struct NewAttachment {
     pub sha256: String,
     pub content_id: Option<String>,
     pub inline: bool,
-    /// The file, or `None` when it is not stored; `skipped` then says why.
+    /// The file, or `None` when it is not stored, with the cause in `skipped`.
     pub content: Option<Vec<u8>>,
     pub skipped: Option<String>,
 }

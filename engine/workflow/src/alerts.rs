@@ -2,10 +2,10 @@
 //! as Prometheus Alertmanager, become records. One source per file; the file name is its
 //! name, which the intake endpoints take as `?source=NAME`.
 //!
-//! A source sets which process a firing alert opens (with routes that choose another
-//! process by label), how labels and annotations fill the record's fields (through
-//! templates such as `{labels.instance}`), what a resolved alert does, and how long after
-//! its resolution an alert that fires again returns to the same record.
+//! A source sets which process a firing alert opens, with routes that choose another
+//! process by label. It sets how labels and annotations fill the record's fields, through
+//! templates such as `{labels.instance}`. It also sets what a resolved alert does, and how
+//! long after its resolution an alert that fires again returns to the same record.
 
 use std::collections::BTreeMap;
 
@@ -99,7 +99,7 @@ pub struct Route {
     /// Field templates of this route, on top of the source's `fields`.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
-    /// What a resolved alert does, instead of the source's `resolved`.
+    /// The action for a resolved alert, in place of the source's `resolved`.
     #[serde(default)]
     pub resolved: Option<ResolvedAction>,
     #[serde(default)]
@@ -145,7 +145,7 @@ pub struct AlertSource {
     pub file: AlertSourceFile,
 }
 
-/// What a firing alert opens: the process and its settings, after the routes.
+/// The target of a firing alert: the process and its settings, after the routes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target<'a> {
     pub process: &'a str,
@@ -227,7 +227,7 @@ pub const TEMPLATE_NAMES: [&str; 8] = [
     "ci",
 ];
 
-/// What an alert offers to templates.
+/// The values of an alert that templates can use.
 pub trait TemplateValues {
     fn value(&self, name: &str) -> Option<String>;
 }

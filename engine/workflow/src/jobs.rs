@@ -1,8 +1,8 @@
-//! Scheduled jobs (`workflows/schedules/*.yaml`): cron expressions in a time zone whose runs
-//! open a record, such as a monthly CMDB verification task, or run a rule over the records
-//! of a process in some states, such as resolving incidents that waited too long for their
-//! requester, or queue a run of a plugin action, such as a nightly disk report. The
-//! expressions themselves are checked by the SLA crate, which evaluates them.
+//! Scheduled jobs (`workflows/schedules/*.yaml`): cron expressions in a time zone. Each run
+//! does one thing. It opens a record (a monthly CMDB verification task), runs a rule over
+//! the records of a process in some states (resolving incidents that waited too long for
+//! their requester), or queues a run of a plugin action (a nightly disk report). The SLA
+//! crate checks and evaluates the expressions.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ pub struct ScheduledJob {
     pub run_action: Option<ActionRun>,
 }
 
-/// What a run of a schedule does.
+/// The action of a scheduled run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScheduleAction<'a> {
     Open(&'a OpenRecord),
@@ -81,7 +81,7 @@ pub struct ActionRun {
 
 /// A rule that a scheduled run applies, with the `on_timer` hook, to every record of
 /// `process` in one of `states`. Its effects apply to each record as the system actor
-/// `scheduler`, exactly once per record and due time.
+/// `scheduler`, at most once per record and due time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleRun {

@@ -488,7 +488,7 @@ fn load_alert_sources(
 }
 
 /// Loads the mailboxes and checks their processes, fields, tag prefixes, link type,
-/// addresses (each in one mailbox only) and `on_email` rules. `known` holds the loaded
+/// addresses (each in one mailbox only) and `on_email` rules. `known` contains the loaded
 /// definitions and the files they came from.
 #[allow(clippy::too_many_arguments)]
 fn load_mailboxes(
@@ -916,7 +916,7 @@ fn check_scheduled_open(
 
 /// Checks the process, states and rule of a schedule's `run_rule`, and the fields the rule
 /// names.
-/// `known` holds the loaded definitions, the rule runner and the root of `rules/`.
+/// `known` contains the loaded definitions, the rule runner and the root of `rules/`.
 fn check_scheduled_rule(
     name: &str,
     run: &RuleRun,

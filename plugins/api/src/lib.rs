@@ -73,7 +73,7 @@ pub struct ParamSpec {
     /// Allowed values of an `enum` parameter.
     #[serde(default)]
     pub values: Vec<String>,
-    /// Longest text, in characters, of a `string` or `text` parameter or of each element
+    /// Maximum length, in characters, of a `string` or `text` parameter or of each element
     /// of a `list`.
     #[serde(default)]
     pub max_length: Option<usize>,
@@ -96,7 +96,7 @@ pub enum ParamType {
     List,
 }
 
-/// The record an action runs for, as the plugin sees it.
+/// The record an action runs for, as the plugin receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordContext {
     pub number: String,
@@ -127,7 +127,7 @@ pub struct ActionRequest {
     pub actor: String,
 }
 
-/// How a run ended, as the plugin reports it.
+/// The end state of a run, as the plugin reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeStatus {
@@ -141,7 +141,7 @@ pub struct ActionOutcome {
     pub status: OutcomeStatus,
     /// One line for the journal, such as "Restored /srv/share/report.xlsx".
     pub summary: String,
-    /// What the tool printed, kept in the journal up to a size cap.
+    /// Text the tool printed, kept in the journal up to a size cap.
     #[serde(default)]
     pub output: String,
     /// Structured results, such as a connection link, shown on the record.
@@ -237,6 +237,22 @@ impl PluginRegistry {
         self.plugins.is_empty()
     }
 }
+
+/// A plugin's configuration file that could not be loaded, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: std::path::PathBuf,
+    /// One line per problem, each starting with the file (and line and column when known).
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 impl std::fmt::Debug for PluginRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -6,7 +6,6 @@
 //! file can serve machines that are not set up yet. A run reports a missing playbook,
 //! inventory or program.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -186,21 +185,7 @@ impl ParamVar {
     }
 }
 
-/// A configuration file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// One line per problem, each starting with the file (and line and column when known).
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("\n"))
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use tend_plugin_api::ConfigError;
 
 /// Reads and checks a configuration. `file` names it in messages, and relative playbook
 /// and inventory paths are read from its directory.

@@ -6,7 +6,6 @@
 //! serve machines that are not set up yet. A run reports a missing repository, password
 //! file or program.
 
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -104,21 +103,7 @@ pub enum PasswordSource {
     Env(String),
 }
 
-/// A configuration file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// One line per problem, each starting with the file (and line and column when known).
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("\n"))
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use tend_plugin_api::ConfigError;
 
 /// Reads and checks a configuration. `file` names it in messages.
 pub fn parse_config(file: &Path, text: &str) -> Result<Config, ConfigError> {

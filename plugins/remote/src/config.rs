@@ -2,8 +2,7 @@
 //! format, and the checks that run when it loads. Every problem is reported at once, each
 //! with the file, the class and the fix.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -68,21 +67,7 @@ pub(crate) struct Config {
     pub protocols: Vec<String>,
 }
 
-/// A configuration file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// One line per problem, each starting with the file (and line and column when known).
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("\n"))
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use tend_plugin_api::ConfigError;
 
 /// Reads and checks a configuration file. `file` names the file in messages.
 pub(crate) fn parse_config(file: &Path, text: &str) -> Result<Config, ConfigError> {

@@ -3,7 +3,6 @@
 //! and the fix.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -69,21 +68,7 @@ pub(crate) struct Entry {
     pub output_limit: usize,
 }
 
-/// An allow-list file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// One line per problem, each starting with the file (and line and column when known).
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("\n"))
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use tend_plugin_api::ConfigError;
 
 /// Reads and checks an allow-list. `file` names the file in messages.
 pub(crate) fn parse_config(file: &Path, text: &str) -> Result<Vec<Entry>, ConfigError> {

@@ -2,8 +2,7 @@
 //! its format, and the checks that run when it loads. Every problem of every endpoint is
 //! reported at once, each with the file, the endpoint and the fix.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -189,21 +188,7 @@ impl Endpoint {
     }
 }
 
-/// A configuration file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// One line per problem, each starting with the file (and line and column when known).
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.problems.join("\n"))
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use tend_plugin_api::ConfigError;
 
 /// Reads and checks a configuration file. `file` names the file in messages.
 pub(crate) fn parse_config(

@@ -615,7 +615,7 @@ fn restic(
 
 /// The lost-file story end to end: a backed-up file is deleted, the requester's incident
 /// names it, the shipped rule recommends the restore, one request runs the recommendation
-/// as it is, the real restic restores the file, and the journal tells the whole run.
+/// as it is, the real restic restores the file, and the journal records the whole run.
 async fn lost_file_restored_from_recommendation(backend: Backend) -> anyhow::Result<()> {
     if !std::path::Path::new("/usr/bin/restic").exists() {
         anyhow::ensure!(
