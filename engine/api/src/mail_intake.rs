@@ -1125,7 +1125,9 @@ pub fn scan_message_id(raw: &[u8]) -> Option<String> {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/mail/inbound", post(inbound))
+        .route("/api/v1/mail/inbound/{mailbox}", post(inbound_to))
         .route("/api/v1/mail/quarantine", get(quarantine))
+        .route("/api/v1/mail/quarantine/{id}/retry", post(retry))
         .route("/api/v1/mail/messages/{id}", get(message))
         .route("/api/v1/mail/messages/{id}/raw", get(raw))
         .route("/api/v1/mail/messages/{id}/retry", post(retry))
@@ -1149,12 +1151,44 @@ fn error_response(
     (status, axum::Json(body)).into_response()
 }
 
-/// `POST /api/v1/mail/inbound?mailbox=NAME` with a raw message (`message/rfc822`).
-/// Returns 201 with the outcome, or 200 when the message was delivered before.
+/// `POST /api/v1/mail/inbound?mailbox=NAME` with a raw message (`message/rfc822`): the
+/// same as [`inbound_to`], for gateways that can only vary the query.
 pub async fn inbound(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<InboundQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "{}: name the mailbox, as in /api/v1/mail/inbound/support or ?mailbox=support",
+                rejection.body_text()
+            ),
+            Some("mailbox"),
+        )
+    })?;
+    take_inbound(state, caller, query.mailbox, headers, body).await
+}
+
+/// `POST /api/v1/mail/inbound/{mailbox}` with a raw message (`message/rfc822`).
+/// Returns 201 with the outcome, or 200 when the message was delivered before.
+pub async fn inbound_to(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(mailbox): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    take_inbound(state, caller, mailbox, headers, body).await
+}
+
+async fn take_inbound(
+    state: AppState,
+    caller: Caller,
+    mailbox: String,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -1163,16 +1197,7 @@ pub async fn inbound(
             "handing in mail needs the admin or mail_gateway role: create a user with `--role mail_gateway` for the gateway".into(),
         ));
     }
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!(
-                "{}: name the mailbox, as in ?mailbox=servicedesk",
-                rejection.body_text()
-            ),
-            Some("mailbox"),
-        )
-    })?;
+    let query = InboundQuery { mailbox };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -1348,7 +1373,8 @@ pub async fn raw(
         .into_response())
 }
 
-/// `POST /api/v1/mail/messages/{id}/retry`: processes a quarantined or rejected message again.
+/// `POST /api/v1/mail/messages/{id}/retry` (also `/api/v1/mail/quarantine/{id}/retry`):
+/// processes a quarantined or rejected message again.
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,19 +8,25 @@ use std::time::Duration;
 
 use tend_api::Commands;
 use tend_api::mail_intake::{IntakeOutcome, keep_mail};
+use tend_store::mail::MailStatus;
 
 use crate::cli::{MailCommand, MailGatewayArgs};
 use crate::setup::{open_engine, open_store, redact};
 
+/// sysexits.h: the input data was incorrect; the MTA bounces the message to its sender
+/// with what the gateway wrote on standard error.
+const EX_DATAERR: u8 = 65;
 /// sysexits.h: the input could not be read.
 const EX_IOERR: u8 = 74;
 /// sysexits.h: a temporary failure; the MTA keeps the message and tries again later.
 const EX_TEMPFAIL: u8 = 75;
 
 /// Reads one message on standard input and hands it to the intake. The exit code is for
-/// the MTA: 0 once the message is stored (whatever became of it), 75 when it could not be
-/// stored, 74 when standard input could not be read. A message that does not parse is
-/// stored and quarantined, never refused.
+/// the MTA: 0 once the message is stored (whatever became of it), 65 when the mailbox
+/// refuses it for good (larger than its limit, or rejected by its `on_email` rule, with
+/// the reason on standard error for the bounce), 75 when it could not be stored, 74 when
+/// standard input could not be read. A message that does not parse is stored and
+/// quarantined, never refused.
 pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
     let mut raw = Vec::new();
     if let Err(error) = std::io::stdin().lock().read_to_end(&mut raw) {
@@ -48,6 +54,20 @@ pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome = match open_engine(store.clone(), &args.definitions.definitions).await {
         Ok(engine) => {
+            let limit = engine
+                .current()
+                .set
+                .mailboxes
+                .get(&args.mailbox)
+                .map(|mailbox| mailbox.file.limits.message_bytes);
+            if let Some(limit) = limit.filter(|limit| raw.len() as u64 > *limit) {
+                eprintln!(
+                    "tend mail-gateway: the message is {} bytes and mailbox `{}` takes at most {limit} bytes; send the files by another way or ask the service desk to raise limits.message_bytes",
+                    raw.len(),
+                    args.mailbox
+                );
+                return Ok(ExitCode::from(EX_DATAERR));
+            }
             let commands = Commands::new(store, Arc::new(engine));
             commands.take_mail(&args.mailbox, "gateway", raw).await
         }
@@ -60,6 +80,15 @@ pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     match outcome {
+        Ok(outcome) if outcome.status == MailStatus::Rejected => {
+            println!("{}", describe(&outcome));
+            eprintln!(
+                "tend mail-gateway: mailbox `{}` rejected the message: {}",
+                args.mailbox,
+                one_line(outcome.reason.as_deref().unwrap_or("no reason given"))
+            );
+            Ok(ExitCode::from(EX_DATAERR))
+        }
         Ok(outcome) => {
             println!("{}", describe(&outcome));
             Ok(ExitCode::SUCCESS)

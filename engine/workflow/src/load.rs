@@ -529,7 +529,7 @@ fn load_mailboxes(
         if !crate::validate::is_identifier(&name) {
             report.error(
                 "",
-                format!("invalid mailbox name `{name}`: name the file with lower-case letters, digits and underscores, such as servicedesk.yaml"),
+                format!("invalid mailbox name `{name}`: name the file with lower-case letters, digits and underscores, such as support.yaml"),
             );
         }
         for (path, message) in parsed.problems() {

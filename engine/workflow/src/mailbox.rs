@@ -20,7 +20,7 @@ pub const DEFAULT_ATTACHMENTS_BYTES: u64 = 20 * 1024 * 1024;
 pub struct MailboxFile {
     #[serde(default)]
     pub label: Option<String>,
-    /// The addresses this mailbox receives for, such as `servicedesk@example.com`.
+    /// The addresses this mailbox receives for, such as `support@example.com`.
     pub addresses: Vec<String>,
     /// Process of the records that new messages open.
     pub process: String,
@@ -165,7 +165,7 @@ impl MailboxFile {
         if self.addresses.is_empty() {
             problems.push((
                 "addresses".to_owned(),
-                "the mailbox receives for no address: list its addresses, such as servicedesk@example.com".to_owned(),
+                "the mailbox receives for no address: list its addresses, such as support@example.com".to_owned(),
             ));
         }
         for (position, address) in self.addresses.iter().enumerate() {

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use tend_test_support::reqwest::{Method, StatusCode};
@@ -33,7 +35,7 @@ backend_tests!(
     http_intake_and_quarantine,
 );
 
-const MAILBOX: &str = "servicedesk";
+const MAILBOX: &str = "support";
 
 struct MailDesk {
     server: TestServer,
@@ -99,7 +101,7 @@ impl MailDesk {
 /// Builds a plain message; `extra` contains more header lines, each ending in a newline.
 fn message(from: &str, subject: &str, id: &str, extra: &str, body: &str) -> String {
     format!(
-        "From: {from}\nTo: servicedesk@example.com\nSubject: {subject}\nDate: Thu, 12 Feb 2026 09:00:00 +0100\nMessage-ID: <{id}>\n{extra}MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
+        "From: {from}\nTo: support@example.com\nSubject: {subject}\nDate: Thu, 12 Feb 2026 09:00:00 +0100\nMessage-ID: <{id}>\n{extra}MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
     )
 }
 
@@ -818,6 +820,35 @@ async fn gateway_exit_codes(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(retried.code(), Some(0), "{retried}");
     assert!(retried.stdout.contains("quarantined"), "{retried}");
 
+    // A sender whose account is disabled is refused for good: 65, with the reason on
+    // standard error for the bounce, and the message still kept.
+    let alice = desk
+        .commands()
+        .store
+        .find_user_by_email("alice@example.org")
+        .await?
+        .context("the first message made alice a requester")?;
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["user".into(), "disable".into(), alice.name.clone().into()];
+    args.extend(desk.server.database().store_args());
+    run_tend(args, None).await?.expect_success()?;
+    let refused = message(
+        "alice@example.org",
+        "Still there?",
+        "gateway-3@mail.example.org",
+        "",
+        "Written after the account was disabled.",
+    );
+    let bounced = gateway(&desk.server, MAILBOX, refused.as_bytes()).await?;
+    assert_eq!(bounced.code(), Some(65), "{bounced}");
+    assert!(
+        bounced.stderr.contains("rejected the message")
+            && bounced.stderr.contains("disabled"),
+        "{bounced}"
+    );
+    let again = gateway(&desk.server, MAILBOX, refused.as_bytes()).await?;
+    assert_eq!(again.code(), Some(65), "a re-delivery is refused alike: {again}");
+
     // No database: 75, so the MTA delivers the message again later.
     let down = run_tend_with_bytes(
         [
@@ -848,7 +879,7 @@ async fn http_intake_and_quarantine(backend: Backend) -> anyhow::Result<()> {
         .client(&store.create_token("mta", "tests").await?);
     let alice_token = store.create_token("alice", "tests").await?;
     let alice = desk.server.client(&alice_token);
-    let inbound = "/api/v1/mail/inbound?mailbox=servicedesk";
+    let inbound = "/api/v1/mail/inbound/support";
     let post = |client: &tend_test_support::ApiClient, body: Vec<u8>, content_type: &str| {
         client
             .request(Method::POST, inbound)
@@ -865,7 +896,7 @@ async fn http_intake_and_quarantine(backend: Backend) -> anyhow::Result<()> {
         .map(|line| format!("{}\n", String::from_utf8_lossy(line)))
         .collect();
     let raw = format!(
-        "From: alice@example.org\nTo: servicedesk@example.com\nSubject: Logs attached\nMessage-ID: <http-1@mail.example.org>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nTwo files.\n--b\nContent-Type: text/plain; name=\"small.txt\"\nContent-Disposition: attachment; filename=\"small.txt\"\n\nsmall file\n--b\nContent-Type: application/octet-stream; name=\"big.bin\"\nContent-Disposition: attachment; filename=\"big.bin\"\nContent-Transfer-Encoding: base64\n\n{big}--b--\n"
+        "From: alice@example.org\nTo: support@example.com\nSubject: Logs attached\nMessage-ID: <http-1@mail.example.org>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nTwo files.\n--b\nContent-Type: text/plain; name=\"small.txt\"\nContent-Disposition: attachment; filename=\"small.txt\"\n\nsmall file\n--b\nContent-Type: application/octet-stream; name=\"big.bin\"\nContent-Disposition: attachment; filename=\"big.bin\"\nContent-Transfer-Encoding: base64\n\n{big}--b--\n"
     );
     let reply = mta
         .send(post(&mta, raw.clone().into_bytes(), "message/rfc822"))
@@ -1000,7 +1031,16 @@ async fn http_intake_and_quarantine(backend: Backend) -> anyhow::Result<()> {
         .await?
         .expect_status(StatusCode::OK)?;
     assert_eq!(retried.body["status"], "quarantined");
+    let retried = desk
+        .tom
+        .send(
+            desk.tom
+                .request(Method::POST, &format!("/api/v1/mail/quarantine/{id}/retry")),
+        )
+        .await?
+        .expect_status(StatusCode::OK)?;
+    assert_eq!(retried.body["status"], "quarantined");
     let stored = store.mail_message(id).await?.expect("stored");
-    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.attempts, 3);
     Ok(())
 }
