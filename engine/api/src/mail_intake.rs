@@ -289,6 +289,7 @@ impl Commands {
                     if !tend_store::mail::has_attachments(tx, id).await? {
                         for mut file in files {
                             file.record_id = Some(record.id);
+                            file.mail_message_id = Some(id);
                             tend_store::mail::insert_attachment(tx, &file).await?;
                         }
                     }
@@ -464,7 +465,9 @@ impl Commands {
     }
 
     /// Finds the record a message answers: by `In-Reply-To` and `References` (and, for a
-    /// bounce, the Message-ID it returns) against stored messages, then by a subject tag.
+    /// bounce, the Message-ID it returns) against stored messages, then by a subject tag,
+    /// then, where the mailbox allows it, by the record token of a plus address it was
+    /// sent to.
     async fn thread_target(
         &self,
         set: &DefinitionSet,
@@ -498,6 +501,16 @@ impl Commands {
             };
             if let Some(record) = self.store.get_record(&number).await? {
                 return Ok(Some(record));
+            }
+        }
+        if mailbox.file.reply_tokens {
+            for token in reply_tokens(mailbox, message) {
+                let Some(number) = record_number(set, &token) else {
+                    continue;
+                };
+                if let Some(record) = self.store.get_record(&number).await? {
+                    return Ok(Some(record));
+                }
             }
         }
         Ok(None)
@@ -874,6 +887,37 @@ fn effect_name(effect: &Effect) -> &'static str {
 
 /// Turns a subject tag (`INC42`, `INC0000042`) into the stored number of the process whose
 /// prefix it has, with that process's digits.
+/// Collects the plus-address tokens of the mailbox's own addresses that a message was sent
+/// to. It reads `To`, `Cc` and the envelope headers a delivering server adds
+/// (`Delivered-To`, `X-Original-To`), in that order, and skips repeats.
+fn reply_tokens(mailbox: &Mailbox, message: &InboundMessage) -> Vec<String> {
+    let envelope = message
+        .headers
+        .iter()
+        .filter(|field| {
+            field.name.eq_ignore_ascii_case("Delivered-To")
+                || field.name.eq_ignore_ascii_case("X-Original-To")
+        })
+        .map(|field| field.value.as_str());
+    let mut tokens: Vec<String> = Vec::new();
+    for address in message
+        .to
+        .iter()
+        .chain(&message.cc)
+        .map(|recipient| recipient.address.as_str())
+        .chain(envelope)
+    {
+        for own in &mailbox.file.addresses {
+            if let Some(token) = tend_mail::reply_token(address, own)
+                && !tokens.contains(&token)
+            {
+                tokens.push(token);
+            }
+        }
+    }
+    tokens
+}
+
 fn record_number(set: &DefinitionSet, tag: &str) -> Option<String> {
     set.definitions.values().find_map(|definition| {
         let prefix = &definition.number_prefix;

@@ -6,7 +6,8 @@
 //! record page with its transition, comment and edit forms, and `journal` turns journal
 //! entries into text. `display` shows machine names (enum values, actions) as labels, and
 //! `messages` words a rejected form's error with the labels of the definition. `sla` has
-//! the service levels section of the record page and the staff report page.
+//! the service levels section of the record page and the staff report page. `mail` has
+//! the mail quarantine and the page of one stored message.
 //! Templates are `templates/*.hbs`, embedded in the binary and compiled once in [`Web::new`].
 //!
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
@@ -20,6 +21,7 @@ mod display;
 mod forms;
 mod journal;
 mod list;
+mod mail;
 mod messages;
 mod session;
 mod sla;
@@ -41,13 +43,14 @@ use crate::error::ApiError;
 pub use session::{SESSION_TTL, Viewer};
 
 /// Partials, used by the page templates as `{{#> layout}}` and `{{> field}}`.
-const PARTIALS: [(&str, &str); 2] = [
+const PARTIALS: [(&str, &str); 3] = [
     ("layout", include_str!("../templates/layout.hbs")),
     ("field", include_str!("../templates/field.hbs")),
+    ("attachments", include_str!("../templates/attachments.hbs")),
 ];
 
 /// Page templates, rendered by name.
-const PAGES: [(&str, &str); 11] = [
+const PAGES: [(&str, &str); 13] = [
     ("login", include_str!("../templates/login.hbs")),
     ("records", include_str!("../templates/records.hbs")),
     (
@@ -62,6 +65,14 @@ const PAGES: [(&str, &str); 11] = [
     ("order", include_str!("../templates/order.hbs")),
     ("approvals", include_str!("../templates/approvals.hbs")),
     ("sla_report", include_str!("../templates/sla_report.hbs")),
+    (
+        "mail_quarantine",
+        include_str!("../templates/mail_quarantine.hbs"),
+    ),
+    (
+        "mail_message",
+        include_str!("../templates/mail_message.hbs"),
+    ),
 ];
 
 /// Pages allow no script at all and only the inline style of the layout, so text that slips
@@ -209,6 +220,11 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/sla", get(sla::report))
         .route("/catalog/{item}", get(catalog::form).post(catalog::order))
         .route("/records/{number}/approvals/{id}", post(detail::decide))
+        .route("/mail/quarantine", get(mail::quarantine))
+        .route("/mail/quarantine/{id}/retry", post(mail::retry))
+        .route("/mail/messages/{id}", get(mail::message))
+        .route("/mail/messages/{id}/html", get(mail::message_html))
+        .route("/attachments/{id}/inline", get(mail::inline_attachment))
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values: `&`, `<`, `>`,

@@ -22,11 +22,11 @@ const EX_IOERR: u8 = 74;
 const EX_TEMPFAIL: u8 = 75;
 
 /// Reads one message on standard input and hands it to the intake. The exit code is for
-/// the MTA: 0 once the message is stored (whatever became of it), 65 when the mailbox
-/// refuses it for good (larger than its limit, or rejected by its `on_email` rule, with
-/// the reason on standard error for the bounce), 75 when it could not be stored, 74 when
-/// standard input could not be read. A message that does not parse is stored and
-/// quarantined, never refused.
+/// the MTA: 0 once the message is stored (whatever became of it), and 65 when the mailbox
+/// rejects it for good (over its size limit, or rejected by its policy or rule). Then the
+/// reason is on standard error for the bounce. 75 means it could not be stored, and 74
+/// that standard input could not be read. A message that does not parse is stored and
+/// quarantined, never rejected.
 pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
     let mut raw = Vec::new();
     if let Err(error) = std::io::stdin().lock().read_to_end(&mut raw) {

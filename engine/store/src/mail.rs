@@ -399,6 +399,24 @@ impl Store {
 
     /// Lists the attachments of a record, without their content, oldest first.
     pub async fn attachments_of(&self, record_id: i64) -> Result<Vec<AttachmentInfo>, Error> {
+        self.list_attachments(attachments::Column::RecordId.eq(record_id))
+            .await
+    }
+
+    /// Lists the attachments of stored message `mail_message_id`, without their content, in
+    /// the order of the message.
+    pub async fn attachments_of_mail(
+        &self,
+        mail_message_id: i64,
+    ) -> Result<Vec<AttachmentInfo>, Error> {
+        self.list_attachments(attachments::Column::MailMessageId.eq(mail_message_id))
+            .await
+    }
+
+    async fn list_attachments(
+        &self,
+        condition: impl sea_orm::sea_query::IntoCondition,
+    ) -> Result<Vec<AttachmentInfo>, Error> {
         Ok(attachments::Entity::find()
             .select_only()
             .columns([
@@ -418,7 +436,7 @@ impl Store {
                 Expr::col(attachments::Column::Content).is_not_null(),
                 "stored",
             )
-            .filter(attachments::Column::RecordId.eq(record_id))
+            .filter(condition)
             .order_by_asc(attachments::Column::Id)
             .into_model::<AttachmentInfo>()
             .all(self.db())

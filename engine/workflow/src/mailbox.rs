@@ -32,6 +32,13 @@ pub struct MailboxFile {
     /// process's own prefix when left out.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Whether a reply sent to a plus address of the mailbox, such as
+    /// `support+INC0000042@example.com`, threads into the record it names when neither its
+    /// references nor a subject tag do. Notifications then carry that address as their
+    /// `Reply-To`. The token is the record number; a sender who is a stranger to the record
+    /// is still handled by `strangers`.
+    #[serde(default)]
+    pub reply_tokens: bool,
     /// Policy for a message whose subject tag or references name a record of which its
     /// sender is not the requester, a watcher or staff.
     #[serde(default)]

@@ -26,6 +26,7 @@ backend_tests!(
     replies_thread_by_tag_and_references,
     stranger_with_a_tag_gets_a_linked_record,
     reply_to_acknowledgement_threads,
+    replies_thread_by_reply_address,
     bounce_is_noted_and_not_answered,
     helpdesks_answering_each_other_stop,
     mail_defaults_are_visible_to_rules,
@@ -450,6 +451,51 @@ async fn reply_to_acknowledgement_threads(backend: Backend) -> anyhow::Result<()
     Ok(())
 }
 
+async fn replies_thread_by_reply_address(backend: Backend) -> anyhow::Result<()> {
+    let desk = MailDesk::open(backend).await?;
+    let number = created(
+        &desk
+            .take(&message(
+                "alice@example.org",
+                "Docking station",
+                "dock-1@mail.example.org",
+                "",
+                "The dock does not charge the laptop.",
+            ))
+            .await?,
+    )?;
+    // No tag, no references: only the plus address names the record.
+    let token = number.to_lowercase();
+    let reply = format!(
+        "From: alice@example.org\nTo: Support <support+{token}@example.com>\nSubject: more\nMessage-ID: <dock-2@mail.example.org>\n\nIt works with the other cable.\n"
+    );
+    let outcome = desk.take(&reply).await?;
+    assert_eq!(outcome.effect.as_deref(), Some("commented"), "{outcome:?}");
+    assert_eq!(outcome.record.as_deref(), Some(number.as_str()));
+    // The envelope recipient counts as well, for a client that hides it in Bcc.
+    let bcc = format!(
+        "Delivered-To: support+{token}@example.com\nFrom: alice@example.org\nTo: someone@example.org\nSubject: fyi\nMessage-ID: <dock-3@mail.example.org>\n\nForwarded to the desk.\n"
+    );
+    let outcome = desk.take(&bcc).await?;
+    assert_eq!(
+        outcome.record.as_deref(),
+        Some(number.as_str()),
+        "{outcome:?}"
+    );
+    // A stranger writing to the address gets a linked record of their own.
+    let stranger = format!(
+        "From: mallory@example.net\nTo: support+{token}@example.com\nSubject: hello\nMessage-ID: <dock-4@mail.example.net>\n\nLet me in.\n"
+    );
+    let outcome = desk.take(&stranger).await?;
+    assert_eq!(outcome.effect.as_deref(), Some("linked"), "{outcome:?}");
+    assert_ne!(outcome.record.as_deref(), Some(number.as_str()));
+    // A token of another mailbox's address, or naming no record, threads nothing.
+    let unknown = "From: alice@example.org\nTo: support+inc9999999@example.com, other+inc0000001@example.com\nSubject: new thing\nMessage-ID: <dock-5@mail.example.org>\n\nSomething else.\n";
+    let outcome = desk.take(unknown).await?;
+    assert_eq!(outcome.effect.as_deref(), Some("created"), "{outcome:?}");
+    Ok(())
+}
+
 async fn bounce_is_noted_and_not_answered(backend: Backend) -> anyhow::Result<()> {
     let desk = MailDesk::open(backend).await?;
     let number = created(
@@ -842,12 +888,15 @@ async fn gateway_exit_codes(backend: Backend) -> anyhow::Result<()> {
     let bounced = gateway(&desk.server, MAILBOX, refused.as_bytes()).await?;
     assert_eq!(bounced.code(), Some(65), "{bounced}");
     assert!(
-        bounced.stderr.contains("rejected the message")
-            && bounced.stderr.contains("disabled"),
+        bounced.stderr.contains("rejected the message") && bounced.stderr.contains("disabled"),
         "{bounced}"
     );
     let again = gateway(&desk.server, MAILBOX, refused.as_bytes()).await?;
-    assert_eq!(again.code(), Some(65), "a re-delivery is refused alike: {again}");
+    assert_eq!(
+        again.code(),
+        Some(65),
+        "a re-delivery is refused alike: {again}"
+    );
 
     // No database: 75, so the MTA delivers the message again later.
     let down = run_tend_with_bytes(

@@ -83,6 +83,8 @@ struct RecordPage {
     comment: Option<CommentForm>,
     edit_link: Option<String>,
     approvals: Vec<RoundView>,
+    /// Files that came with the record's mail.
+    attachments: Vec<super::mail::AttachmentRow>,
     error: Option<String>,
 }
 
@@ -379,6 +381,7 @@ struct PageParts<'a> {
     runs: &'a [tend_store::action_runs::ActionRun],
     /// A rejected run form: the recommendation's index, the message and the input.
     run_problem: Option<(usize, String, FormData)>,
+    attachments: &'a [tend_store::mail::AttachmentInfo],
 }
 
 fn record_page(
@@ -395,6 +398,7 @@ fn record_page(
         plugins,
         runs,
         run_problem,
+        attachments,
     } = parts;
     let actor = viewer.actor();
     let staff = actor.is_staff();
@@ -494,6 +498,16 @@ fn record_page(
             .may(&definition.permissions.update)
             .then(|| format!("/records/{}/edit", record.number)),
         approvals,
+        attachments: attachments
+            .iter()
+            .map(|attachment| {
+                let mut row = super::mail::attachment_row(attachment);
+                row.message_href = attachment
+                    .mail_message_id
+                    .map(|id| format!("/mail/messages/{id}"));
+                row
+            })
+            .collect(),
         error,
     }
 }
@@ -555,7 +569,12 @@ async fn render_page(
     } else {
         Vec::new()
     };
+    let attachments = match state.commands.store.attachments_of(record.id).await {
+        Ok(attachments) => attachments,
+        Err(error) => return state.web.error(Some(viewer), &error.into()),
+    };
     let parts = PageParts {
+        attachments: &attachments,
         journal: &journal,
         rounds: &rounds,
         clocks: clock_sections(&pinned.set, &clocks),

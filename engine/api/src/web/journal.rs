@@ -25,6 +25,8 @@ pub struct EntryView {
     /// The rule that made the change, and its reason.
     pub rule: Option<String>,
     pub reason: Option<String>,
+    /// A page with more about the entry, such as the stored message of an email.
+    pub link: Option<String>,
 }
 
 /// Builds the views of `entries`, oldest first. Rule notes, rule failures and
@@ -48,6 +50,7 @@ pub fn entry_views(
                 text: None,
                 rule: None,
                 reason: None,
+                link: None,
             };
             describe(definition, &entry.event, &mut view);
             view
@@ -333,6 +336,7 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
                 lines.push(format!("Not stored: {file}"));
             }
             view.text = Some(lines.join("\n"));
+            view.link = Some(format!("/mail/messages/{mail}"));
         }
     }
 }
