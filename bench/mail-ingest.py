@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Mail ingest benchmark: messages per second through `tend mail-gateway` (one process per
-message, as an MTA pipe runs it), through `POST /api/v1/mail/inbound/support`, and, when
+message, as an MTA pipe runs it, writing to the database itself or handing the message to
+`tend serve` with --url), through `POST /api/v1/mail/inbound/support`, and, when
 the test mail servers of scripts/ensure-mailserver.sh run, through IMAP with
 `tend mail poll --once`. SQLite, and PostgreSQL with --postgres.
 
@@ -115,11 +116,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def run_gateway(tend, store_args, messages, concurrency):
+def run_gateway(tend, store_args, messages, concurrency, env=None):
     def deliver(raw):
         done = subprocess.run(
             [tend, "mail-gateway", "--mailbox", "support", "--definitions", REPO, *store_args],
-            input=raw, capture_output=True, check=False)
+            input=raw, capture_output=True, check=False, env=env)
         return done.returncode, done.stderr.decode(errors="replace")
 
     start = time.perf_counter()
@@ -202,7 +203,6 @@ def imap_definitions(work, port, user):
 def backend(name, tend, store_args, args, work):
     gateway_messages, kinds = build_messages(args.messages, 1, f"{name}-gw")
     total_bytes = sum(len(raw) for raw in gateway_messages)
-    subprocess.run([tend, "migrate", *store_args], check=True, capture_output=True)
     gateway_time, gateway_failed = run_gateway(tend, store_args, gateway_messages, args.concurrency)
 
     port = free_port()
@@ -216,13 +216,20 @@ def backend(name, tend, store_args, args, work):
                         *store_args], input=b"bench password\n", check=True, capture_output=True)
         token = subprocess.run([tend, "token", "create", "mta", *store_args], check=True,
                                capture_output=True).stdout.decode().strip()
+        relay_messages, _ = build_messages(args.messages, 4, f"{name}-relay")
+        env = dict(os.environ, TEND_MAIL_TOKEN=token)
+        relay_time, relay_failed = run_gateway(
+            tend, ["--url", f"http://127.0.0.1:{port}"], relay_messages, args.concurrency * 2,
+            env)
         http_messages, _ = build_messages(args.messages, 2, f"{name}-http")
         http_time, http_failed = run_http(port, token, http_messages, args.concurrency * 2)
     finally:
         server.terminate()
         server.wait()
-    rows = [(name, "gateway (a process per message)", args.concurrency, args.messages,
-             gateway_time, gateway_failed),
+    rows = [(name, "gateway, database mode (a process per message)", args.concurrency,
+             args.messages, gateway_time, gateway_failed),
+            (name, "gateway, `--url` mode (a process per message, to `tend serve`)",
+             args.concurrency * 2, args.messages, relay_time, relay_failed),
             (name, "HTTP endpoint", args.concurrency * 2, args.messages, http_time, http_failed)]
 
     imap = imap_settings()

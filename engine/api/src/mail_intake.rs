@@ -66,7 +66,7 @@ const LOOP_INSTANCE: &str = "tend";
 const STALE_RECEIVED_SECONDS: i64 = 120;
 
 /// The outcome of one delivered message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntakeOutcome {
     /// Id of the stored message.
     pub mail: i64,

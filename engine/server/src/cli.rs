@@ -59,7 +59,8 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(ScheduleCommand),
     /// Take one raw message on standard input, as an MTA's pipe delivers it, and exit with
-    /// a sysexits code: 0 when stored (processed or quarantined), 75 when the database is
+    /// a sysexits code: 0 when stored (processed or quarantined), 65 when the mailbox
+    /// rejects it (the MTA bounces it with the reason), 75 when the database is
     /// unreachable, so that the MTA tries again.
     MailGateway(MailGatewayArgs),
     /// Look at and retry inbound mail that was kept aside.
@@ -72,10 +73,19 @@ pub struct MailGatewayArgs {
     /// Mailbox of workflows/mailboxes/ that the message was delivered to.
     #[arg(long)]
     pub mailbox: String,
-    /// Seconds to wait for the database before exiting with 75, so that the MTA delivers
-    /// the message again later.
+    /// Seconds to wait for the database (or the server, with --url) before exiting with
+    /// 75, so that the MTA delivers the message again later.
     #[arg(long, default_value_t = 30)]
     pub connect_timeout: u64,
+    /// Hand the message to a running `tend serve` at this URL (such as
+    /// http://127.0.0.1:8080) instead of opening the database. Each message then costs one
+    /// HTTP request instead of loading the definitions, which is faster on a busy mailbox.
+    #[arg(long, env = "TEND_URL")]
+    pub url: Option<String>,
+    /// File with the API token of a `mail_gateway` user, for --url. The token can also be
+    /// given in the environment as TEND_MAIL_TOKEN.
+    #[arg(long, requires = "url")]
+    pub token_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]

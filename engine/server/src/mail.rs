@@ -33,6 +33,9 @@ pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
         eprintln!("tend mail-gateway: cannot read the message on standard input: {error}");
         return Ok(ExitCode::from(EX_IOERR));
     }
+    if let Some(server) = &args.url {
+        return Ok(deliver_over_http(&args, server, raw).await);
+    }
     let url = args.store.url();
     let wait = Duration::from_secs(args.connect_timeout);
     let store = match tokio::time::timeout(wait, open_store(&url)).await {
@@ -100,6 +103,109 @@ pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EX_TEMPFAIL))
         }
     }
+}
+
+/// Hands the message to a running server with `POST /api/v1/mail/inbound/{mailbox}` and
+/// turns the answer into the exit code the MTA expects, as [`gateway`] does for the
+/// database: 0 stored, 65 rejected for good, 75 try again later.
+async fn deliver_over_http(args: &MailGatewayArgs, server: &str, raw: Vec<u8>) -> ExitCode {
+    let token = match gateway_token(args) {
+        Ok(token) => token,
+        Err(reason) => {
+            eprintln!(
+                "tend mail-gateway: {reason}; the MTA should deliver the message again later"
+            );
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let endpoint = format!(
+        "{}/api/v1/mail/inbound/{}",
+        server.trim_end_matches('/'),
+        args.mailbox
+    );
+    let client = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(args.connect_timeout))
+        .timeout(Duration::from_secs(args.connect_timeout.max(1) * 4))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("tend mail-gateway: cannot set up the HTTP client: {error}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let sent = client
+        .post(&endpoint)
+        .bearer_auth(token.trim())
+        .header(reqwest::header::CONTENT_TYPE, "message/rfc822")
+        .body(raw)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!(
+                "tend mail-gateway: {endpoint} did not answer ({error}); the message was not stored and the MTA should deliver it again later"
+            );
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let reason = body["error"]["message"]
+        .as_str()
+        .or_else(|| body["reason"].as_str())
+        .unwrap_or("no reason given")
+        .to_owned();
+    match status.as_u16() {
+        200 | 201 if body["status"] == "rejected" => {
+            eprintln!(
+                "tend mail-gateway: mailbox `{}` rejected the message: {}",
+                args.mailbox,
+                one_line(&reason)
+            );
+            ExitCode::from(EX_DATAERR)
+        }
+        200 | 201 => match serde_json::from_value::<IntakeOutcome>(body.clone()) {
+            Ok(outcome) => {
+                println!("{}", describe(&outcome));
+                ExitCode::SUCCESS
+            }
+            Err(_) => {
+                println!("stored: {body}");
+                ExitCode::SUCCESS
+            }
+        },
+        413 => {
+            eprintln!("tend mail-gateway: {}", one_line(&reason));
+            ExitCode::from(EX_DATAERR)
+        }
+        401 | 403 => {
+            eprintln!(
+                "tend mail-gateway: {endpoint} refused the token ({status}: {}); give the token of a user with the mail_gateway role. The MTA should deliver the message again later",
+                one_line(&reason)
+            );
+            ExitCode::from(EX_TEMPFAIL)
+        }
+        _ => {
+            eprintln!(
+                "tend mail-gateway: {endpoint} answered {status}: {}; the MTA should deliver the message again later",
+                one_line(&reason)
+            );
+            ExitCode::from(EX_TEMPFAIL)
+        }
+    }
+}
+
+/// Reads the gateway's API token from --token-file or TEND_MAIL_TOKEN.
+fn gateway_token(args: &MailGatewayArgs) -> Result<String, String> {
+    if let Some(path) = &args.token_file {
+        return std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read the token file {}: {error}", path.display()));
+    }
+    std::env::var("TEND_MAIL_TOKEN").map_err(|_| {
+        "--url needs the API token of a mail_gateway user: pass --token-file PATH or set TEND_MAIL_TOKEN".to_owned()
+    })
 }
 
 pub async fn run(command: MailCommand) -> anyhow::Result<ExitCode> {

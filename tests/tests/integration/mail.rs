@@ -33,6 +33,7 @@ backend_tests!(
     replies_follow_the_reply_policy,
     concurrent_deliveries_create_one_record,
     gateway_exit_codes,
+    gateway_hands_mail_to_server,
     http_intake_and_quarantine,
 );
 
@@ -914,6 +915,83 @@ async fn gateway_exit_codes(backend: Backend) -> anyhow::Result<()> {
     .await?;
     assert_eq!(down.code(), Some(75), "{down}");
     assert!(down.stderr.contains("deliver it again later"), "{down}");
+    Ok(())
+}
+
+async fn gateway_hands_mail_to_server(backend: Backend) -> anyhow::Result<()> {
+    let desk = MailDesk::open(backend).await?;
+    let store = &desk.commands().store;
+    store
+        .add_user("mta", None, &[Role::MailGateway], TEST_PASSWORD)
+        .await?;
+    let folder = tempfile::tempdir()?;
+    let token_file = folder.path().join("token");
+    std::fs::write(&token_file, store.create_token("mta", "tests").await?)?;
+    let over_http = |url: String, token: std::path::PathBuf, raw: String| async move {
+        let args: Vec<std::ffi::OsString> = vec![
+            "mail-gateway".into(),
+            "--mailbox".into(),
+            MAILBOX.into(),
+            "--connect-timeout".into(),
+            "5".into(),
+            "--url".into(),
+            url.into(),
+            "--token-file".into(),
+            token.into(),
+        ];
+        run_tend_with_bytes(args, Some(raw.as_bytes())).await
+    };
+    let url = desk.server.base_url().to_owned();
+    let raw = message(
+        "alice@example.org",
+        "Headset crackles",
+        "gateway-http-1@mail.example.org",
+        "",
+        "Only in calls.",
+    );
+    let delivered = over_http(url.clone(), token_file.clone(), raw.clone()).await?;
+    assert_eq!(delivered.code(), Some(0), "{delivered}");
+    assert!(delivered.stdout.contains("created INC"), "{delivered}");
+    let again = over_http(url.clone(), token_file.clone(), raw).await?;
+    assert_eq!(again.code(), Some(0), "{again}");
+    assert!(again.stdout.contains("delivered before"), "{again}");
+
+    // A wrong token and a server that is down are temporary: the MTA keeps the message.
+    let wrong = folder.path().join("wrong");
+    std::fs::write(&wrong, "tend_not-a-token")?;
+    let other = message(
+        "alice@example.org",
+        "Second try",
+        "gateway-http-2@mail.example.org",
+        "",
+        "Kept by the MTA.",
+    );
+    let refused = over_http(url.clone(), wrong, other.clone()).await?;
+    assert_eq!(refused.code(), Some(75), "{refused}");
+    assert!(refused.stderr.contains("mail_gateway role"), "{refused}");
+    let down = over_http("http://127.0.0.1:9".into(), token_file.clone(), other).await?;
+    assert_eq!(down.code(), Some(75), "{down}");
+    assert!(down.stderr.contains("deliver it again later"), "{down}");
+
+    // A rejection is permanent: 65 with the reason.
+    let alice = store
+        .find_user_by_email("alice@example.org")
+        .await?
+        .context("alice")?;
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["user".into(), "disable".into(), alice.name.clone().into()];
+    args.extend(desk.server.database().store_args());
+    run_tend(args, None).await?.expect_success()?;
+    let late = message(
+        "alice@example.org",
+        "After the account was disabled",
+        "gateway-http-3@mail.example.org",
+        "",
+        "Rejected.",
+    );
+    let bounced = over_http(url, token_file, late).await?;
+    assert_eq!(bounced.code(), Some(65), "{bounced}");
+    assert!(bounced.stderr.contains("disabled"), "{bounced}");
     Ok(())
 }
 
