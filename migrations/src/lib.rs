@@ -18,6 +18,7 @@ mod m20261205_000012_add_schedule_run_summary;
 mod m20261205_000013_create_action_runs;
 mod m20261205_000014_create_mail;
 mod m20261205_000015_create_alerts;
+mod m20261205_000019_add_action_run_approval;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_create_action_runs::Migration),
             Box::new(m20261205_000014_create_mail::Migration),
             Box::new(m20261205_000015_create_alerts::Migration),
+            Box::new(m20261205_000019_add_action_run_approval::Migration),
         ]
     }
 }

@@ -8,6 +8,11 @@
 //! each node claims runs (one node per run), renews their leases at every pass, and ends
 //! the leases of stopped nodes (see `tend_store::action_runs::expire_action_runs`). An
 //! interrupted run is journaled on its record like a finished one.
+//!
+//! An action that needs an approval waits as `awaiting_approval` until a process owner or
+//! an administrator other than the requester approves it. On a change, the authorised
+//! change is the approval, and the run may start only inside the change's window; a run
+//! whose window closes first ends as `expired`.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -60,6 +65,28 @@ pub fn may_run(actor: &Actor, spec: &ActionSpec) -> bool {
         .filter_map(|role| Role::from_str(role).ok())
         .collect();
     actor.may(&allowed)
+}
+
+/// How a run starts: at once, after an approval, or inside a change's window.
+struct Gate {
+    status: RunStatus,
+    window: Option<tend_workflow::schedule::Window>,
+    decided_by: Option<String>,
+    decision_note: Option<String>,
+    /// What the journal says the run waits for.
+    waits_for: Option<String>,
+}
+
+impl Gate {
+    fn queued() -> Gate {
+        Gate {
+            status: RunStatus::Queued,
+            window: None,
+            decided_by: None,
+            decision_note: None,
+            waits_for: None,
+        }
+    }
 }
 
 impl Commands {
@@ -123,18 +150,6 @@ impl Commands {
                 }
             )));
         }
-        if spec.needs_approval {
-            // NOTE: single runs cannot be approved yet, so an action that needs an approval
-            // is rejected here rather than run without one.
-            return Err(ApiError::bad_request(
-                "approval_required",
-                format!(
-                    "{} {} needs an approval before it runs, and single runs cannot be approved yet: ask an administrator to run it outside Tend, or to set `needs_approval: false` if no approval is required",
-                    input.plugin, input.action
-                ),
-                Some("action"),
-            ));
-        }
         let params =
             tend_plugin_api::params::validate_params(&spec, &input.params).map_err(|errors| {
                 ApiError::bad_request("invalid_params", errors.to_string(), Some("params"))
@@ -143,6 +158,7 @@ impl Commands {
         let mut attempt = 0;
         loop {
             let current = self.visible(actor, number).await?;
+            let gate = self.approval_gate(&spec, &current, &input, now).await?;
             let mut record = current.clone();
             record.updated_at = now;
             let new_run = NewActionRun {
@@ -157,7 +173,13 @@ impl Commands {
                 idempotent: spec.idempotent,
                 timeout_seconds: i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX),
                 queued_at: now,
+                status: gate.status,
+                not_before: gate.window.map(|window| window.start),
+                not_after: gate.window.map(|window| window.end),
+                decided_by: gate.decided_by,
+                decision_note: gate.decision_note,
             };
+            let waits_for = gate.waits_for;
             let name = actor.name.clone();
             let result = self
                 .store
@@ -170,6 +192,7 @@ impl Commands {
                             action: new_run.action.clone(),
                             params: new_run.params.clone(),
                             reason: new_run.reason.clone(),
+                            waits_for,
                         };
                         tend_store::update_record(tx, &record, &name, &[event]).await?;
                         Ok(id)
@@ -196,6 +219,172 @@ impl Commands {
         }
     }
 
+    /// Decides how a run of `spec` on `record` starts. An action without an approval is
+    /// queued. One that needs an approval waits for an approver, unless the record is a
+    /// change (its definition has a `schedule` block): then the change's authorisation is
+    /// the approval, so the change must be in an authorised state, and the run may start
+    /// only inside the change's window.
+    async fn approval_gate(
+        &self,
+        spec: &ActionSpec,
+        record: &Record,
+        input: &ActionInput,
+        now: DateTime<Utc>,
+    ) -> Result<Gate, ApiError> {
+        if !spec.needs_approval {
+            return Ok(Gate::queued());
+        }
+        let pinned = self.engine.pinned(record).await?;
+        let Some(schedule) = &pinned.definition.schedule else {
+            return Ok(Gate {
+                status: RunStatus::AwaitingApproval,
+                waits_for: Some(
+                    "an approval by a process owner or an administrator other than the requester"
+                        .to_owned(),
+                ),
+                ..Gate::queued()
+            });
+        };
+        let action = format!("{} {}", input.plugin, input.action);
+        if !schedule.blocking_states.contains(&record.state) {
+            return Err(ApiError::Conflict(format!(
+                "{action} needs an approval, and on {} that approval is the authorised change: it is in state `{}`, so run the action once the change is in one of {}",
+                record.number,
+                record.state,
+                schedule.blocking_states.join(", ")
+            )));
+        }
+        let Some(window) = schedule.window(record) else {
+            return Err(ApiError::Conflict(format!(
+                "{action} runs on {} only inside the change's window: set `{}` and `{}` first",
+                record.number, schedule.start, schedule.end
+            )));
+        };
+        if now >= window.end {
+            return Err(ApiError::Conflict(format!(
+                "the window of {} ended at {}, so {action} may no longer run on it: plan a new window or open a new change",
+                record.number,
+                window
+                    .end
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        let span = format!(
+            "{} to {}",
+            window
+                .start
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            window
+                .end
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        Ok(Gate {
+            status: RunStatus::Queued,
+            window: Some(window),
+            decided_by: Some(format!("change:{}", record.number)),
+            decision_note: Some(format!(
+                "approved by the authorisation of {}, window {span}",
+                record.number
+            )),
+            waits_for: (now < window.start)
+                .then(|| format!("the window of {}: {span}", record.number)),
+        })
+    }
+
+    /// Approves or rejects run `id`, which waits for an approval, as `actor`. Approvers are
+    /// process owners and administrators, and never the person who asked for the run.
+    pub async fn decide_action(
+        &self,
+        actor: &Actor,
+        id: i64,
+        approve: bool,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ActionRun, ApiError> {
+        let run = self.action_run(id).await?;
+        if !(actor.is_admin() || actor.has_role(Role::ProcessOwner)) {
+            return Err(ApiError::Forbidden(format!(
+                "{} may not decide on action runs: approvers need the process_owner or admin role",
+                actor.name
+            )));
+        }
+        if run.actor == actor.name {
+            return Err(ApiError::Forbidden(format!(
+                "{} asked for run {id}, so another approver must decide on it",
+                actor.name
+            )));
+        }
+        if run.status != RunStatus::AwaitingApproval {
+            return Err(ApiError::Conflict(format!(
+                "run {id} is {}, so there is nothing to decide",
+                run.status
+            )));
+        }
+        if !approve && note.as_deref().is_none_or(|note| note.trim().is_empty()) {
+            return Err(ApiError::bad_request(
+                "reason_required",
+                "say why the run is rejected in `reason`",
+                Some("reason"),
+            ));
+        }
+        let Some(number) = run.record_number.clone() else {
+            return Err(ApiError::Conflict(format!(
+                "run {id} belongs to no record, so it cannot be decided here"
+            )));
+        };
+        let by = actor.name.clone();
+        let mut attempt = 0;
+        loop {
+            let current = self.load(&number).await?;
+            let mut record = current.clone();
+            record.updated_at = now;
+            let (by, note) = (by.clone(), note.clone());
+            let decided = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let Some(run) =
+                            runs::decide_action_run(tx, id, approve, &by, note.as_deref(), now)
+                                .await?
+                        else {
+                            return Ok(None);
+                        };
+                        let event = JournalEvent::ActionDecided {
+                            run: id,
+                            plugin: run.plugin.clone(),
+                            action: run.action.clone(),
+                            approved: approve,
+                            note,
+                        };
+                        tend_store::update_record(tx, &record, &by, &[event]).await?;
+                        Ok(Some(run))
+                    })
+                })
+                .await;
+            match decided {
+                Ok(Some(run)) => {
+                    tracing::info!(
+                        run = id,
+                        record.number = number,
+                        approved = approve,
+                        actor = actor.name,
+                        "decided on an action run"
+                    );
+                    return Ok(run);
+                }
+                Ok(None) => {
+                    return Err(ApiError::Conflict(format!(
+                        "run {id} was decided by someone else first"
+                    )));
+                }
+                Err(tend_store::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
     /// Queues the action of a claimed run of schedule `schedule` due at `due`, in the same
     /// write job that marks the scheduled run done, so each due time queues one action run.
     pub(crate) async fn queue_scheduled_action(
@@ -209,6 +398,13 @@ impl Commands {
             Ok((_, spec)) => spec,
             Err(error) => return Ok(ScheduledQueue::Rejected(error.to_string())),
         };
+        if spec.needs_approval {
+            // A scheduled run has no record to hold the approval or a change window.
+            return Ok(ScheduledQueue::Rejected(format!(
+                "{} {} needs an approval for each run, and a schedule cannot wait for one: run it from a change or a record instead",
+                wanted.plugin, wanted.action
+            )));
+        }
         let params = match tend_plugin_api::params::validate_params(&spec, &wanted.params) {
             Ok(params) => params,
             Err(errors) => {
@@ -232,6 +428,11 @@ impl Commands {
             idempotent: spec.idempotent,
             timeout_seconds: i64::try_from(spec.timeout_seconds).unwrap_or(i64::MAX),
             queued_at: now,
+            status: RunStatus::Queued,
+            not_before: None,
+            not_after: None,
+            decided_by: None,
+            decision_note: None,
         };
         let schedule = schedule.to_owned();
         let queued = self
@@ -520,14 +721,15 @@ impl Commands {
             .store
             .write(move |tx| {
                 Box::pin(async move {
-                    let expired = runs::expire_action_runs(tx, now, EXPIRE_BATCH).await?;
+                    let mut expired = runs::expire_action_runs(tx, now, EXPIRE_BATCH).await?;
+                    expired.extend(runs::expire_closed_windows(tx, now, EXPIRE_BATCH).await?);
                     for run in &expired {
-                        if run.status != RunStatus::Interrupted {
+                        if !matches!(run.status, RunStatus::Interrupted | RunStatus::Expired) {
                             continue;
                         }
                         if let Some(number) = &run.record_number {
                             let finished = FinishedRun {
-                                status: RunStatus::Interrupted,
+                                status: run.status,
                                 finished_at: now,
                                 duration_ms: run
                                     .started_at
@@ -545,14 +747,24 @@ impl Commands {
             })
             .await?;
         for run in &expired {
-            tracing::warn!(
-                run = run.id,
-                plugin = run.plugin,
-                action = run.action,
-                node = run.node,
-                status = %run.status,
-                "an action run's node stopped renewing its lease"
-            );
+            if run.status == RunStatus::Expired {
+                tracing::warn!(
+                    run = run.id,
+                    plugin = run.plugin,
+                    action = run.action,
+                    not_after = ?run.not_after,
+                    "an action run's window closed before it could start"
+                );
+            } else {
+                tracing::warn!(
+                    run = run.id,
+                    plugin = run.plugin,
+                    action = run.action,
+                    node = run.node,
+                    status = %run.status,
+                    "an action run's node stopped renewing its lease"
+                );
+            }
         }
         Ok(expired)
     }

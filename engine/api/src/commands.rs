@@ -356,7 +356,7 @@ impl Commands {
         self.load(number).await
     }
 
-    async fn load(&self, number: &str) -> Result<Record, ApiError> {
+    pub(crate) async fn load(&self, number: &str) -> Result<Record, ApiError> {
         self.store
             .get_record(number)
             .await?

@@ -77,6 +77,8 @@ pub fn router(state: AppState) -> Router {
             post(rest_actions::run_recommendation),
         )
         .route("/action-runs/{id}", get(rest_actions::run))
+        .route("/action-runs/{id}/approve", post(rest_actions::approve))
+        .route("/action-runs/{id}/reject", post(rest_actions::reject))
         .route("/plugins", get(rest_actions::plugins))
         .route("/approvals", get(rest::my_approvals))
         .route("/catalog", get(rest::catalog))

@@ -153,6 +153,61 @@ pub async fn run(
     Ok(Json(run_json(&run)))
 }
 
+/// The body of an approval decision.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Why: optional to approve, required to reject.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /action-runs/{id}/approve`: approves a run that waits for an approval, which
+/// queues it.
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional here: an approval needs no reason.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<Decision>(&body)
+            .map_err(|error| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!(
+                        "the body must be a JSON object such as {{\"reason\": \"...\"}}: {error}"
+                    ),
+                    None,
+                )
+            })?
+            .reason
+    };
+    let run = state
+        .commands
+        .decide_action(&caller.actor, id, true, reason, Utc::now())
+        .await?;
+    Ok(Json(run_json(&run)))
+}
+
+/// `POST /action-runs/{id}/reject` with `{"reason": ...}`: rejects a run that waits for
+/// an approval, which ends it without running.
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state
+        .commands
+        .decide_action(&caller.actor, id, false, body.reason, Utc::now())
+        .await?;
+    Ok(Json(run_json(&run)))
+}
+
 /// Writes a run as the API returns it.
 pub fn run_json(run: &tend_store::action_runs::ActionRun) -> Value {
     serde_json::to_value(run).unwrap_or(Value::Null)

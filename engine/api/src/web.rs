@@ -215,6 +215,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/records/{number}/comments", post(detail::comment))
         .route("/records/{number}/actions", post(tools::run))
+        .route(
+            "/records/{number}/action-runs/{id}/decision",
+            post(tools::decide),
+        )
         .route("/catalog", get(catalog::list))
         .route("/approvals", get(approvals::queue))
         .route("/reports/sla", get(sla::report))

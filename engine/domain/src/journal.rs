@@ -140,6 +140,20 @@ pub enum JournalEvent {
         /// The reason for the run, such as the recommendation's reason.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Why the run waits before a node may start it: for an approval, or for the
+        /// window of the authorised change it belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waits_for: Option<String>,
+    },
+    /// Someone approved or rejected a run of an action that needs an approval; the
+    /// entry's actor decided.
+    ActionDecided {
+        run: i64,
+        plugin: String,
+        action: String,
+        approved: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// A run of a plugin action ended.
     ActionFinished {
@@ -209,6 +223,7 @@ impl JournalEvent {
             JournalEvent::FiredLate { .. } => "fired_late",
             JournalEvent::ActionQueued { .. } => "action_queued",
             JournalEvent::ActionFinished { .. } => "action_finished",
+            JournalEvent::ActionDecided { .. } => "action_decided",
             JournalEvent::EmailReceived { .. } => "email_received",
         }
     }

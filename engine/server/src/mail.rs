@@ -106,7 +106,7 @@ pub async fn gateway(args: MailGatewayArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Hands the message to a running server with `POST /api/v1/mail/inbound/{mailbox}` and
-/// turns the answer into the exit code the MTA expects, as [`gateway`] does for the
+/// turns the response into the exit code the MTA expects, as [`gateway`] does for the
 /// database: 0 stored, 65 rejected for good, 75 try again later.
 async fn deliver_over_http(args: &MailGatewayArgs, server: &str, raw: Vec<u8>) -> ExitCode {
     let token = match gateway_token(args) {

@@ -477,6 +477,15 @@ fn print_events(events: &[JournalEvent]) {
                 run,
                 ..
             } => format!("queued {plugin} {action} (run {run})"),
+            JournalEvent::ActionDecided {
+                plugin,
+                action,
+                approved,
+                ..
+            } => format!(
+                "{} {plugin} {action}",
+                if *approved { "approved" } else { "rejected" }
+            ),
             JournalEvent::ActionFinished {
                 plugin,
                 action,

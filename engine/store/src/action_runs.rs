@@ -8,6 +8,10 @@
 //! `lease_until`. A node that stops stops renewing, and [`expire_action_runs`] then queues
 //! an idempotent run again or marks another run `interrupted`, so no run stays `running`
 //! for longer than its lease after its node stopped.
+//!
+//! A run of an action that needs an approval is stored as `awaiting_approval` and queued
+//! only by [`decide_action_run`]. A run with a window (an authorised change's) is claimed
+//! only inside it, and [`expire_closed_windows`] ends it when the window closes first.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,7 +19,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use serde_json::Value;
@@ -24,9 +28,14 @@ use crate::entities::action_runs;
 use crate::{Error, Store, truncate};
 
 /// State of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// The action needs an approval, and nobody has decided yet.
+    AwaitingApproval,
+    #[default]
     Queued,
     Running,
     Succeeded,
@@ -34,32 +43,45 @@ pub enum RunStatus {
     TimedOut,
     /// Its node stopped while it ran, and the action is not idempotent.
     Interrupted,
+    /// An approver rejected it, so it never ran.
+    Rejected,
+    /// Its window ended before a node could start it.
+    Expired,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 9] = [
+        RunStatus::AwaitingApproval,
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::TimedOut,
         RunStatus::Interrupted,
+        RunStatus::Rejected,
+        RunStatus::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::AwaitingApproval => "awaiting_approval",
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::TimedOut => "timed_out",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Rejected => "rejected",
+            RunStatus::Expired => "expired",
         }
     }
 
     /// Checks whether the run has ended.
     pub fn is_final(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
+        !matches!(
+            self,
+            RunStatus::AwaitingApproval | RunStatus::Queued | RunStatus::Running
+        )
     }
 }
 
@@ -108,10 +130,18 @@ pub struct ActionRun {
     pub summary: Option<String>,
     pub output: Option<String>,
     pub data: Value,
+    /// The window the run may start in, for a run on an authorised change.
+    pub not_before: Option<DateTime<Utc>>,
+    pub not_after: Option<DateTime<Utc>>,
+    /// Who approved or rejected the run, or `change:NUMBER` when the authorised change
+    /// is its approval.
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
 }
 
 /// A run to queue with [`queue_action_run`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewActionRun {
     pub record_id: Option<i64>,
     pub record_number: Option<String>,
@@ -124,6 +154,13 @@ pub struct NewActionRun {
     pub idempotent: bool,
     pub timeout_seconds: i64,
     pub queued_at: DateTime<Utc>,
+    /// `Queued`, or `AwaitingApproval` for an action that needs an approval.
+    pub status: RunStatus,
+    pub not_before: Option<DateTime<Utc>>,
+    pub not_after: Option<DateTime<Utc>>,
+    /// Set when the run is approved as it is queued (the authorised change).
+    pub decided_by: Option<String>,
+    pub decision_note: Option<String>,
 }
 
 /// The end of a run, as [`finish_action_run`] stores it.
@@ -151,7 +188,7 @@ pub async fn queue_action_run<C: ConnectionTrait>(
         params: Set(run.params.to_string()),
         actor: Set(run.actor.clone()),
         reason: Set(run.reason.clone()),
-        status: Set(RunStatus::Queued.as_str().to_owned()),
+        status: Set(run.status.as_str().to_owned()),
         idempotent: Set(run.idempotent),
         timeout_seconds: Set(run.timeout_seconds),
         attempts: Set(0),
@@ -164,6 +201,11 @@ pub async fn queue_action_run<C: ConnectionTrait>(
         summary: Set(None),
         output: Set(None),
         data: Set(None),
+        not_before: Set(run.not_before.map(truncate)),
+        not_after: Set(run.not_after.map(truncate)),
+        decided_by: Set(run.decided_by.clone()),
+        decided_at: Set(run.decided_by.as_ref().map(|_| truncate(run.queued_at))),
+        decision_note: Set(run.decision_note.clone()),
         ..Default::default()
     };
     let inserted = action_runs::Entity::insert(row).exec(tx).await?;
@@ -171,7 +213,8 @@ pub async fn queue_action_run<C: ConnectionTrait>(
 }
 
 /// Claims up to `limit` queued runs for `node` inside a write job, oldest first: marks them
-/// running with a lease until `lease_until` and counts the attempt.
+/// running with a lease until `lease_until` and counts the attempt. A run whose window
+/// opens after `now` waits.
 pub async fn claim_action_runs<C: ConnectionTrait>(
     tx: &C,
     node: &str,
@@ -181,6 +224,11 @@ pub async fn claim_action_runs<C: ConnectionTrait>(
 ) -> Result<Vec<ActionRun>, Error> {
     let mut query = action_runs::Entity::find()
         .filter(action_runs::Column::Status.eq(RunStatus::Queued.as_str()))
+        .filter(
+            Condition::any()
+                .add(action_runs::Column::NotBefore.is_null())
+                .add(action_runs::Column::NotBefore.lte(truncate(now))),
+        )
         .order_by_asc(action_runs::Column::Id)
         .limit(limit);
     if tx.get_database_backend() == DbBackend::Postgres {
@@ -358,6 +406,93 @@ pub async fn expire_action_runs<C: ConnectionTrait>(
     Ok(expired)
 }
 
+/// Records a decision on run `id`, which must await an approval, inside a write job:
+/// approved runs are queued, rejected ones end. Returns the run as it is afterwards, or
+/// `None` when it does not await an approval (any more).
+pub async fn decide_action_run<C: ConnectionTrait>(
+    tx: &C,
+    id: i64,
+    approve: bool,
+    by: &str,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<ActionRun>, Error> {
+    let now = truncate(now);
+    let status = if approve {
+        RunStatus::Queued
+    } else {
+        RunStatus::Rejected
+    };
+    let mut update = action_runs::Entity::update_many()
+        .col_expr(action_runs::Column::Status, Expr::value(status.as_str()))
+        .col_expr(action_runs::Column::DecidedBy, Expr::value(by))
+        .col_expr(action_runs::Column::DecidedAt, Expr::value(now))
+        .col_expr(
+            action_runs::Column::DecisionNote,
+            Expr::value(note.map(str::to_owned)),
+        )
+        .filter(action_runs::Column::Id.eq(id))
+        .filter(action_runs::Column::Status.eq(RunStatus::AwaitingApproval.as_str()));
+    if !approve {
+        let summary = format!("Rejected by {by}: {}", note.unwrap_or("no reason given"));
+        update = update
+            .col_expr(action_runs::Column::FinishedAt, Expr::value(now))
+            .col_expr(action_runs::Column::Summary, Expr::value(summary));
+    }
+    if update.exec(tx).await?.rows_affected == 0 {
+        return Ok(None);
+    }
+    let row = action_runs::Entity::find_by_id(id).one(tx).await?;
+    row.map(to_run).transpose()
+}
+
+/// Ends the queued runs whose window closed before `now`, inside a write job, for up to
+/// `limit` runs, and returns them.
+pub async fn expire_closed_windows<C: ConnectionTrait>(
+    tx: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<ActionRun>, Error> {
+    let now = truncate(now);
+    let mut query = action_runs::Entity::find()
+        .filter(action_runs::Column::Status.is_in([
+            RunStatus::Queued.as_str(),
+            RunStatus::AwaitingApproval.as_str(),
+        ]))
+        .filter(action_runs::Column::NotAfter.lt(now))
+        .order_by_asc(action_runs::Column::Id)
+        .limit(limit);
+    if tx.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = query.all(tx).await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut run = to_run(row)?;
+        let summary = format!(
+            "Expired: the window ended at {} before the run could start",
+            run.not_after
+                .map(|end| end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        );
+        action_runs::Entity::update_many()
+            .col_expr(
+                action_runs::Column::Status,
+                Expr::value(RunStatus::Expired.as_str()),
+            )
+            .col_expr(action_runs::Column::FinishedAt, Expr::value(now))
+            .col_expr(action_runs::Column::Summary, Expr::value(summary.clone()))
+            .filter(action_runs::Column::Id.eq(run.id))
+            .exec(tx)
+            .await?;
+        run.status = RunStatus::Expired;
+        run.finished_at = Some(now);
+        run.summary = Some(summary);
+        expired.push(run);
+    }
+    Ok(expired)
+}
+
 fn to_run(row: action_runs::Model) -> Result<ActionRun, Error> {
     let what = || format!("action run {}", row.id);
     let status = row
@@ -393,6 +528,11 @@ fn to_run(row: action_runs::Model) -> Result<ActionRun, Error> {
         summary: row.summary,
         output: row.output,
         data,
+        not_before: row.not_before,
+        not_after: row.not_after,
+        decided_by: row.decided_by,
+        decided_at: row.decided_at,
+        decision_note: row.decision_note,
     })
 }
 

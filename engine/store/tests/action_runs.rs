@@ -33,6 +33,7 @@ fn new_run(action: &str, idempotent: bool) -> NewActionRun {
         idempotent,
         timeout_seconds: 60,
         queued_at: at("2027-01-04T08:00:00Z"),
+        ..Default::default()
     }
 }
 

@@ -76,6 +76,8 @@ struct ConfigFile {
     roles: Vec<String>,
     #[serde(default)]
     output_limit_bytes: Option<usize>,
+    #[serde(default)]
+    needs_approval: bool,
     playbooks: IndexMap<String, PlaybookFile>,
 }
 
@@ -138,6 +140,9 @@ pub struct Config {
     pub timeout_seconds: u64,
     pub roles: Vec<String>,
     pub output_limit: usize,
+    /// Whether each run waits for an approval (on a change: the authorised change, and
+    /// the run starts inside its window).
+    pub needs_approval: bool,
     pub playbooks: IndexMap<String, Playbook>,
 }
 
@@ -241,6 +246,7 @@ pub fn parse_config(file: &Path, text: &str) -> Result<Config, ConfigError> {
             timeout_seconds: parsed.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
             roles: parsed.roles,
             output_limit,
+            needs_approval: parsed.needs_approval,
             playbooks,
         })
     } else {

@@ -536,7 +536,7 @@ fn run_playbook_spec(config: &Config) -> ActionSpec {
         params,
         timeout_seconds: config.timeout_seconds,
         roles: config.roles.clone(),
-        needs_approval: false,
+        needs_approval: config.needs_approval,
         idempotent: false,
     }
 }

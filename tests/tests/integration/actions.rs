@@ -31,6 +31,8 @@ backend_tests!(
     schedule_queues_action_once,
     served_plugins_run_for_real,
     lost_file_restored_from_recommendation,
+    approval_gates_single_runs,
+    change_window_gates_runs,
 );
 
 /// Writes `NAME.txt` with the run's record number into its directory; `slow` sleeps.
@@ -60,12 +62,15 @@ impl FilePlugin {
             needs_approval: false,
             idempotent,
         };
+        let mut guarded = spec("guarded", 5, false);
+        guarded.needs_approval = true;
         FilePlugin {
             dir,
             actions: vec![
                 spec("write", 5, false),
                 spec("slow", 1, false),
                 spec("rewrite", 5, true),
+                guarded,
             ],
         }
     }
@@ -357,6 +362,7 @@ async fn stopped_node_runs_end_or_rerun(backend: Backend) -> anyhow::Result<()> 
         idempotent,
         timeout_seconds: 5,
         queued_at: long_ago,
+        ..Default::default()
     };
     let (once, again) = (run("write", false), run("rewrite", true));
     let ids = commands
@@ -745,5 +751,218 @@ async fn lost_file_restored_from_recommendation(backend: Backend) -> anyhow::Res
     assert_eq!(finished["status"], "succeeded");
     assert_eq!(finished["actor"], "tara");
     assert!(finished["duration_ms"].as_i64().is_some());
+    Ok(())
+}
+
+/// Queues a run of `files guarded` writing `name` on `number` as `user`, and returns the reply.
+async fn queue_guarded(
+    user: &tend_test_support::TestUser,
+    number: &str,
+    name: &str,
+) -> anyhow::Result<tend_test_support::Reply> {
+    user.client
+        .post(
+            &format!("/api/v1/records/{number}/actions"),
+            &json!({ "plugin": "files", "action": "guarded", "params": { "name": name } }),
+        )
+        .await
+}
+
+async fn approval_gates_single_runs(backend: Backend) -> anyhow::Result<()> {
+    let setup = setup(backend).await?;
+    let tara = setup.server.add_user("tara", &[Role::Technician]).await?;
+    let olga = setup.server.add_user("olga", &[Role::ProcessOwner]).await?;
+    let ada = setup.server.add_user("ada", &[Role::Admin]).await?;
+    let number = incident(&setup, &tara).await?;
+
+    let queued = queue_guarded(&tara, &number, "approved")
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    assert_eq!(queued.body["status"], "awaiting_approval");
+    let id = queued.body["id"].as_i64().expect("run id");
+    setup.worker.pass().await?;
+    let commands = setup.server.commands().expect("in-process");
+    assert_eq!(
+        commands.action_run(id).await?.status,
+        RunStatus::AwaitingApproval,
+        "a worker pass does not start a run that waits for an approval"
+    );
+
+    // A technician is no approver, and nobody approves the run they asked for.
+    let by_technician = tara
+        .client
+        .post(&format!("/api/v1/action-runs/{id}/approve"), &json!({}))
+        .await?;
+    assert_eq!(by_technician.status, StatusCode::FORBIDDEN);
+    let own = queue_guarded(&ada, &number, "own")
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    let own_id = own.body["id"].as_i64().expect("run id");
+    let by_requester = ada
+        .client
+        .post(&format!("/api/v1/action-runs/{own_id}/approve"), &json!({}))
+        .await?;
+    assert_eq!(by_requester.status, StatusCode::FORBIDDEN);
+    assert!(
+        by_requester.text.contains("another approver"),
+        "{}",
+        by_requester.text
+    );
+
+    // A rejection needs a reason and ends the run without running it.
+    let no_reason = olga
+        .client
+        .post(&format!("/api/v1/action-runs/{own_id}/reject"), &json!({}))
+        .await?;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_reason.error_code(), Some("reason_required"));
+    let rejected = olga
+        .client
+        .post(
+            &format!("/api/v1/action-runs/{own_id}/reject"),
+            &json!({ "reason": "Not during office hours" }),
+        )
+        .await?
+        .expect_status(StatusCode::OK)?;
+    assert_eq!(rejected.body["status"], "rejected");
+    assert_eq!(rejected.body["decided_by"], "olga");
+
+    let approved = olga
+        .client
+        .post(&format!("/api/v1/action-runs/{id}/approve"), &json!({}))
+        .await?
+        .expect_status(StatusCode::OK)?;
+    assert_eq!(approved.body["status"], "queued");
+    let again = olga
+        .client
+        .post(&format!("/api/v1/action-runs/{id}/approve"), &json!({}))
+        .await?;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    let ended = until_ended(&setup, id).await?;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert!(setup.dir.path().join("approved.txt").exists());
+    assert!(!setup.dir.path().join("own.txt").exists());
+
+    let stored = commands.store.get_record(&number).await?.expect("record");
+    let journal = commands.store.journal(stored.id).await?;
+    let decisions: Vec<(String, bool)> = journal
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            JournalEvent::ActionDecided { approved, .. } => Some((entry.actor.clone(), *approved)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [("olga".to_owned(), false), ("olga".to_owned(), true)]
+    );
+    let waits: Vec<&str> = journal
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            JournalEvent::ActionQueued { waits_for, .. } => waits_for.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), 2);
+    assert!(waits[0].contains("approval"), "{waits:?}");
+    Ok(())
+}
+
+async fn change_window_gates_runs(backend: Backend) -> anyhow::Result<()> {
+    use crate::common::{Desk, take};
+    use crate::support::{approve, create, number, set_members};
+
+    let dir = tempfile::tempdir()?;
+    let mut plugins = PluginRegistry::new();
+    plugins.add(Arc::new(FilePlugin::new(dir.path().to_path_buf())));
+    let database = TestDatabase::create(backend).await?;
+    let server = TestServer::in_process_with(database, plugins).await?;
+    let desk = Desk::with_users(server).await?;
+    set_members(&desk, &[("change_managers", &["tom", "mia"])])?;
+    let mia = desk.server.add_user("mia", &[Role::Technician]).await?;
+    let commands = desk.server.commands().expect("in-process").clone();
+    let worker = ActionWorker::new(commands.clone(), "node-a", 4, CancellationToken::new());
+    let now = Utc::now();
+    let at = |hours: i64| (now + TimeDelta::hours(hours)).to_rfc3339();
+    let tom = &desk.tom.client;
+    let change = |title: &str, start: String, end: String| {
+        let body = json!({ "title": title, "fields": {
+            "ci": "app-01", "cis": "app-01",
+            "planned_start": start, "planned_end": end,
+            "implementation_plan": "Deploy the new build",
+            "test_plan": "Run the smoke tests",
+            "backout_plan": "Deploy the previous build",
+        }});
+        async move {
+            let created = create(tom, "change", body).await?;
+            let number = number(&created);
+            take(tom, &number, "submit", json!({})).await?;
+            anyhow::Ok(number)
+        }
+    };
+
+    // Not authorised yet: the approval the action needs is missing.
+    let open_now = change("Deploy build 42", at(-1), at(1)).await?;
+    let early = queue_guarded(&desk.tom, &open_now, "early").await?;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.text);
+    assert!(early.text.contains("authorised change"), "{}", early.text);
+
+    // Authorised and inside its window: queued at once, approved by the change.
+    take(tom, &open_now, "authorize", json!({})).await?;
+    assert_eq!(approve(&mia, &open_now).await?["state"], "scheduled");
+    let queued = queue_guarded(&desk.tom, &open_now, "in_window")
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    assert_eq!(queued.body["status"], "queued");
+    assert_eq!(queued.body["decided_by"], format!("change:{open_now}"));
+    let id = queued.body["id"].as_i64().expect("run id");
+    for _ in 0..100 {
+        worker.pass().await?;
+        if commands.action_run(id).await?.status.is_final() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(commands.action_run(id).await?.status, RunStatus::Succeeded);
+    assert!(dir.path().join("in_window.txt").exists());
+
+    // A window that opens later: the run waits, and ends as expired if the window closes
+    // before a node starts it.
+    let later = change("Deploy build 43", at(2), at(3)).await?;
+    take(tom, &later, "authorize", json!({})).await?;
+    assert_eq!(approve(&mia, &later).await?["state"], "scheduled");
+    let waiting = queue_guarded(&desk.tom, &later, "later")
+        .await?
+        .expect_status(StatusCode::ACCEPTED)?;
+    let waiting_id = waiting.body["id"].as_i64().expect("run id");
+    worker.pass().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker.pass().await?;
+    assert_eq!(
+        commands.action_run(waiting_id).await?.status,
+        RunStatus::Queued,
+        "a run does not start before its window"
+    );
+    assert!(!dir.path().join("later.txt").exists());
+    let expired = commands
+        .expire_action_runs(now + TimeDelta::hours(4))
+        .await?;
+    assert!(expired.iter().any(|run| run.id == waiting_id));
+    let run = commands.action_run(waiting_id).await?;
+    assert_eq!(run.status, RunStatus::Expired);
+    assert!(
+        run.summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("window ended"),
+        "{run:?}"
+    );
+    let stored = commands.store.get_record(&later).await?.expect("record");
+    let journal = commands.store.journal(stored.id).await?;
+    assert!(journal.iter().any(|entry| matches!(
+        &entry.event,
+        JournalEvent::ActionFinished { status, .. } if status == "expired"
+    )));
     Ok(())
 }

@@ -487,7 +487,7 @@ fn record_page(
             Vec::new()
         },
         runs: if staff {
-            run_views(runs, plugins)
+            run_views(runs, plugins, actor)
         } else {
             Vec::new()
         },

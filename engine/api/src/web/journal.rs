@@ -260,16 +260,31 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
             action,
             params,
             reason,
+            waits_for,
         } => {
             view.summary = format!("Queued {plugin} {} (run {run})", humanise(action));
-            let params: Vec<String> = param_list(params)
+            let mut lines: Vec<String> = param_list(params)
                 .into_iter()
                 .map(|param| format!("{}: {}", param.name, param.value))
                 .collect();
-            if !params.is_empty() {
-                view.text = Some(params.join("\n"));
+            if let Some(waits_for) = waits_for {
+                lines.push(format!("Waits for {waits_for}"));
+            }
+            if !lines.is_empty() {
+                view.text = Some(lines.join("\n"));
             }
             view.reason = reason.clone();
+        }
+        JournalEvent::ActionDecided {
+            run,
+            plugin,
+            action,
+            approved,
+            note,
+        } => {
+            let decision = if *approved { "Approved" } else { "Rejected" };
+            view.summary = format!("{decision} {plugin} {} (run {run})", humanise(action));
+            view.text = note.clone();
         }
         JournalEvent::ActionFinished {
             run,

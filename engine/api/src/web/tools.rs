@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tend_domain::{Actor, Recommendation};
+use tend_domain::{Actor, Recommendation, Role};
 use tend_plugin_api::{ActionSpec, ParamType, PluginRegistry};
-use tend_store::action_runs::ActionRun;
+use tend_store::action_runs::{ActionRun, RunStatus};
 
 use super::Viewer;
 use super::display::{Param, action_label, humanise, param_list};
@@ -19,6 +19,7 @@ use super::format_time;
 use super::forms::{FormData, FormError};
 use crate::AppState;
 use crate::actions::{ActionInput, may_run};
+use crate::error::ApiError;
 
 /// A recommendation as the record page shows it.
 #[derive(Debug, Serialize)]
@@ -77,6 +78,8 @@ pub struct RunView {
     pub actor: String,
     pub queued: String,
     pub summary: String,
+    /// The approve and reject form, for an approver of a run that waits for one.
+    pub decide_action: Option<String>,
 }
 
 /// Splits a recommended action `plugin/action` into its parts.
@@ -227,9 +230,20 @@ fn run_form(
 }
 
 /// Builds the views of a record's runs.
-pub fn run_views(runs: &[ActionRun], plugins: &PluginRegistry) -> Vec<RunView> {
+pub fn run_views(runs: &[ActionRun], plugins: &PluginRegistry, viewer: &Actor) -> Vec<RunView> {
+    let approver = viewer.is_admin() || viewer.has_role(Role::ProcessOwner);
     runs.iter()
         .map(|run| RunView {
+            decide_action: (approver
+                && run.status == RunStatus::AwaitingApproval
+                && run.actor != viewer.name)
+                .then(|| {
+                    format!(
+                        "/records/{}/action-runs/{}/decision",
+                        run.record_number.as_deref().unwrap_or_default(),
+                        run.id
+                    )
+                }),
             id: run.id,
             action: plugins.action(&run.plugin, &run.action).map_or_else(
                 || format!("{} {}", run.plugin, run.action),
@@ -322,6 +336,49 @@ pub async fn run(
             }
             None => state.web.error(Some(&viewer), &error),
         },
+    }
+}
+
+/// `POST /records/{number}/action-runs/{id}/decision`: approves or rejects a run from the
+/// record page (`decision` = approve or reject, with `reason`).
+pub async fn decide(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((number, id)): Path<(String, i64)>,
+    form: Result<FormData, FormError>,
+) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(error) => return error.page(&state.web, Some(&viewer)),
+    };
+    if !viewer.csrf_valid(&headers, Some(&form)) {
+        return state.web.csrf_rejected(&viewer);
+    }
+    let approve = form.get("decision") == Some("approve");
+    let reason = form
+        .get("reason")
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty())
+        .map(str::to_owned);
+    let belongs = match state.commands.action_run(id).await {
+        Ok(run) => run.record_number.as_deref() == Some(number.as_str()),
+        Err(error) => return state.web.error(Some(&viewer), &error),
+    };
+    if !belongs {
+        let error = ApiError::NotFound {
+            what: "action run of this record",
+            key: format!("{number} run {id}"),
+        };
+        return state.web.error(Some(&viewer), &error);
+    }
+    match state
+        .commands
+        .decide_action(viewer.actor(), id, approve, reason, Utc::now())
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/records/{number}#runs")).into_response(),
+        Err(error) => state.web.error(Some(&viewer), &error),
     }
 }
 

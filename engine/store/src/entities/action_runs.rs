@@ -15,7 +15,8 @@ pub struct Model {
     pub params: String,
     pub actor: String,
     pub reason: Option<String>,
-    /// `queued`, `running`, `succeeded`, `failed`, `timed_out` or `interrupted`.
+    /// `awaiting_approval`, `queued`, `running`, `succeeded`, `failed`, `timed_out`,
+    /// `interrupted`, `rejected` or `expired`.
     pub status: String,
     pub idempotent: bool,
     pub timeout_seconds: i64,
@@ -30,6 +31,14 @@ pub struct Model {
     pub output: Option<String>,
     /// Structured results of the plugin, as JSON.
     pub data: Option<String>,
+    /// Start of the window the run may start in (the approved change's window).
+    pub not_before: Option<DateTimeUtc>,
+    /// End of that window: a run still queued then is expired.
+    pub not_after: Option<DateTimeUtc>,
+    /// Who approved or rejected the run, or `change:NUMBER` for a run on an authorised change.
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTimeUtc>,
+    pub decision_note: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
