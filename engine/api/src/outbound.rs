@@ -7,7 +7,8 @@
 //! made. A notification that must not go out is kept with status `suppressed` and the
 //! reason, in this order of checks:
 //!
-//! 1. the recipient made the change, and their `notify_own_changes` switch is off;
+//! 1. the recipient made the change, and their `notify_own_changes` switch is off (but
+//!    the acknowledgement of a new record still goes to the person who opened it);
 //! 2. the address is flagged undeliverable (a bounce), or only ever sent machine-made mail;
 //! 3. an acknowledgement answers a message that replies to one of our automatic messages
 //!    (two help desks would otherwise acknowledge each other without end);
@@ -230,12 +231,13 @@ pub(crate) async fn queue_notifications(
             let recipients = recipients(tx, context, record, &rule.to).await?;
             for recipient in recipients {
                 let kind = kind_of(occasion, context, actor_user.as_ref());
+                let is_creation = occasion.name == "on_create";
                 let reason = suppression(
                     tx,
                     context,
                     &recipient,
                     actor_user.as_ref(),
-                    kind,
+                    (kind, is_creation),
                     limit,
                     now,
                 )
@@ -383,7 +385,7 @@ async fn suppression(
     context: &NotifyContext,
     recipient: &Recipient,
     actor: Option<&User>,
-    kind: MailKind,
+    (kind, is_creation): (MailKind, bool),
     limit: tend_workflow::mailbox::RateLimit,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, tend_store::Error> {
@@ -399,7 +401,9 @@ async fn suppression(
         .as_ref()
         .or(actor)
         .is_some_and(|user| user.notify_own_changes);
-    if own && !wants_own {
+    // The acknowledgement of a new record goes to the person who opened it: confirming
+    // receipt to its author is its purpose.
+    if own && !wants_own && !is_creation {
         return Ok(Some(format!(
             "{} made the change, and gets no mail about their own changes unless their notify_own_changes switch is on",
             context.actor.name

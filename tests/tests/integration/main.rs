@@ -22,6 +22,7 @@ mod links;
 mod list_query;
 mod mail;
 mod major_incident;
+mod outbound;
 mod problem;
 mod problem_fix;
 mod rejections;
