@@ -3,8 +3,8 @@
 //! row per recipient address, with an `email_queued` journal entry each. The
 //! [`OutboxWorker`] sends the queued rows later.
 //!
-//! Rendering happens in the write, so a mail says what was true when its change was
-//! made. A notification that must not go out is kept with status `suppressed` and the
+//! Rendering happens in the write, so a mail shows the record as it was when its change
+//! was made. A notification that must not go out is kept with status `suppressed` and the
 //! reason, in this order of checks:
 //!
 //! 1. the recipient made the change, and their `notify_own_changes` switch is off (but
@@ -72,7 +72,7 @@ tokio::task_local! {
 }
 
 /// Runs `work` with `source` as the inbound message of the commands it issues, so their
-/// notifications answer that message.
+/// notifications reply to that message.
 pub async fn with_source_mail<F: std::future::Future>(source: SourceMail, work: F) -> F::Output {
     SOURCE_MAIL.scope(source, work).await
 }
@@ -82,8 +82,8 @@ fn current_source() -> Option<SourceMail> {
     SOURCE_MAIL.try_with(Clone::clone).ok()
 }
 
-/// What a write needs to queue the notifications of its events; built before the write
-/// and moved into it.
+/// The inputs a write needs to queue the notifications of its events. It is built before
+/// the write and moved into it.
 #[derive(Clone)]
 pub(crate) struct NotifyContext {
     set: Arc<DefinitionSet>,
@@ -300,8 +300,6 @@ pub(crate) async fn queue_notifications(
                 };
                 let id = outbox::insert_outbox(tx, &mail).await?;
                 if status == OutboxStatus::Queued {
-                    // Later mail of this write answers the thread as it was; only mail
-                    // that leaves joins it.
                     tracing::debug!(
                         record.number = record.number,
                         outbox = id,
@@ -369,8 +367,8 @@ fn sender_of(
     }
 }
 
-/// An acknowledgement of a message is `auto-replied`; a comment a person wrote is
-/// `personal`; everything else is `auto-generated`.
+/// Returns the kind of a notification: `auto-replied` for the acknowledgement of a
+/// message, `personal` for a comment a person wrote, else `auto-generated`.
 fn kind_of(occasion: &Occasion, context: &NotifyContext, actor: Option<&User>) -> MailKind {
     match occasion.name.as_str() {
         "on_create" if context.source.is_some() => MailKind::AutoReplied,
@@ -529,8 +527,8 @@ fn push_recipient(
     });
 }
 
-/// The data a template sees. Record values are data only: handlebars never evaluates
-/// them as template source.
+/// Builds the data a template renders. Record values are data only, because handlebars
+/// never evaluates data as template source.
 fn template_data(
     context: &NotifyContext,
     record: &Record,
@@ -626,7 +624,7 @@ pub async fn outbox_list(
     })))
 }
 
-/// The JSON of one outbox row, as the API shows it.
+/// Converts one outbox row to the JSON of the API.
 pub fn outbox_json(mail: &tend_store::outbox::OutboxMail) -> Value {
     serde_json::to_value(mail).unwrap_or(Value::Null)
 }

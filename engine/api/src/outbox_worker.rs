@@ -1,8 +1,8 @@
 //! The worker that sends queued notifications: it claims due outbox rows with a lease,
 //! sends each over SMTP, and marks it sent with an `email_sent` journal entry, or keeps it
-//! queued for a later attempt. A temporary failure (the server is down, or answers 4xx)
+//! queued for a later attempt. A temporary failure (the server is down, or replies with 4xx)
 //! waits one minute, doubling with each attempt up to an hour, so an outage delays mail
-//! and loses none. A permanent refusal (5xx) or an invalid address ends the row as
+//! and loses none. A permanent rejection (5xx) or an invalid address ends the row as
 //! `failed` with the error.
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -20,7 +20,7 @@ const BATCH: u64 = 5;
 /// First wait after a temporary failure; it doubles with each attempt.
 const FIRST_RETRY: TimeDelta = TimeDelta::minutes(1);
 
-/// Longest wait between attempts.
+/// Maximum wait between attempts.
 const MAX_RETRY: TimeDelta = TimeDelta::hours(1);
 
 /// Returns the wait before the next attempt after `attempts` failed ones: 1 minute,
@@ -164,7 +164,7 @@ impl OutboxWorker {
                         tracing::warn!(outbox = id, to = mail.recipient, attempt = mail.attempts, %error, retry_at = %at, "sending a notification failed; it stays queued")
                     }
                     _ => {
-                        tracing::error!(outbox = id, to = mail.recipient, %error, "a notification was refused for good and is marked failed")
+                        tracing::error!(outbox = id, to = mail.recipient, %error, "a notification was rejected for good and is marked failed; check the recipient address")
                     }
                 }
                 Ok(false)

@@ -2,7 +2,7 @@
 //! keep threads together and robots quiet, and sending it over SMTP with lettre 0.11.
 //!
 //! Every message carries its Message-ID, `In-Reply-To` and `References` as given, the
-//! loop header [`DEFAULT_LOOP_HEADER`] so Tend never answers its own mail, and, unless a
+//! loop header [`DEFAULT_LOOP_HEADER`] so Tend's intake never replies to its own mail, and, unless a
 //! person wrote it, `Auto-Submitted` (RFC 3834) with `X-Auto-Response-Suppress: All`
 //! (which Exchange honours) so that out-of-office robots do not answer it.
 
@@ -44,10 +44,10 @@ pub enum SendError {
     /// The message itself is wrong (an invalid address); sending it again cannot help.
     #[error("{0}")]
     Invalid(String),
-    /// The SMTP server refused the message for good (a 5xx reply).
-    #[error("the SMTP server refused the message: {0}")]
+    /// The SMTP server rejected the message for good (a 5xx reply).
+    #[error("the SMTP server rejected the message: {0}")]
     Permanent(String),
-    /// The SMTP server could not be reached or answered with a temporary failure.
+    /// The SMTP server could not be reached or replied with a temporary failure (4xx).
     #[error("sending failed, to be tried again: {0}")]
     Temporary(String),
 }

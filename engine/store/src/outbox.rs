@@ -70,7 +70,7 @@ impl FromStr for OutboxStatus {
     }
 }
 
-/// What made a message, as its `Auto-Submitted` header says (RFC 3834).
+/// The origin of a message, as its `Auto-Submitted` header (RFC 3834) states it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MailKind {
@@ -282,7 +282,7 @@ pub async fn mark_outbox_sent<C: ConnectionTrait>(
     outbox_row(tx, id).await
 }
 
-/// Stores a failed attempt of row `id` inside a write job, if `owner` still holds its
+/// Stores a failed attempt of row `id` inside a write job, if `owner` still has its
 /// lease: with `retry_at`, the row stays queued until then; without, it is `failed` for
 /// good. Releases the lease either way.
 pub async fn mark_outbox_failed<C: ConnectionTrait>(
@@ -322,9 +322,9 @@ async fn outbox_row<C: ConnectionTrait>(tx: &C, id: i64) -> Result<Option<Outbox
         .transpose()
 }
 
-/// The Message-IDs of a record's thread, oldest first: the messages it received and the
-/// notifications it queued or sent (suppressed ones never left). Returns them with the
-/// latest received one.
+/// Loads the Message-IDs of a record's thread, oldest first: the messages it received and
+/// the notifications it queued or sent (suppressed ones never left), with the latest
+/// received one.
 pub async fn thread_message_ids<C: ConnectionTrait>(
     tx: &C,
     record_id: i64,

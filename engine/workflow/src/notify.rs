@@ -1,7 +1,7 @@
-//! Email notifications: the `notify:` block of a definition, which names the templates a
-//! record's events send and to whom, and the handlebars templates under
-//! `workflows/notifications/NAME/` (`subject.hbs`, `text.hbs`, optional `html.hbs`, and
-//! the same files under a locale directory such as `fr/` for recipients of that locale).
+//! Email notifications. The `notify:` block of a definition names the templates that a
+//! record's events send, and to whom. The handlebars templates live under
+//! `workflows/notifications/NAME/`: `subject.hbs`, `text.hbs` and optional `html.hbs`, and
+//! the same files under a locale directory such as `fr/` for recipients of that locale.
 //!
 //! Templates are compiled when the definitions load, so a syntax error is a load error
 //! with its file and line. The subject and the text part are rendered without escaping
@@ -34,7 +34,7 @@ pub struct NotifyRule {
     pub template: String,
 }
 
-/// Who a notification goes to, relative to the record.
+/// The role of a notification's recipients, relative to the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecipientRole {
