@@ -30,6 +30,8 @@ backend_tests!(
     own_follow_up_is_not_notified,
     bounced_address_gets_no_notification,
     outage_delays_mail_without_loss,
+    expired_lease_is_claimed_again,
+    assignee_gets_assignment_notice,
     serve_sends_through_smtp_url,
 );
 
@@ -891,5 +893,132 @@ async fn serve_sends_through_smtp_url(backend: Backend) -> anyhow::Result<()> {
         .get("/api/v1/mail/outbox")
         .await?
         .expect_status(StatusCode::FORBIDDEN)?;
+    Ok(())
+}
+
+async fn expired_lease_is_claimed_again(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let number = created(
+        &desk
+            .take(&message(
+                "user@example.org",
+                "Keyboard missing keys",
+                "lease-1@mail.example.org",
+                "",
+                "The Q key is gone.",
+            ))
+            .await?,
+    )?;
+    let store = desk.commands().store.clone();
+    let now = Utc::now();
+    let claim = |owner: &'static str, at: chrono::DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tend_test_support::tend_store::outbox::claim_outbox(
+                            tx,
+                            owner,
+                            at,
+                            at + TimeDelta::minutes(5),
+                            10,
+                        )
+                        .await
+                    })
+                })
+                .await
+        }
+    };
+    // Node A claims the mail and stops before sending it.
+    let first = claim("node-a", now).await?;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempts, 1);
+    // Node B leaves it alone while A's lease runs.
+    assert!(
+        claim("node-b", now + TimeDelta::minutes(4))
+            .await?
+            .is_empty()
+    );
+    // Once the lease ran out, node B takes it; A can no longer mark it sent.
+    let second = claim("node-b", now + TimeDelta::minutes(6)).await?;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempts, 2);
+    let id = second[0].id;
+    let stale = store
+        .write(move |tx| {
+            Box::pin(async move {
+                tend_test_support::tend_store::outbox::mark_outbox_sent(
+                    tx,
+                    id,
+                    "node-a",
+                    Utc::now(),
+                )
+                .await
+            })
+        })
+        .await?;
+    assert!(stale.is_none(), "{stale:#?}");
+    let row = desk.outbox(&number).await?[0].clone();
+    assert_eq!(row.status, OutboxStatus::Queued);
+    Ok(())
+}
+
+async fn assignee_gets_assignment_notice(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let store = &desk.commands().store;
+    store
+        .add_user(
+            "wendy",
+            Some("wendy@example.com"),
+            &[Role::Technician],
+            TEST_PASSWORD,
+        )
+        .await?;
+    // The colleague in Cc becomes a watcher, whom the shipped incident notifies of
+    // nothing.
+    let number = created(
+        &desk
+            .take(&message(
+                "user@example.org",
+                "Projector dead",
+                "watch-1@mail.example.org",
+                "Cc: colleague@example.org\n",
+                "No image.",
+            ))
+            .await?,
+    )?;
+    let mut fields = Fields::new();
+    fields.insert("assignee".into(), json!("wendy"));
+    desk.apply(
+        "tom",
+        &number,
+        Command::Update {
+            title: None,
+            description: None,
+            fields,
+        },
+    )
+    .await?;
+    let mail = desk.outbox(&number).await?;
+    let assigned: Vec<&OutboxMail> = mail.iter().filter(|row| row.event == "on_assign").collect();
+    let recipients: Vec<&str> = assigned.iter().map(|row| row.recipient.as_str()).collect();
+    assert!(recipients.contains(&"wendy@example.com"), "{mail:#?}");
+    let to_wendy = assigned
+        .iter()
+        .find(|row| row.recipient == "wendy@example.com")
+        .context("wendy's notification")?;
+    assert_eq!(to_wendy.status, OutboxStatus::Queued);
+    assert!(
+        to_wendy.subject.contains("Assigned to wendy"),
+        "{}",
+        to_wendy.subject
+    );
+    assert!(
+        !mail
+            .iter()
+            .any(|row| row.recipient == "colleague@example.org"),
+        "{mail:#?}"
+    );
     Ok(())
 }
