@@ -59,7 +59,7 @@ pub struct MailboxFile {
     pub from: Option<Sender>,
     /// At most this many automatic notifications (acknowledgements and other
     /// `Auto-Submitted` mail) go to one address within the window; the rest are kept as
-    /// suppressed. Stops a loop with a robot that answers without the usual headers.
+    /// suppressed. Stops a loop with a robot that replies without the usual headers.
     #[serde(default = "default_notify_limit")]
     pub notify_limit: RateLimit,
 }
