@@ -257,7 +257,9 @@ fn compile_variant(
                 continue;
             }
         };
-        hasher.update(file.to_string_lossy().as_bytes());
+        // The name within workflows/notifications/, not the full path: the same files
+        // written to another directory are the same version.
+        hasher.update(format!("{variant}/{part}").as_bytes());
         hasher.update(source.as_bytes());
         match Template::compile(&source) {
             Ok(compiled) => {

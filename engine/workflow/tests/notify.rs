@@ -264,3 +264,15 @@ fn missing_text_part_is_an_error() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("has no text.hbs"), "{found:?}");
 }
+
+#[test]
+fn copied_templates_keep_the_version() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let original = load_dir(&root, &AnyRules).expect("the shipped definitions load");
+    let files = tend_workflow::DefinitionFiles::read(&root).expect("the files read");
+    let copy = tempfile::tempdir().unwrap();
+    files.write_to(copy.path()).unwrap();
+    let copied = load_dir(copy.path(), &AnyRules).expect("the copy loads");
+    assert_eq!(copied.version, original.version);
+    assert!(copied.notifications.contains("incident-received"));
+}
