@@ -18,6 +18,7 @@ mod m20261205_000012_add_schedule_run_summary;
 mod m20261205_000013_create_action_runs;
 mod m20261205_000014_create_mail;
 mod m20261205_000015_create_alerts;
+mod m20261205_000016_create_mail_outbox;
 mod m20261205_000019_add_action_run_approval;
 
 /// Every migration of the schema, oldest first.
@@ -42,13 +43,14 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_create_action_runs::Migration),
             Box::new(m20261205_000014_create_mail::Migration),
             Box::new(m20261205_000015_create_alerts::Migration),
+            Box::new(m20261205_000016_create_mail_outbox::Migration),
             Box::new(m20261205_000019_add_action_run_approval::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 20] = [
+pub const TABLES: [&str; 22] = [
     "records",
     "record_counters",
     "journal",
@@ -69,4 +71,6 @@ pub const TABLES: [&str; 20] = [
     "mail_messages",
     "attachments",
     "alerts",
+    "mail_outbox",
+    "mail_addresses",
 ];

@@ -18,6 +18,7 @@ use tend_workflow::{
 
 use crate::cascade::PendingWork;
 use crate::error::ApiError;
+use crate::outbound::{NotifyContext, queue_notifications};
 use crate::versions::{Loaded, Versions};
 
 /// How often a command is decided again after losing an optimistic-lock race.
@@ -105,6 +106,8 @@ pub struct Commands {
     pub engine: Arc<Engine>,
     /// The plugins whose actions records can run.
     pub plugins: Arc<tend_plugin_api::PluginRegistry>,
+    /// Settings of the notifications that commands queue.
+    pub outbound: Arc<crate::outbound::OutboundConfig>,
 }
 
 /// How a command finds its record.
@@ -153,6 +156,15 @@ impl Commands {
             store,
             engine,
             plugins: Arc::new(tend_plugin_api::PluginRegistry::new()),
+            outbound: Arc::new(crate::outbound::OutboundConfig::default()),
+        }
+    }
+
+    /// Returns these commands with `outbound` as the settings of notifications.
+    pub fn with_outbound(self, outbound: crate::outbound::OutboundConfig) -> Commands {
+        Commands {
+            outbound: Arc::new(outbound),
+            ..self
         }
     }
 
@@ -224,6 +236,12 @@ impl Commands {
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
         let key = idempotency_key.clone();
+        let notify = NotifyContext::new(
+            current.set.clone(),
+            definition.clone(),
+            actor,
+            self.outbound.clone(),
+        );
         let stored = self
             .store
             .write(move |tx| {
@@ -233,7 +251,7 @@ impl Commands {
                     {
                         return Ok(Err(number));
                     }
-                    let (record, journal) = tend_store::insert_record_journaled(
+                    let (record, mut journal) = tend_store::insert_record_journaled(
                         tx,
                         &outcome.record,
                         &prefix,
@@ -242,6 +260,11 @@ impl Commands {
                         &outcome.events,
                     )
                     .await?;
+                    if let Some(notify) = &notify {
+                        journal.extend(
+                            queue_notifications(tx, notify, &record, &outcome.events, now).await?,
+                        );
+                    }
                     // A new record has no timers yet, so only plans need a write: under
                     // load every statement is a round trip to the store.
                     if !outcome.timers.is_empty() {
@@ -482,6 +505,12 @@ impl Commands {
         let prefix = definition.number_prefix.clone();
         let digits = definition.number_digits;
         let actor_name = actor.name.clone();
+        let notify = NotifyContext::new(
+            current.set.clone(),
+            definition.clone(),
+            actor,
+            self.outbound.clone(),
+        );
         let record = self
             .store
             .write(move |tx| {
@@ -495,6 +524,9 @@ impl Commands {
                         &outcome.events,
                     )
                     .await?;
+                    if let Some(notify) = &notify {
+                        queue_notifications(tx, notify, &record, &outcome.events, now).await?;
+                    }
                     if !outcome.timers.is_empty() {
                         replace_timers(tx, &record, &outcome).await?;
                     }
@@ -755,6 +787,12 @@ impl Commands {
             });
             let set = pinned.set.clone();
             let definition = pinned.definition.clone();
+            let notify = NotifyContext::new(
+                set.clone(),
+                definition.clone(),
+                actor,
+                self.outbound.clone(),
+            );
             let late = consume.and_then(|(_, due_at)| match &command {
                 Command::Transition { name, .. } => late_event(
                     &format!("automatic transition `{name}`"),
@@ -801,6 +839,10 @@ impl Commands {
                         let record =
                             tend_store::update_record(tx, &outcome.record, &actor_name, &events)
                                 .await?;
+                        if let Some(notify) = &notify {
+                            queue_notifications(tx, notify, &record, &events, record.updated_at)
+                                .await?;
+                        }
                         clocks.store(tx, &record).await?;
                         if let Some(round) = &round {
                             approvals::open_round(tx, record.id, &record.number, round).await?;

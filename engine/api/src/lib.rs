@@ -12,6 +12,8 @@ pub mod clocks;
 pub mod commands;
 pub mod error;
 pub mod mail_intake;
+pub mod outbound;
+pub mod outbox_worker;
 pub mod reports;
 pub mod rest;
 pub mod rest_actions;

@@ -59,7 +59,7 @@ pub const MAIL_ACTOR: &str = "mail";
 /// Instance id that Tend's own outgoing mail carries in its loop header.
 // NOTE: outgoing mail does not exist yet. When it does, this id must come from its
 // configuration, so that every node recognises the mail its instance sent.
-const LOOP_INSTANCE: &str = "tend";
+pub(crate) const LOOP_INSTANCE: &str = "tend";
 
 /// Age after which a stored message still `received` counts as left by a process that
 /// stopped, so that a new delivery of it processes it again.
@@ -377,6 +377,31 @@ impl Commands {
             ));
         }
 
+        self.flag_bounced(message).await;
+        let own = match &message.message_id {
+            Some(id) => self.store.sent_among(&[id.as_str()]).await?,
+            None => None,
+        };
+        if let Some(own) = own {
+            // A copy of our own notification (a Bcc, or a list that sent it back) is
+            // never answered and never opens a record.
+            let reason = format!("Message-ID: <{}> is one Tend sent", own.message_id);
+            let Some(record) = target else {
+                return Err(Refusal {
+                    status: MailStatus::Robot,
+                    reason: format!("our own message, not answered ({reason})"),
+                });
+            };
+            return Ok(Landing {
+                record: record.number,
+                status: MailStatus::Robot,
+                effect: "noted",
+                related: None,
+                robot: Some(reason),
+                actor: MAIL_ACTOR.to_owned(),
+                extra: Vec::new(),
+            });
+        }
         if let Some(reason) = tend_mail::robot(message, &LoopMarker::new(LOOP_INSTANCE)) {
             let Some(record) = target else {
                 return Err(Refusal {
@@ -516,6 +541,48 @@ impl Commands {
         Ok(None)
     }
 
+    /// Flags the failed recipients of a delivery-status report (a bounce) undeliverable, so
+    /// that no further notification goes to them. A failure is logged: the message is still
+    /// processed.
+    async fn flag_bounced(&self, message: &InboundMessage) {
+        let Some(report) = &message.report else {
+            return;
+        };
+        if report.report_type != "delivery-status" {
+            return;
+        }
+        for recipient in &report.recipients {
+            let failed = recipient.action.as_deref() == Some("failed")
+                || recipient
+                    .status
+                    .as_deref()
+                    .is_some_and(|status| status.starts_with('5'));
+            let Some(address) = recipient.final_recipient.as_deref() else {
+                continue;
+            };
+            if !failed {
+                continue;
+            }
+            let reason = format!(
+                "delivery failed with status {}{}",
+                recipient.status.as_deref().unwrap_or("unknown"),
+                recipient
+                    .diagnostic
+                    .as_deref()
+                    .map(|text| format!(" ({text})"))
+                    .unwrap_or_default()
+            );
+            match self.store.flag_undeliverable(address, &reason).await {
+                Ok(()) => tracing::info!(
+                    address,
+                    reason,
+                    "address flagged undeliverable after a bounce"
+                ),
+                Err(error) => tracing::warn!(address, %error, "flagging a bounced address failed"),
+            }
+        }
+    }
+
     /// Returns the sender's account, creating a requester account when the mailbox allows.
     async fn sender_account(
         &self,
@@ -544,9 +611,11 @@ impl Commands {
     ) -> Result<Landing, Refusal> {
         let text = body_text(message);
         let actor = user.actor();
-        let replied = self
-            .reply_with(&actor, &record.number, &text, Access::Participant)
-            .await?;
+        let replied = crate::outbound::with_source_mail(
+            source_mail(&record_mailbox(self, record), message),
+            self.reply_with(&actor, &record.number, &text, Access::Participant),
+        )
+        .await?;
         let (number, effect, related) = match replied {
             Replied::Appended(after) => {
                 let effect = if after.state != record.state {
@@ -602,9 +671,11 @@ impl Commands {
             idempotency_key: Some(format!("mail-message-{id}")),
             preset: draft.preset,
         };
-        let created = self
-            .create_journaled(&actor, &draft.process, input, Utc::now())
-            .await?;
+        let created = crate::outbound::with_source_mail(
+            source_mail(&mailbox.name, message),
+            self.create_journaled(&actor, &draft.process, input, Utc::now()),
+        )
+        .await?;
         Ok(Landing {
             record: created.record.number,
             status: MailStatus::Processed,
@@ -1009,6 +1080,33 @@ fn email_json(mailbox: &Mailbox, message: &InboundMessage) -> Value {
 
 /// The title of a record a message opens: the subject without reply prefixes, on one
 /// line, shortened to the longest title allowed.
+/// Describes `message`, delivered to mailbox `mailbox`, as the source of a command.
+fn source_mail(mailbox: &str, message: &InboundMessage) -> crate::outbound::SourceMail {
+    crate::outbound::SourceMail {
+        mailbox: mailbox.to_owned(),
+        message_id: message.message_id.clone(),
+        parents: message
+            .in_reply_to
+            .iter()
+            .chain(&message.references)
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Returns the name of the mailbox whose process `record` belongs to, or an empty name.
+fn record_mailbox(commands: &Commands, record: &Record) -> String {
+    commands
+        .engine
+        .current()
+        .set
+        .mailboxes
+        .values()
+        .find(|mailbox| mailbox.file.process == record.process)
+        .map(|mailbox| mailbox.name.clone())
+        .unwrap_or_default()
+}
+
 fn record_title(message: &InboundMessage) -> String {
     let subject = message.subject.as_deref().unwrap_or_default();
     let title = tend_mail::strip_reply_prefixes(subject)
@@ -1171,6 +1269,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/mail/inbound", post(inbound))
         .route("/api/v1/mail/inbound/{mailbox}", post(inbound_to))
         .route("/api/v1/mail/quarantine", get(quarantine))
+        .route("/api/v1/mail/outbox", get(crate::outbound::outbox_list))
         .route("/api/v1/mail/quarantine/{id}/retry", post(retry))
         .route("/api/v1/mail/messages/{id}", get(message))
         .route("/api/v1/mail/messages/{id}/raw", get(raw))

@@ -198,6 +198,29 @@ pub enum JournalEvent {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         skipped: Vec<String>,
     },
+    /// A notification was rendered for one recipient and kept in the outbox: `queued` to
+    /// be sent, or `suppressed` with the reason it is not sent.
+    EmailQueued {
+        /// Id of the outbox row, for `GET /api/v1/mail/outbox`.
+        outbox: i64,
+        /// The Message-ID the mail carries, without angle brackets.
+        message_id: String,
+        /// The notification event, such as `on_create` or `on_resolve`.
+        notify: String,
+        template: String,
+        to: String,
+        subject: String,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A queued notification was accepted by the SMTP server.
+    EmailSent {
+        outbox: i64,
+        message_id: String,
+        to: String,
+        attempts: i64,
+    },
 }
 
 impl JournalEvent {
@@ -225,6 +248,8 @@ impl JournalEvent {
             JournalEvent::ActionFinished { .. } => "action_finished",
             JournalEvent::ActionDecided { .. } => "action_decided",
             JournalEvent::EmailReceived { .. } => "email_received",
+            JournalEvent::EmailQueued { .. } => "email_queued",
+            JournalEvent::EmailSent { .. } => "email_sent",
         }
     }
 }

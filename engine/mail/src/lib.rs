@@ -1,6 +1,7 @@
-//! The inbound half of Tend's mail channel: turning one raw RFC 5322 / MIME message into an
-//! [`InboundMessage`] that the intake can store, thread and act on. Pure: no IO, no clock,
-//! no database.
+//! Tend's mail channel. The inbound half turns one raw RFC 5322 / MIME message into an
+//! [`InboundMessage`] that the intake can store, thread and act on; it is pure: no IO, no
+//! clock, no database. The [`outbound`] half builds notifications and sends them over
+//! SMTP.
 //!
 //! # What is parsed
 //!
@@ -57,6 +58,7 @@ mod fields;
 mod headers;
 mod html;
 mod message;
+pub mod outbound;
 mod params;
 mod parse;
 mod report;

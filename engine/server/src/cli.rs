@@ -243,6 +243,19 @@ pub struct ServeArgs {
     /// with `tend reload` instead.
     #[arg(long, env = "TEND_NO_WATCH")]
     pub no_watch: bool,
+    /// SMTP server that notifications are sent through: smtp://host:port (plain),
+    /// smtp://host:port?tls=required (STARTTLS) or smtps://host:port (TLS), with
+    /// user:password@ before the host for authentication. Without it, notifications stay
+    /// queued.
+    #[arg(long, env = "TEND_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Base URL of the web console as people reach it, for the links in notifications.
+    /// Defaults to http:// and the listen address.
+    #[arg(long, env = "TEND_CONSOLE_URL")]
+    pub console_url: Option<String>,
+    /// Seconds between passes that send the queued notifications now due.
+    #[arg(long, env = "TEND_MAIL_SECONDS", default_value_t = 2)]
+    pub mail_seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tend_api::actions::ActionWorker;
+use tend_api::outbox_worker::OutboxWorker;
 use tend_api::{AppState, Commands};
 use tend_domain::Role;
 use tend_plugin_api::CancellationToken;
@@ -46,7 +47,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| source.join("plugins"));
     let plugins = crate::plugins::registry(&plugins_dir)?;
-    let commands = Commands::new(store, engine).with_plugins(plugins);
+    let outbound = tend_api::outbound::OutboundConfig {
+        console_url: args
+            .console_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.listen)),
+        ..tend_api::outbound::OutboundConfig::default()
+    };
+    let commands = Commands::new(store, engine)
+        .with_plugins(plugins)
+        .with_outbound(outbound);
+    match &args.smtp_url {
+        Some(url) => {
+            let sender = tend_mail::outbound::SmtpSender::from_url(url)?;
+            tracing::info!(
+                smtp = sender.display_url(),
+                "notifications are sent through this SMTP server"
+            );
+            let worker = OutboxWorker::new(commands.clone(), sender, node_name());
+            tokio::spawn(send_mail(
+                worker,
+                Duration::from_secs(args.mail_seconds.max(1)),
+            ));
+        }
+        None => tracing::warn!(
+            "notifications are not being sent: they stay queued until a server runs with --smtp-url (TEND_SMTP_URL)"
+        ),
+    }
     match commands.group_warnings().await {
         Ok(warnings) => {
             for warning in warnings {
@@ -196,6 +223,19 @@ async fn run_actions(worker: ActionWorker) {
         ticks.tick().await;
         if let Err(error) = worker.pass().await {
             tracing::error!(%error, "running plugin actions failed; retrying in a second");
+        }
+    }
+}
+
+/// Sends the queued notifications now due at every `interval`. A failed pass is logged
+/// and tried again at the next interval; the rows stay queued.
+async fn send_mail(worker: OutboxWorker, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = worker.pass(chrono::Utc::now()).await {
+            tracing::error!(%error, "sending notifications failed; retrying at the next pass");
         }
     }
 }

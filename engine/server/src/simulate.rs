@@ -498,6 +498,10 @@ fn print_events(events: &[JournalEvent]) {
                 message_id,
                 ..
             } => format!("email from {from} {effect} (Message-ID {message_id})"),
+            JournalEvent::EmailQueued {
+                to, status, notify, ..
+            } => format!("email to {to} {status} ({notify})"),
+            JournalEvent::EmailSent { to, .. } => format!("email to {to} sent"),
         };
         println!("  {line}");
     }

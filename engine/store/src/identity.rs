@@ -24,6 +24,8 @@ pub struct User {
     pub email: Option<String>,
     pub roles: Vec<Role>,
     pub active: bool,
+    /// Whether the user gets notifications about changes they made themselves.
+    pub notify_own_changes: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -119,6 +121,24 @@ impl Store {
 
     /// Activates or deactivates a user; an inactive user can neither log in nor use tokens
     /// or sessions.
+    /// Sets whether user `name` gets notifications about their own changes.
+    pub async fn set_notify_own_changes(&self, name: &str, enabled: bool) -> Result<(), Error> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let user = require_user(tx, &name).await?;
+                let row = users::ActiveModel {
+                    id: Set(user.id),
+                    notify_own_changes: Set(enabled),
+                    ..Default::default()
+                };
+                users::Entity::update(row).exec(tx).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     pub async fn set_user_active(&self, name: &str, active: bool) -> Result<(), Error> {
         self.update_user(name, move |row| row.active = Set(active))
             .await
@@ -245,8 +265,39 @@ pub(crate) fn to_user(model: users::Model) -> Result<User, Error> {
         email: model.email,
         roles,
         active: model.active,
+        notify_own_changes: model.notify_own_changes,
         created_at: model.created_at,
     })
+}
+
+/// Loads the users named `names` inside a write job; names without a user are left out.
+pub async fn users_named<C: ConnectionTrait>(db: &C, names: &[String]) -> Result<Vec<User>, Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    users::Entity::find()
+        .filter(users::Column::Name.is_in(names.iter().cloned()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_user)
+        .collect()
+}
+
+/// Finds the oldest user whose email is `address` (compared without case) inside a
+/// write job.
+pub async fn user_with_email<C: ConnectionTrait>(
+    db: &C,
+    address: &str,
+) -> Result<Option<User>, Error> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    users::Entity::find()
+        .filter(Expr::expr(Func::lower(Expr::col(users::Column::Email))).eq(address.to_lowercase()))
+        .order_by_asc(users::Column::Id)
+        .one(db)
+        .await?
+        .map(to_user)
+        .transpose()
 }
 
 #[cfg(test)]

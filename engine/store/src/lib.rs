@@ -41,6 +41,7 @@ mod journal;
 mod links;
 mod listing;
 pub mod mail;
+pub mod outbox;
 mod records;
 pub mod schedules;
 #[cfg(feature = "testing")]
@@ -52,13 +53,13 @@ mod writer;
 pub use audit::{AuditProblem, AuditReport, CheckpointHead, ProblemKind};
 pub use credentials::{TOKEN_PREFIX, sha256_hex};
 pub use error::{Error, Result};
-pub use identity::User;
+pub use identity::{User, user_with_email, users_named};
 pub use journal::{entry_hash, read_journal};
 pub use links::{LinkDirection, LinkView, insert_link, link_records};
 pub use listing::{MAX_LIMIT, RecordFilter, RecordPage};
 pub use records::{
-    find_idempotent, insert_record, insert_record_journaled, load_record_for_update,
-    save_idempotent, update_record, update_record_journaled,
+    append_journal, find_idempotent, insert_record, insert_record_journaled,
+    load_record_for_update, save_idempotent, update_record, update_record_journaled,
 };
 pub use sea_orm::DatabaseTransaction as Transaction;
 pub use timers::{

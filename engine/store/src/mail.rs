@@ -359,8 +359,8 @@ impl Store {
             .await?)
     }
 
-    /// Finds the record of the first of `message_ids` that a stored message reached, in
-    /// the order given: the thread a reply belongs to.
+    /// Finds the record of the first of `message_ids` that a stored message reached or
+    /// that Tend sent about a record, in the order given: the thread a reply belongs to.
     pub async fn thread_of(&self, message_ids: &[&str]) -> Result<Option<ThreadMatch>, Error> {
         if message_ids.is_empty() {
             return Ok(None);
@@ -377,7 +377,31 @@ impl Store {
             .into_tuple::<(Option<String>, Option<i64>, Option<String>)>()
             .all(self.db())
             .await?;
+        let sent: Vec<(String, Option<i64>, String)> = crate::entities::mail_outbox::Entity::find()
+            .filter(
+                crate::entities::mail_outbox::Column::MessageId.is_in(message_ids.iter().copied()),
+            )
+            .filter(crate::entities::mail_outbox::Column::RecordId.is_not_null())
+            .select_only()
+            .columns([
+                crate::entities::mail_outbox::Column::MessageId,
+                crate::entities::mail_outbox::Column::RecordId,
+                crate::entities::mail_outbox::Column::RecordNumber,
+            ])
+            .into_tuple()
+            .all(self.db())
+            .await?;
         for wanted in message_ids {
+            let ours = sent.iter().find_map(|(id, record_id, number)| {
+                (id == wanted).then(|| ThreadMatch {
+                    message_id: id.clone(),
+                    record_id: record_id.unwrap_or_default(),
+                    record_number: number.clone(),
+                })
+            });
+            if ours.is_some() {
+                return Ok(ours);
+            }
             let found = rows.iter().find_map(|(id, record_id, number)| {
                 match (id.as_deref(), record_id, number) {
                     (Some(id), Some(record_id), Some(number)) if id == *wanted => {

@@ -142,6 +142,48 @@ pub async fn update_record_journaled<C: ConnectionTrait>(
     Ok((stored, written))
 }
 
+/// Appends `events` to the journal of record `id` inside a write job, without changing the
+/// record or its revision: for facts about work done outside the record (mail sent), which
+/// must not make a concurrent command on the record retry. The record's row is locked on
+/// PostgreSQL, so concurrent appends chain one after the other. Returns the entries, or
+/// none when the record is gone.
+pub async fn append_journal<C: ConnectionTrait>(
+    tx: &C,
+    id: i64,
+    actor: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    events: &[JournalEvent],
+) -> Result<Vec<JournalEntry>, Error> {
+    let Some(current) = select_by(tx, records::Column::Id.eq(id), true).await? else {
+        return Ok(Vec::new());
+    };
+    let at = crate::truncate(at);
+    let entries = journal::chain(
+        &current.number,
+        current.journal_seq,
+        &current.journal_head,
+        at,
+        actor,
+        events,
+    )?;
+    let (journal_seq, journal_head) =
+        head_after(&entries, current.journal_seq, &current.journal_head);
+    records::Entity::update_many()
+        .col_expr(
+            records::Column::JournalSeq,
+            sea_orm::sea_query::Expr::value(journal_seq),
+        )
+        .col_expr(
+            records::Column::JournalHead,
+            sea_orm::sea_query::Expr::value(journal_head),
+        )
+        .filter(records::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    journal::insert_entries(tx, id, actor, &entries).await?;
+    Ok(journal::written_entries(actor, &entries, events))
+}
+
 /// Loads a record inside a write job. On PostgreSQL the row stays locked (`FOR UPDATE`)
 /// until the batch commits; SQLite needs no lock because its write transaction is exclusive.
 pub async fn load_record_for_update<C: ConnectionTrait>(

@@ -23,6 +23,7 @@ pub mod load;
 pub mod mailbox;
 pub mod migrate;
 pub mod model;
+pub mod notify;
 mod prune;
 mod rejection;
 pub mod rules;

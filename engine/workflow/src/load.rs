@@ -50,6 +50,8 @@ pub struct DefinitionSet {
     pub mailboxes: IndexMap<String, Mailbox>,
     /// Alert sources by name (the file name), from `workflows/alerts/*.yaml`.
     pub alert_sources: IndexMap<String, AlertSource>,
+    /// Email notification templates, from `workflows/notifications/`.
+    pub notifications: crate::notify::Notifications,
 }
 
 impl DefinitionSet {
@@ -108,6 +110,11 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     let mailbox_files = yaml_files(&workflows.join("mailboxes"), &mut Vec::new());
     let alert_files = yaml_files(&workflows.join("alerts"), &mut Vec::new());
     let groups = load_groups(&group_files, &mut hasher, &mut diagnostics);
+    let notifications = crate::notify::load_notifications(
+        &workflows.join("notifications"),
+        &mut hasher,
+        &mut diagnostics,
+    );
     if definition_files.is_empty() && diagnostics.is_empty() {
         diagnostics.push(Diagnostic {
             file: workflows.clone(),
@@ -133,6 +140,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         };
         validate_definition(&definition, file, &mut report);
         check_approvers(&definition, &groups, &mut report);
+        crate::notify::check_notify(&definition, &notifications, &mut report);
         for (i, trend) in definition.trends.iter().enumerate() {
             let known = definition_files
                 .iter()
@@ -308,6 +316,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         sla_policies,
         mailboxes,
         alert_sources,
+        notifications,
     })
 }
 

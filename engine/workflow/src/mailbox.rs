@@ -60,6 +60,57 @@ pub struct MailboxFile {
     /// rest are quarantined. Stops two help desks that answer each other.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+    /// Sender identity of the notifications about this mailbox's records; the mailbox's
+    /// first address when left out.
+    #[serde(default)]
+    pub from: Option<Sender>,
+    /// At most this many automatic notifications (acknowledgements and other
+    /// `Auto-Submitted` mail) go to one address within the window; the rest are kept as
+    /// suppressed. Stops a loop with a robot that replies without the usual headers.
+    #[serde(default = "default_notify_limit")]
+    pub notify_limit: RateLimit,
+}
+
+/// The sender of notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// The `From` address, such as `support@example.com`.
+    pub address: String,
+    /// The display name in `From`, such as `Service desk`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `Reply-To` address, when replies should go elsewhere than `address`.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// The domain of the Message-IDs of sent mail; the domain of `address` when left out.
+    #[serde(default)]
+    pub message_id_domain: Option<String>,
+}
+
+impl Mailbox {
+    /// Returns the sender of this mailbox's notifications: `from`, else its first address
+    /// with its label as the name.
+    pub fn sender(&self) -> Sender {
+        self.file.from.clone().unwrap_or_else(|| Sender {
+            address: self.file.addresses.first().cloned().unwrap_or_default(),
+            name: self.file.label.clone(),
+            reply_to: None,
+            message_id_domain: None,
+        })
+    }
+}
+
+impl Sender {
+    /// Returns the domain of Message-IDs: `message_id_domain`, else the domain of
+    /// `address`.
+    pub fn domain(&self) -> String {
+        self.message_id_domain.clone().unwrap_or_else(|| {
+            self.address
+                .rsplit_once('@')
+                .map_or_else(|| "localhost".to_owned(), |(_, domain)| domain.to_owned())
+        })
+    }
 }
 
 /// A mailbox with its name.
@@ -149,6 +200,13 @@ fn default_rate_limit() -> RateLimit {
     }
 }
 
+fn default_notify_limit() -> RateLimit {
+    RateLimit {
+        messages: 3,
+        within: Span { minutes: 60 },
+    }
+}
+
 fn default_stranger_link() -> String {
     "related_to".to_owned()
 }
@@ -176,11 +234,7 @@ impl MailboxFile {
             ));
         }
         for (position, address) in self.addresses.iter().enumerate() {
-            let valid = address
-                .split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-                && !address.contains(char::is_whitespace);
-            if !valid {
+            if !is_address(address) {
                 problems.push((
                     format!("addresses[{position}]"),
                     format!(
@@ -217,6 +271,30 @@ impl MailboxFile {
                     .to_owned(),
             ));
         }
+        if let Some(from) = &self.from {
+            let addresses = [
+                ("from.address", Some(&from.address)),
+                ("from.reply_to", from.reply_to.as_ref()),
+            ];
+            for (path, address) in addresses {
+                if let Some(address) = address
+                    && !is_address(address)
+                {
+                    problems.push((
+                        path.to_owned(),
+                        format!(
+                            "`{address}` is not an email address: write it as local@domain.example"
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.notify_limit.messages == 0 || self.notify_limit.within.minutes <= 0 {
+            problems.push((
+                "notify_limit".to_owned(),
+                "`notify_limit` needs at least 1 message within a positive length of time, such as { messages: 3, within: 1h }".to_owned(),
+            ));
+        }
         if self.rate_limit.within.minutes <= 0 {
             problems.push((
                 "rate_limit.within".to_owned(),
@@ -225,6 +303,14 @@ impl MailboxFile {
         }
         problems
     }
+}
+
+/// Checks the form `local@domain.example`, without whitespace.
+fn is_address(address: &str) -> bool {
+    address
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !address.contains(char::is_whitespace)
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub struct Definition {
     /// and journaled.
     #[serde(default)]
     pub automatic_actions: Vec<String>,
+    /// Email notifications by event (`on_create`, `on_comment`, `on_assign`,
+    /// `on_<transition>`), each a list of templates and the roles they go to.
+    #[serde(default)]
+    pub notify: IndexMap<String, Vec<crate::notify::NotifyRule>>,
 }
 
 /// A trend: `threshold` records created within `within` that share the values of the

@@ -23,6 +23,7 @@ mod list_query;
 mod mail;
 mod mail_console;
 mod major_incident;
+mod outbound;
 mod problem;
 mod problem_fix;
 mod rejections;

@@ -65,6 +65,8 @@ fn is_internal(event: &JournalEvent) -> bool {
             | JournalEvent::RuleFailed { .. }
             | JournalEvent::Recommended { .. }
             | JournalEvent::FollowOnFailed { .. }
+            | JournalEvent::EmailQueued { .. }
+            | JournalEvent::EmailSent { .. }
     ) || matches!(event, JournalEvent::EmailReceived { effect, .. } if effect == "noted" || effect == "rejected")
 }
 
@@ -352,6 +354,45 @@ fn describe(definition: &Definition, event: &JournalEvent, view: &mut EntryView)
             }
             view.text = Some(lines.join("\n"));
             view.link = Some(format!("/mail/messages/{mail}"));
+        }
+        JournalEvent::EmailQueued {
+            outbox,
+            message_id,
+            notify,
+            template,
+            to,
+            subject,
+            status,
+            reason,
+        } => {
+            view.summary = match reason {
+                Some(reason) if status == "suppressed" => {
+                    format!("Email to {to} not sent: {reason}")
+                }
+                _ => format!("Email to {to} queued"),
+            };
+            view.text = Some(
+                [
+                    format!("Subject: {subject}"),
+                    format!("Message-ID: <{message_id}>"),
+                    format!(
+                        "Notification: {} with template {template} (outbox {outbox})",
+                        humanise(notify)
+                    ),
+                ]
+                .join("\n"),
+            );
+        }
+        JournalEvent::EmailSent {
+            outbox,
+            message_id,
+            to,
+            attempts,
+        } => {
+            view.summary = format!("Email to {to} sent");
+            view.text = Some(format!(
+                "Message-ID: <{message_id}>\nOutbox {outbox}, attempt {attempts}"
+            ));
         }
     }
 }

@@ -11,6 +11,8 @@ pub struct Model {
     pub roles: String,
     pub password_hash: String,
     pub active: bool,
+    /// Whether the user gets notifications about changes they made themselves.
+    pub notify_own_changes: bool,
     pub created_at: DateTimeUtc,
 }
 
