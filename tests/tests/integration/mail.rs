@@ -842,12 +842,15 @@ async fn gateway_exit_codes(backend: Backend) -> anyhow::Result<()> {
     let bounced = gateway(&desk.server, MAILBOX, refused.as_bytes()).await?;
     assert_eq!(bounced.code(), Some(65), "{bounced}");
     assert!(
-        bounced.stderr.contains("rejected the message")
-            && bounced.stderr.contains("disabled"),
+        bounced.stderr.contains("rejected the message") && bounced.stderr.contains("disabled"),
         "{bounced}"
     );
     let again = gateway(&desk.server, MAILBOX, refused.as_bytes()).await?;
-    assert_eq!(again.code(), Some(65), "a re-delivery is refused alike: {again}");
+    assert_eq!(
+        again.code(),
+        Some(65),
+        "a re-delivery is refused alike: {again}"
+    );
 
     // No database: 75, so the MTA delivers the message again later.
     let down = run_tend_with_bytes(
