@@ -21,6 +21,7 @@ mod import;
 mod links;
 mod list_query;
 mod mail;
+mod mail_servers;
 mod major_incident;
 mod problem;
 mod problem_fix;
