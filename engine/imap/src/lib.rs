@@ -1,6 +1,7 @@
-//! The IMAP side of the mail intake: connect (plain, STARTTLS or TLS with rustls), log in,
-//! list the messages of a folder that are not processed yet, fetch one without setting
-//! `\Seen`, mark it processed (move it or set a keyword), and wait for new mail with IDLE.
+//! The IMAP side of the mail intake. It connects (plain, STARTTLS or TLS with rustls) and
+//! logs in, lists the messages of a folder that are not processed yet, and fetches one
+//! without setting `\Seen`. It marks a message processed (moves it or sets a keyword) and
+//! waits for new mail with IDLE.
 //!
 //! The crate knows nothing of the store: the caller hands each fetched message to the
 //! intake and marks it processed only after the intake committed it, so that a crash in
@@ -21,9 +22,9 @@ use tokio::net::TcpStream;
 
 pub use stream::Stream;
 
-/// Longest wait for the TCP connection, the TLS handshake and the greeting.
+/// Maximum wait for the TCP connection, the TLS handshake and the greeting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest time one IDLE command runs before it is renewed. RFC 2177 lets a server log
+/// Maximum time one IDLE command runs before it is renewed. RFC 2177 lets a server log
 /// out a client after 30 minutes of inactivity, so IDLE is renewed well before.
 pub const IDLE_RENEWAL: Duration = Duration::from_secs(25 * 60);
 
@@ -34,7 +35,7 @@ pub enum Security {
     Tls,
 }
 
-/// What is done to a message once its transaction committed.
+/// Action taken on a message once its transaction committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterProcessing {
     /// Move it to this folder, created at login when missing.
@@ -104,7 +105,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later may succeed without a change of the settings: a lost
+    /// Returns whether trying again later may succeed without a change of the settings: a lost
     /// or refused connection may, a rejected login or a bad CA file does not.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -147,7 +148,7 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects, secures the connection as `settings.security` says, logs in, creates
+    /// Connects, secures the connection as `settings.security` sets, logs in, creates
     /// the folder of processed messages when it is missing and selects the folder.
     pub async fn open(settings: &Settings) -> Result<Connection, Error> {
         let mut session = login(settings).await?;
@@ -174,7 +175,7 @@ impl Connection {
         })
     }
 
-    /// Whether the server offers IDLE.
+    /// Returns whether the server offers IDLE.
     pub fn supports_idle(&self) -> bool {
         self.idle
     }
@@ -481,7 +482,7 @@ async fn ensure_folder(
     })
 }
 
-/// The server's text of a NO or BAD response, else the error.
+/// Returns the server's text of a NO or BAD response, else the error.
 fn reason(error: async_imap::error::Error) -> String {
     match error {
         async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {

@@ -1,8 +1,9 @@
 //! IMAP intake: the pollers `tend serve` runs, one per mailbox with an `imap:` section, and
 //! `tend mail poll`. Each pass fetches the folder's unprocessed messages, hands each one
-//! to `Commands::take_mail` and marks it processed only after that returned, so a crash
-//! between the fetch and the commit leaves the message in the folder, and a crash between
-//! the commit and the move leads to a de-duplicated delivery on the next pass.
+//! to `Commands::take_mail` and marks it processed only after that returned. A crash
+//! between the fetch and the commit therefore leaves the message in the folder. After a
+//! crash between the commit and the move, the next pass delivers it again, and the intake
+//! finds it stored and does nothing.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,10 +19,10 @@ use crate::cli::MailPollArgs;
 
 /// First wait before reconnecting after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// Longest wait between two connection attempts.
+/// Maximum wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// What became of one message of a pass.
+/// Outcome of one message of a pass.
 #[derive(Debug)]
 pub enum Handled {
     /// The intake stored it; it was then moved or flagged.
@@ -117,8 +118,8 @@ pub fn explain(mailbox: &str, settings: &Settings, error: &tend_imap::Error) -> 
 }
 
 /// Takes every unprocessed message of the folder once, oldest first. A message the
-/// intake failed on stays in place and does not stop the others; an IMAP failure ends
-/// the pass with the messages handled so far.
+/// intake failed on stays in place and does not stop the others. An IMAP failure ends
+/// the pass, and `handled` keeps the messages handled before it.
 pub async fn pass(
     commands: &Commands,
     mailbox: &str,

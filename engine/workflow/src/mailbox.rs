@@ -138,8 +138,8 @@ pub struct RateLimit {
     pub within: Span,
 }
 
-/// Where and how `tend serve` fetches the mailbox's messages over IMAP. The password is
-/// never written here: it comes from an environment variable or a file.
+/// Connection settings with which `tend serve` fetches the mailbox's messages over IMAP.
+/// The password is never written here: it comes from an environment variable or a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapSource {
@@ -178,7 +178,7 @@ pub struct ImapSource {
 }
 
 impl ImapSource {
-    /// The port, or the standard one of the security: 993 for `tls`, else 143.
+    /// Returns the port, or the standard one of the security: 993 for `tls`, else 143.
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(match self.security {
             ImapSecurity::Tls => 993,
@@ -199,7 +199,7 @@ pub enum ImapSecurity {
     Tls,
 }
 
-/// What is done to a message after its transaction committed, so that the next pass
+/// Action taken on a message after its transaction committed, so that the next pass
 /// skips it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ProcessedKeys", into = "ProcessedKeys")]
@@ -523,7 +523,8 @@ impl ImapSource {
     }
 }
 
-/// Whether `name` can be sent as an IMAP mailbox name without quoting trouble.
+/// Checks that `name` is a non-empty IMAP mailbox name without control characters,
+/// quotes or backslashes, which async-imap would have to escape.
 fn is_mailbox_name(name: &str) -> bool {
     !name.trim().is_empty()
         && !name
