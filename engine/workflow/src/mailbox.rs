@@ -646,6 +646,19 @@ mod tests {
     }
 
     #[test]
+    fn imap_processed_needs_one_key() {
+        let base = "  host: imap.example.com\n  username: desk\n  password_env: DESK\n";
+        let both = imap_parse_errors(&format!(
+            "{base}  processed: {{ move_to: Done, flag: Done }}\n"
+        ));
+        assert_eq!(both.len(), 1, "{both:?}");
+        assert!(both[0].contains("not both"), "{both:?}");
+        let neither = imap_parse_errors(&format!("{base}  processed: {{}}\n"));
+        assert_eq!(neither.len(), 1, "{neither:?}");
+        assert!(neither[0].contains("move_to: FOLDER"), "{neither:?}");
+    }
+
+    #[test]
     fn imap_inline_password_rejected() {
         let problems =
             imap_problems("  host: imap.example.com\n  username: desk\n  password: hunter2\n");

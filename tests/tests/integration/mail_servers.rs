@@ -20,6 +20,7 @@ backend_tests!(
     imap_message_opens_incident,
     killed_poller_loses_and_doubles_nothing,
     poll_once_over_starttls,
+    poll_once_flags_over_imaps,
 );
 
 /// How long a running `tend serve` may take to take the messages the test waits for.
@@ -45,6 +46,26 @@ fn definitions_for(
     password: &str,
     port: u16,
 ) -> anyhow::Result<()> {
+    definitions_with(
+        target,
+        servers,
+        user,
+        password,
+        (port, "starttls"),
+        "{ move_to: Processed }",
+    )
+}
+
+/// Like [`definitions_for`], on `port` with `security` (`none`, `starttls` or `tls`) and
+/// the `processed` action given.
+fn definitions_with(
+    target: &Path,
+    servers: &MailServers,
+    user: &str,
+    password: &str,
+    (port, security): (u16, &str),
+    processed: &str,
+) -> anyhow::Result<()> {
     copy_dir(&repo_root().join("workflows"), &target.join("workflows"))?;
     copy_dir(&repo_root().join("rules"), &target.join("rules"))?;
     std::fs::write(target.join("imap-password"), format!("{password}\n"))?;
@@ -59,7 +80,7 @@ fn definitions_for(
         "support.yaml no longer lists its addresses as expected"
     );
     let imap = format!(
-        "\nimap:\n  host: 127.0.0.1\n  port: {port}\n  security: starttls\n  username: {user}\n  password_file: imap-password\n  ca_file: {}\n  folder: INBOX\n  processed: {{ move_to: Processed }}\n  idle: true\n  poll_every: 2s\n",
+        "\nimap:\n  host: 127.0.0.1\n  port: {port}\n  security: {security}\n  username: {user}\n  password_file: imap-password\n  ca_file: {}\n  folder: INBOX\n  processed: {processed}\n  idle: true\n  poll_every: 2s\n",
         servers.ca_file.display()
     );
     std::fs::write(&path, format!("{mailbox}{imap}"))?;
@@ -466,6 +487,80 @@ async fn poll_once_over_starttls(backend: Backend) -> anyhow::Result<()> {
         "{}",
         unreachable.stderr
     );
+    database.cleanup().await
+}
+
+/// `tend mail poll --once` over IMAPS with `processed: { flag: KEYWORD }` takes a message
+/// and leaves it in INBOX with the keyword, so that the next pass skips it.
+async fn poll_once_flags_over_imaps(backend: Backend) -> anyhow::Result<()> {
+    let Some(servers) = MailServers::find("poll_once_flags_over_imaps").await? else {
+        return Ok(());
+    };
+    let support = servers.address("support", "example.com");
+    let carol = servers.address("carol", "example.org");
+    let database = TestDatabase::create(backend).await?;
+    let definitions = tempfile::tempdir()?;
+    definitions_with(
+        definitions.path(),
+        &servers,
+        &support,
+        &servers.password,
+        (servers.imaps_port, "tls"),
+        "{ flag: TendProcessed }",
+    )?;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "mail".into(),
+        "poll".into(),
+        "--mailbox".into(),
+        "support".into(),
+        "--once".into(),
+        "--definitions".into(),
+        definitions.path().into(),
+    ];
+    args.extend(database.store_args());
+
+    let raw = message(
+        &carol,
+        &support,
+        "Badge reader at door B",
+        &format!("badge-{carol}"),
+        "",
+        "It beeps red.",
+    );
+    servers.send(&carol, &[&support], &raw).await?;
+    servers
+        .wait_for_messages(&support, "INBOX", 1, TAKE_TIMEOUT)
+        .await?;
+    let taken = run_tend(args.clone(), None).await?.expect_success()?;
+    assert!(
+        taken.stdout.contains("processed, created INC"),
+        "{}",
+        taken.stdout
+    );
+    assert!(
+        taken.stdout.contains("marked processed"),
+        "{}",
+        taken.stdout
+    );
+
+    let again = run_tend(args, None).await?.expect_success()?;
+    assert!(
+        again.stdout.contains("no unprocessed messages"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        servers.messages(&support, "INBOX").await?.len(),
+        1,
+        "the flagged message left INBOX"
+    );
+    assert!(
+        servers.messages(&support, "Processed").await?.is_empty(),
+        "a Processed folder was used"
+    );
+    let store = database.connect().await?;
+    assert_eq!(incidents(&store).await?.len(), 1);
+    drop(store);
     database.cleanup().await
 }
 
