@@ -44,7 +44,7 @@ if ! command -v postfix >/dev/null || ! command -v dovecot >/dev/null ||
         DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
             --no-install-recommends postfix dovecot-imapd dovecot-lmtpd openssl; } >"$log" 2>&1; then
         cat "$log" >&2
-        echo "could not install Postfix and Dovecot: the mail server tests will be skipped" >&2
+        echo "could not install Postfix and Dovecot: the mail server tests will fail, or be skipped where TEND_REQUIRE_MAIL_SERVERS is not 1" >&2
         exit 0
     fi
 fi

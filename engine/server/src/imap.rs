@@ -216,7 +216,8 @@ pub async fn run_poller(commands: Commands, mailbox: String, definitions: std::p
     }
 }
 
-/// Takes messages over one connection until it fails. Resets `backoff` once connected.
+/// Takes messages over one connection until it fails. Resets `backoff` after each
+/// complete pass.
 async fn serve_connection(
     commands: &Commands,
     mailbox: &str,
@@ -226,7 +227,6 @@ async fn serve_connection(
     backoff: &mut Duration,
 ) -> Result<(), tend_imap::Error> {
     let mut connection = Connection::open(settings).await?;
-    *backoff = FIRST_BACKOFF;
     let use_idle = idle && connection.supports_idle();
     tracing::info!(
         mailbox,
@@ -239,6 +239,9 @@ async fn serve_connection(
     loop {
         let mut handled = Vec::new();
         pass(commands, mailbox, &mut connection, &mut handled).await?;
+        // Reset only after a whole pass, so that a failure in every pass (such as a
+        // rejected move) keeps backing off instead of reconnecting every second.
+        *backoff = FIRST_BACKOFF;
         // New mail reported during the pass does not wake a later IDLE: pass again.
         if connection.drain_new_mail_reports() {
             continue;
