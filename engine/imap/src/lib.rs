@@ -495,3 +495,40 @@ fn reason(error: async_imap::error::Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_keeps_server_text() {
+        let error = async_imap::error::Error::No(
+            "code: None, info: Some(\"[AUTHENTICATIONFAILED] Authentication failed.\")".into(),
+        );
+        assert_eq!(
+            reason(error),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        let plain = async_imap::error::Error::Bad("Unknown command".into());
+        assert_eq!(reason(plain), "Unknown command");
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let missing = PathBuf::from("/nonexistent/tend-ca.pem");
+        let error = tls_config(Some(&missing)).expect_err("a missing CA file fails");
+        assert!(
+            matches!(&error, Error::CaFile { path, .. } if *path == missing),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+
+        let directory = std::env::temp_dir().join(format!("tend-imap-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("the temporary directory is writable");
+        let empty = directory.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("the file is written");
+        let error = tls_config(Some(&empty)).expect_err("a file without certificates fails");
+        assert!(error.to_string().contains("no PEM certificate"), "{error}");
+        std::fs::remove_dir_all(&directory).expect("the temporary directory is removed");
+    }
+}
