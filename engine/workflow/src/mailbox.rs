@@ -503,8 +503,8 @@ impl ImapSource {
                 }
             }
             Processed::Flag(keyword) => {
-                // An IMAP keyword is an atom (RFC 3501, section 9): no spaces, brackets,
-                // quotes, wildcards or backslash, so it cannot be a system flag.
+                // An IMAP keyword is an atom: no spaces, brackets, quotes, wildcards or
+                // backslash, so it cannot be a system flag such as \Seen.
                 let valid = !keyword.is_empty()
                     && keyword
                         .chars()
