@@ -188,7 +188,7 @@ pub async fn run_poller(commands: Commands, mailbox: String, definitions: std::p
             Ok(settings) => {
                 let poll_every = Duration::from_secs(source.poll_every.0);
                 let idle = source.idle;
-                match serve_connection(
+                let Err(error) = serve_connection(
                     &commands,
                     &mailbox,
                     &settings,
@@ -196,16 +196,13 @@ pub async fn run_poller(commands: Commands, mailbox: String, definitions: std::p
                     poll_every,
                     &mut backoff,
                 )
-                .await
-                {
-                    Ok(()) => {}
-                    Err(error) => tracing::error!(
-                        mailbox,
-                        retry_in_seconds = backoff.as_secs(),
-                        "{}",
-                        explain(&mailbox, &settings, &error)
-                    ),
-                }
+                .await;
+                tracing::error!(
+                    mailbox,
+                    retry_in_seconds = backoff.as_secs(),
+                    "{}",
+                    explain(&mailbox, &settings, &error)
+                );
             }
             Err(message) => {
                 tracing::error!(mailbox, retry_in_seconds = backoff.as_secs(), "{message}")
@@ -225,7 +222,7 @@ async fn serve_connection(
     idle: bool,
     poll_every: Duration,
     backoff: &mut Duration,
-) -> Result<(), tend_imap::Error> {
+) -> Result<std::convert::Infallible, tend_imap::Error> {
     let mut connection = Connection::open(settings).await?;
     let use_idle = idle && connection.supports_idle();
     tracing::info!(
