@@ -92,8 +92,25 @@ pub struct MailGatewayArgs {
     pub definitions: DefinitionArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct MailPollArgs {
+    /// Mailbox of workflows/mailboxes/ whose `imap:` section names the folder.
+    #[arg(long)]
+    pub mailbox: String,
+    /// Take the folder's unprocessed messages once, print what became of each and exit;
+    /// without it the command polls until stopped, as `tend serve` does.
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MailCommand {
+    /// Fetch a mailbox's messages from its IMAP folder (its `imap:` section).
+    Poll(MailPollArgs),
     /// List the quarantined messages, and those stored but never processed, newest first.
     Quarantine {
         /// Most messages listed.
@@ -256,6 +273,9 @@ pub struct ServeArgs {
     /// Seconds between passes that send the queued notifications now due.
     #[arg(long, env = "TEND_MAIL_SECONDS", default_value_t = 2)]
     pub mail_seconds: u64,
+    /// Do not fetch mail from the IMAP folders of the mailboxes' `imap:` sections.
+    #[arg(long, env = "TEND_NO_IMAP")]
+    pub no_imap: bool,
 }
 
 #[derive(Debug, Args)]

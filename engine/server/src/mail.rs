@@ -231,6 +231,7 @@ pub async fn run(command: MailCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        MailCommand::Poll(args) => crate::imap::poll(args).await,
         MailCommand::Retry {
             id,
             store,
@@ -248,7 +249,7 @@ pub async fn run(command: MailCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Describes the outcome of a message on one line.
-fn describe(outcome: &IntakeOutcome) -> String {
+pub(crate) fn describe(outcome: &IntakeOutcome) -> String {
     let mut line = format!("message {}: {}", outcome.mail, outcome.status);
     if outcome.duplicate {
         line.push_str(" (delivered before; nothing done)");

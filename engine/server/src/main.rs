@@ -3,6 +3,7 @@
 mod admin;
 mod calendar;
 mod cli;
+mod imap;
 mod import;
 mod mail;
 mod migrate;

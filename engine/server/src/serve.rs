@@ -100,6 +100,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         tracing::warn!("cron schedules are off: --schedule-seconds is 0");
     }
+    start_imap_pollers(&commands, source, args.no_imap);
     let stopping = CancellationToken::new();
     let worker = (args.action_workers > 0).then(|| {
         let worker = ActionWorker::new(
@@ -134,6 +135,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!("tend stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts one IMAP poller per mailbox with an `imap:` section. A mailbox that gets one
+/// later is polled from the next start.
+fn start_imap_pollers(commands: &Commands, definitions: &std::path::Path, off: bool) {
+    let set = commands.engine.definitions();
+    let polled: Vec<String> = set
+        .mailboxes
+        .values()
+        .filter(|mailbox| mailbox.file.imap.is_some())
+        .map(|mailbox| mailbox.name.clone())
+        .collect();
+    if polled.is_empty() {
+        return;
+    }
+    if off {
+        tracing::warn!(mailboxes = ?polled, "IMAP polling is off: --no-imap is set");
+        return;
+    }
+    for mailbox in polled {
+        tracing::info!(mailbox, "starting the IMAP poller");
+        tokio::spawn(crate::imap::run_poller(
+            commands.clone(),
+            mailbox,
+            definitions.to_path_buf(),
+        ));
+    }
 }
 
 /// Writes an audit checkpoint at every `interval`, the first one after one interval. A

@@ -6,16 +6,22 @@
 //! - [`server`]: [`TestServer`], in process or as a `tend serve` child, and [`TestUser`].
 //! - [`client`]: [`ApiClient`] and [`Reply`].
 //! - [`binary`]: [`tend_binary`] and [`run_tend`] for the command line.
+//! - [`mail_servers`]: [`MailServers`], the Postfix and Dovecot test servers.
 //!
 //! Environment variables:
 //! - `TEND_TEST_POSTGRES_URL`: the server for PostgreSQL test databases.
 //! - `TEND_TEST_SKIP_POSTGRES=1`: test on SQLite only. Without it, an unreachable
 //!   PostgreSQL fails the test.
 //! - `TEND_BIN`: a prebuilt `tend` to use instead of building it.
+//! - `TEND_TEST_SMTP_PORT`, `TEND_TEST_IMAP_PORT`, `TEND_TEST_IMAPS_PORT`,
+//!   `TEND_TEST_MAIL_PASSWORD`, `TEND_TEST_MAIL_CA`: the mail test servers, as
+//!   `scripts/ensure-mailserver.sh` prints them. `TEND_REQUIRE_MAIL_SERVERS=1`: fail the
+//!   mail server tests when those servers do not run, instead of skipping them.
 
 pub mod binary;
 pub mod client;
 pub mod database;
+pub mod mail_servers;
 pub mod server;
 
 use std::path::PathBuf;
@@ -23,11 +29,14 @@ use std::path::PathBuf;
 pub use binary::{CliOutput, run_tend, run_tend_with_bytes, tend_binary};
 pub use client::{ApiClient, Reply};
 pub use database::{Backend, TestDatabase, backends};
+pub use mail_servers::MailServers;
 pub use reqwest;
 pub use server::{TEST_PASSWORD, TestServer, TestUser, load_definitions};
 pub use tend_domain::Role;
 // The crates under test, so that test crates need only this one as a dependency.
-pub use {tend_api, tend_domain, tend_mail, tend_plugin_api, tend_store, tend_workflow};
+pub use {
+    tend_api, tend_domain, tend_imap, tend_mail, tend_plugin_api, tend_store, tend_workflow,
+};
 
 /// Returns the repository root, which contains `workflows/` and `rules/`.
 pub fn repo_root() -> PathBuf {
