@@ -34,9 +34,7 @@ pub use reqwest;
 pub use server::{TEST_PASSWORD, TestServer, TestUser, load_definitions};
 pub use tend_domain::Role;
 // The crates under test, so that test crates need only this one as a dependency.
-pub use {
-    tend_api, tend_domain, tend_imap, tend_mail, tend_plugin_api, tend_store, tend_workflow,
-};
+pub use {tend_api, tend_domain, tend_imap, tend_mail, tend_plugin_api, tend_store, tend_workflow};
 
 /// Returns the repository root, which contains `workflows/` and `rules/`.
 pub fn repo_root() -> PathBuf {
