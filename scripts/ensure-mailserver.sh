@@ -95,6 +95,8 @@ ssl_key = <$tls/server.key
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Lu
+# support+INC0000042@example.com is delivered to support@example.com.
+recipient_delimiter = +
 first_valid_uid = $mail_uid
 last_valid_uid = $mail_uid
 mail_location = maildir:$state/mail/%d/%n
@@ -151,6 +153,9 @@ mynetworks = 127.0.0.0/8
 relayhost =
 relay_domains =
 virtual_mailbox_domains = $domains
+# support+INC0000042@example.com reaches support@example.com's mailbox, as Tend's reply
+# addresses (reply_tokens) expect of a mail server.
+recipient_delimiter = +
 virtual_transport = lmtp:inet:127.0.0.1:$lmtp_port
 # Nothing leaves this machine: mail for any other domain is rejected at RCPT time, and
 # would find only the error transport if it got past that.

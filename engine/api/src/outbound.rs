@@ -351,11 +351,16 @@ fn sender_of(
                 .find(|mailbox| mailbox.file.process == record.process)
         });
     match mailbox {
-        Some(mailbox) => (
-            mailbox.name.clone(),
-            mailbox.sender(),
-            mailbox.file.notify_limit,
-        ),
+        Some(mailbox) => {
+            let mut sender = mailbox.sender();
+            if mailbox.file.reply_tokens {
+                // Replies go to the record's plus address, which threads them even from a
+                // mail client that drops the references and the subject tag.
+                let base = sender.reply_to.as_deref().unwrap_or(&sender.address);
+                sender.reply_to = plus_address(base, &record.number);
+            }
+            (mailbox.name.clone(), sender, mailbox.file.notify_limit)
+        }
         None => (
             String::new(),
             context.config.default_sender.clone(),
@@ -365,6 +370,13 @@ fn sender_of(
             },
         ),
     }
+}
+
+/// Builds `local+TOKEN@domain` from `address`, or `None` when it has no `@`.
+fn plus_address(address: &str, token: &str) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    let local = local.split_once('+').map_or(local, |(head, _)| head);
+    Some(format!("{local}+{token}@{domain}"))
 }
 
 /// Returns the kind of a notification: `auto-replied` for the acknowledgement of a
@@ -632,6 +644,19 @@ pub fn outbox_json(mail: &tend_store::outbox::OutboxMail) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plus_address_names_the_record() {
+        assert_eq!(
+            plus_address("support@example.com", "INC0000042").as_deref(),
+            Some("support+INC0000042@example.com")
+        );
+        assert_eq!(
+            plus_address("support+old@example.com", "INC7").as_deref(),
+            Some("support+INC7@example.com")
+        );
+        assert_eq!(plus_address("not an address", "INC7"), None);
+    }
 
     #[test]
     fn occasions_of_a_resolve_with_comment() {

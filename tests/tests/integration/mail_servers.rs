@@ -24,7 +24,7 @@ backend_tests!(
 );
 
 /// How long a running `tend serve` may take to take the messages the test waits for.
-const TAKE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long the restarted server of the crash test may take: a message whose processing
 /// the kill cut off is taken again only once it is two minutes old (the intake's guard
@@ -39,7 +39,7 @@ const RECORDS_BEFORE_KILL: usize = 10;
 
 /// Copies the repository's definitions to `target` and gives the `support` mailbox an
 /// `imap:` section for `user` on Dovecot's STARTTLS port, with the password in a file.
-fn definitions_for(
+pub(crate) fn definitions_for(
     target: &Path,
     servers: &MailServers,
     user: &str,
@@ -101,14 +101,21 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn message(from: &str, to: &str, subject: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
+pub(crate) fn message(
+    from: &str,
+    to: &str,
+    subject: &str,
+    id: &str,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Sat, 05 Dec 2026 09:00:00 +0000\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     )
     .into_bytes()
 }
 
-async fn incidents(store: &Store) -> anyhow::Result<Vec<Record>> {
+pub(crate) async fn incidents(store: &Store) -> anyhow::Result<Vec<Record>> {
     let mut filter = RecordFilter {
         process: Some("incident".into()),
         limit: tend_test_support::tend_store::MAX_LIMIT,
@@ -125,12 +132,12 @@ async fn incidents(store: &Store) -> anyhow::Result<Vec<Record>> {
     }
 }
 
-async fn stored_mail(store: &Store) -> anyhow::Result<Vec<MailMessage>> {
+pub(crate) async fn stored_mail(store: &Store) -> anyhow::Result<Vec<MailMessage>> {
     Ok(store.list_mail(&MailStatus::ALL, 10_000, None).await?)
 }
 
 /// Waits until `user`'s INBOX is empty and `Processed` has `count` messages.
-async fn wait_until_processed(
+pub(crate) async fn wait_until_processed(
     servers: &MailServers,
     user: &str,
     count: usize,

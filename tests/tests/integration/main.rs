@@ -22,6 +22,7 @@ mod links;
 mod list_query;
 mod mail;
 mod mail_console;
+mod mail_loop;
 mod mail_servers;
 mod major_incident;
 mod outbound;
