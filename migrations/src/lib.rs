@@ -20,6 +20,7 @@ mod m20261205_000014_create_mail;
 mod m20261205_000015_create_alerts;
 mod m20261205_000016_create_mail_outbox;
 mod m20261205_000019_add_action_run_approval;
+mod m20261205_000020_add_user_locale;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_create_alerts::Migration),
             Box::new(m20261205_000016_create_mail_outbox::Migration),
             Box::new(m20261205_000019_add_action_run_approval::Migration),
+            Box::new(m20261205_000020_add_user_locale::Migration),
         ]
     }
 }

@@ -208,7 +208,7 @@ pub(crate) async fn queue_notifications(
     if occasions.is_empty() {
         return Ok(Vec::new());
     }
-    let (mailbox_name, sender, limit) = sender_of(context, record);
+    let (mailbox_name, sender, limit, mailbox_locale) = sender_of(context, record);
     let mut thread = outbox::thread_message_ids(tx, record.id).await?;
     if let Some(source) = &context.source
         && let Some(id) = &source.message_id
@@ -243,7 +243,12 @@ pub(crate) async fn queue_notifications(
                 )
                 .await?;
                 let data = template_data(context, record, occasion, &recipient);
-                let locale = None;
+                // The recipient's language, else the mailbox's, else the default variant.
+                let locale = recipient
+                    .user
+                    .as_ref()
+                    .and_then(|user| user.locale.as_deref())
+                    .or(mailbox_locale.as_deref());
                 let rendered = match context
                     .set
                     .notifications
@@ -335,11 +340,16 @@ pub(crate) async fn queue_notifications(
 }
 
 /// Returns the mailbox of `record` (the one its message came to, else the first that
-/// opens records of its process), its sender and its limit of automatic mail.
+/// opens records of its process), its sender, its limit of automatic mail and its locale.
 fn sender_of(
     context: &NotifyContext,
     record: &Record,
-) -> (String, Sender, tend_workflow::mailbox::RateLimit) {
+) -> (
+    String,
+    Sender,
+    tend_workflow::mailbox::RateLimit,
+    Option<String>,
+) {
     let mailboxes = &context.set.mailboxes;
     let mailbox = context
         .source
@@ -359,7 +369,12 @@ fn sender_of(
                 let base = sender.reply_to.as_deref().unwrap_or(&sender.address);
                 sender.reply_to = plus_address(base, &record.number);
             }
-            (mailbox.name.clone(), sender, mailbox.file.notify_limit)
+            (
+                mailbox.name.clone(),
+                sender,
+                mailbox.file.notify_limit,
+                mailbox.file.locale.clone(),
+            )
         }
         None => (
             String::new(),
@@ -368,6 +383,7 @@ fn sender_of(
                 messages: 3,
                 within: tend_workflow::Span { minutes: 60 },
             },
+            None,
         ),
     }
 }

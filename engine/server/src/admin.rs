@@ -144,6 +144,51 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 .map_err(|error| user_error(error, &name))?;
             println!("enabled user `{name}`");
         }
+        UserCommand::Notifications {
+            name,
+            locale,
+            own_changes,
+            store,
+        } => {
+            if locale.is_none() && own_changes.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --locale LANGUAGE (or `default`) and/or --own-changes true|false"
+                );
+            }
+            let store = open_store(&store.url()).await?;
+            if let Some(locale) = locale {
+                let locale = locale.trim().to_owned();
+                let valid = !locale.is_empty()
+                    && locale.len() <= 35
+                    && locale
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !valid {
+                    anyhow::bail!(
+                        "invalid locale `{locale}`: give a language tag such as fr or de-CH, or `default`"
+                    );
+                }
+                let value = (locale != "default").then_some(locale);
+                store
+                    .set_user_locale(&name, value.clone())
+                    .await
+                    .map_err(|error| user_error(error, &name))?;
+                println!(
+                    "user `{name}` gets notifications in {}",
+                    value.as_deref().unwrap_or("the mailbox's language")
+                );
+            }
+            if let Some(enabled) = own_changes {
+                store
+                    .set_notify_own_changes(&name, enabled)
+                    .await
+                    .map_err(|error| user_error(error, &name))?;
+                println!(
+                    "user `{name}` {} notifications about their own changes",
+                    if enabled { "gets" } else { "does not get" }
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

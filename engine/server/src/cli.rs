@@ -360,6 +360,21 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Set how a user gets notifications: their language and whether they hear of their
+    /// own changes.
+    Notifications {
+        /// Login name of the user.
+        name: String,
+        /// Language of the user's notifications, such as `fr` or `de-CH`, used when a
+        /// template has a variant for it; `default` clears it.
+        #[arg(long)]
+        locale: Option<String>,
+        /// Whether the user gets notifications about changes they made themselves.
+        #[arg(long)]
+        own_changes: Option<bool>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

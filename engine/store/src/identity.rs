@@ -26,6 +26,8 @@ pub struct User {
     pub active: bool,
     /// Whether the user gets notifications about changes they made themselves.
     pub notify_own_changes: bool,
+    /// Language of the user's notifications, such as `fr`; `None` for the mailbox's.
+    pub locale: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -119,8 +121,6 @@ impl Store {
             .await
     }
 
-    /// Activates or deactivates a user; an inactive user can neither log in nor use tokens
-    /// or sessions.
     /// Sets whether user `name` gets notifications about their own changes.
     pub async fn set_notify_own_changes(&self, name: &str, enabled: bool) -> Result<(), Error> {
         let name = name.to_owned();
@@ -139,6 +139,14 @@ impl Store {
         .await
     }
 
+    /// Sets the language of user `name`'s notifications, or clears it with `None`.
+    pub async fn set_user_locale(&self, name: &str, locale: Option<String>) -> Result<(), Error> {
+        self.update_user(name, move |row| row.locale = Set(locale))
+            .await
+    }
+
+    /// Activates or deactivates a user; an inactive user can neither log in nor use tokens
+    /// or sessions.
     pub async fn set_user_active(&self, name: &str, active: bool) -> Result<(), Error> {
         self.update_user(name, move |row| row.active = Set(active))
             .await
@@ -266,6 +274,7 @@ pub(crate) fn to_user(model: users::Model) -> Result<User, Error> {
         roles,
         active: model.active,
         notify_own_changes: model.notify_own_changes,
+        locale: model.locale,
         created_at: model.created_at,
     })
 }

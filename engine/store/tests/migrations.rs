@@ -22,7 +22,7 @@ async fn existing_tables(connection: &DatabaseConnection) -> Vec<&'static str> {
 
 on_both_backends!(
     migrations_down_up_fresh,
-    migrations_step_down_six,
+    migrations_step_down_in_order,
     nodes_starting_together_migrate_once,
 );
 
@@ -68,7 +68,7 @@ async fn migrations_down_up_fresh(db: &TestDb) {
     assert!(db.store.verify_audit().await.unwrap().is_clean());
 }
 
-async fn migrations_step_down_six(db: &TestDb) {
+async fn migrations_step_down_in_order(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
     let manager = SchemaManager::new(connection);
     assert!(
@@ -81,6 +81,28 @@ async fn migrations_step_down_six(db: &TestDb) {
     assert!(
         manager
             .has_column("users", "notify_own_changes")
+            .await
+            .unwrap()
+    );
+    assert!(manager.has_column("users", "locale").await.unwrap());
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(!manager.has_column("users", "locale").await.unwrap());
+    assert!(
+        manager
+            .has_column("action_runs", "not_before")
+            .await
+            .unwrap()
+    );
+    Migrator::down(connection, Some(1)).await.unwrap();
+    assert!(
+        !manager
+            .has_column("action_runs", "not_before")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !manager
+            .has_column("action_runs", "decision_note")
             .await
             .unwrap()
     );
@@ -127,7 +149,7 @@ async fn migrations_step_down_six(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        6
+        8
     );
 
     Migrator::up(connection, None).await.unwrap();

@@ -69,6 +69,10 @@ pub struct MailboxFile {
     /// suppressed. Stops a loop with a robot that replies without the usual headers.
     #[serde(default = "default_notify_limit")]
     pub notify_limit: RateLimit,
+    /// Language of the notifications about this mailbox's records, such as `fr`, for
+    /// recipients who set none of their own.
+    #[serde(default)]
+    pub locale: Option<String>,
     /// An IMAP folder that `tend serve` polls for this mailbox's messages.
     #[serde(default)]
     pub imap: Option<ImapSource>,

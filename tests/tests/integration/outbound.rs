@@ -33,6 +33,7 @@ backend_tests!(
     expired_lease_is_claimed_again,
     assignee_gets_assignment_notice,
     serve_sends_through_smtp_url,
+    recipient_language_picks_variant,
 );
 
 const MAILBOX: &str = "support";
@@ -1019,6 +1020,49 @@ async fn assignee_gets_assignment_notice(backend: Backend) -> anyhow::Result<()>
             .iter()
             .any(|row| row.recipient == "colleague@example.org"),
         "{mail:#?}"
+    );
+    Ok(())
+}
+
+async fn recipient_language_picks_variant(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let store = &desk.commands().store;
+    let first = created(
+        &desk
+            .take(&message(
+                "User <user@example.org>",
+                "Screen flickers",
+                "locale-1@mail.example.org",
+                "",
+                "Since the update.",
+            ))
+            .await?,
+    )?;
+    let mail = desk.outbox(&first).await?;
+    let ack = queued_to(&mail, "user@example.org");
+    assert_eq!(
+        ack[0].subject,
+        format!("[{first}] We received: Screen flickers")
+    );
+
+    // With a language of her own, the requester gets the French variant.
+    store.set_user_locale("user", Some("fr-CH".into())).await?;
+    let second = created(
+        &desk
+            .take(&message(
+                "User <user@example.org>",
+                "Souris cassée",
+                "locale-2@mail.example.org",
+                "",
+                "Le clic droit ne marche plus.",
+            ))
+            .await?,
+    )?;
+    let mail = desk.outbox(&second).await?;
+    let ack = queued_to(&mail, "user@example.org");
+    assert_eq!(
+        ack[0].subject,
+        format!("[{second}] Demande reçue : Souris cassée")
     );
     Ok(())
 }

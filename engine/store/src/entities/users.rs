@@ -13,6 +13,8 @@ pub struct Model {
     pub active: bool,
     /// Whether the user gets notifications about changes they made themselves.
     pub notify_own_changes: bool,
+    /// Language of the user's notifications, such as `fr`.
+    pub locale: Option<String>,
     pub created_at: DateTimeUtc,
 }
 
