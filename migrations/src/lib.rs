@@ -18,6 +18,7 @@ mod m20261205_000012_add_schedule_run_summary;
 mod m20261205_000013_create_action_runs;
 mod m20261205_000014_create_mail;
 mod m20261205_000015_create_alerts;
+mod m20261205_000018_create_cmdb;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -41,12 +42,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_create_action_runs::Migration),
             Box::new(m20261205_000014_create_mail::Migration),
             Box::new(m20261205_000015_create_alerts::Migration),
+            Box::new(m20261205_000018_create_cmdb::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 20] = [
+pub const TABLES: [&str; 24] = [
     "records",
     "record_counters",
     "journal",
@@ -67,4 +69,8 @@ pub const TABLES: [&str; 20] = [
     "mail_messages",
     "attachments",
     "alerts",
+    "cis",
+    "ci_versions",
+    "ci_keys",
+    "ci_relationships",
 ];

@@ -22,7 +22,7 @@ async fn existing_tables(connection: &DatabaseConnection) -> Vec<&'static str> {
 
 on_both_backends!(
     migrations_down_up_fresh,
-    migrations_step_down_five,
+    migrations_step_down_six,
     nodes_starting_together_migrate_once,
 );
 
@@ -68,7 +68,7 @@ async fn migrations_down_up_fresh(db: &TestDb) {
     assert!(db.store.verify_audit().await.unwrap().is_clean());
 }
 
-async fn migrations_step_down_five(db: &TestDb) {
+async fn migrations_step_down_six(db: &TestDb) {
     let connection = &Store::migration_connection(&db.url).await.unwrap();
     let manager = SchemaManager::new(connection);
     assert!(
@@ -77,6 +77,13 @@ async fn migrations_step_down_five(db: &TestDb) {
             .await
             .unwrap()
     );
+    for table in ["cis", "ci_versions", "ci_keys", "ci_relationships"] {
+        assert!(manager.has_table(table).await.unwrap(), "{table}");
+    }
+    Migrator::down(connection, Some(1)).await.unwrap();
+    for table in ["cis", "ci_versions", "ci_keys", "ci_relationships"] {
+        assert!(!manager.has_table(table).await.unwrap(), "{table}");
+    }
     assert!(manager.has_table("alerts").await.unwrap());
     Migrator::down(connection, Some(1)).await.unwrap();
     assert!(!manager.has_table("alerts").await.unwrap());
@@ -111,7 +118,7 @@ async fn migrations_step_down_five(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        5
+        6
     );
 
     Migrator::up(connection, None).await.unwrap();

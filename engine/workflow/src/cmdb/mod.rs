@@ -69,23 +69,22 @@ impl CmdbSchema {
         listed.iter().any(|allowed| resolved.is_a(allowed))
     }
 
-    /// Lists the concrete classes that no impact-carrying relationship type may join,
-    /// neither as source nor as target: a failure of such a CI reaches nothing, and
-    /// nothing reaches it, so an impact analysis is blind to it.
+    /// Lists the concrete classes that no impact-carrying relationship type names, itself
+    /// or through an ancestor, in its `from` or `to`. A failure of such a CI reaches
+    /// nothing unless people use a type open to every class, so an impact analysis is
+    /// likely blind to it. Types with an empty end name no class and do not count.
     pub fn classes_without_impact(&self) -> Vec<String> {
-        let impact_types: Vec<&RelationshipType> = self
+        let named: BTreeSet<&str> = self
             .relationship_types
             .values()
             .filter(|kind| kind.impact)
+            .flat_map(|kind| kind.from.iter().chain(kind.to.iter()))
+            .map(String::as_str)
             .collect();
         self.classes
             .values()
             .filter(|class| !class.is_abstract)
-            .filter(|class| {
-                !impact_types.iter().any(|kind| {
-                    self.allows_source(kind, &class.name) || self.allows_target(kind, &class.name)
-                })
-            })
+            .filter(|class| !named.iter().any(|listed| class.is_a(listed)))
             .map(|class| class.name.clone())
             .collect()
     }
