@@ -152,6 +152,7 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         let runs = state.commands.store.action_runs_of(record.id, 20).await?;
         view["action_runs"] =
             Value::Array(runs.iter().map(crate::rest_actions::run_json).collect());
+        view["configuration_item"] = crate::rest_cmdb::record_ci(state, &record).await?;
     }
     let attachments = state.commands.store.attachments_of(record.id).await?;
     view["attachments"] = crate::mail_intake::attachments_json(&attachments);

@@ -163,6 +163,32 @@ pub async fn read(
     Ok(Json(ci_view(&state, &schema, &ci, at).await?))
 }
 
+/// Returns the CI that a record's `ci` field names, by id or by name, as a summary, or
+/// `null` when the field is empty or names no single CI that is not retired.
+pub async fn record_ci(state: &AppState, record: &tend_domain::Record) -> Result<Value, ApiError> {
+    let Some(given) = record
+        .fields
+        .get("ci")
+        .and_then(Value::as_str)
+        .map(str::trim)
+    else {
+        return Ok(Value::Null);
+    };
+    if given.is_empty() {
+        return Ok(Value::Null);
+    }
+    let db = state.commands.store.db();
+    let mut found = match given.parse::<i64>() {
+        Ok(id) => store::load_ci(db, id).await?.into_iter().collect(),
+        Err(_) => store::find_cis_by_name(db, given).await?,
+    };
+    found.retain(|ci| ci.retired_at.is_none());
+    Ok(match found.as_slice() {
+        [ci] => ci_summary(&schema(state), ci),
+        _ => Value::Null,
+    })
+}
+
 fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))
