@@ -98,9 +98,10 @@ impl MigrationTrait for Migration {
         .await?;
 
         // A relationship is directed from `source_id` to `target_id`. Retiring one keeps
-        // its row, so the partial indexes only cover the active ones: the unique one refuses
-        // a second active (type, source, target), and the two others serve impact
-        // traversal, which reads one level of the graph per query in each direction.
+        // its row, so the unique index is partial and refuses only a second active
+        // (type, source, target). The two others cover retired rows too, because a CI
+        // shown as it was at a past date needs the relationships retired since; they serve
+        // impact traversal, which reads one level of the graph per query.
         manager
             .create_table(
                 Table::create()
@@ -132,14 +133,18 @@ impl MigrationTrait for Migration {
             "CREATE UNIQUE INDEX idx_ci_relationships_active ON ci_relationships (kind, source_id, target_id) WHERE retired_at IS NULL",
         )
         .await?;
-        execute(
+        create_index(
             manager,
-            "CREATE INDEX idx_ci_relationships_source ON ci_relationships (source_id, kind, target_id) WHERE retired_at IS NULL",
+            "idx_ci_relationships_source",
+            "ci_relationships",
+            &["source_id", "kind", "retired_at"],
         )
         .await?;
-        execute(
+        create_index(
             manager,
-            "CREATE INDEX idx_ci_relationships_target ON ci_relationships (target_id, kind, source_id) WHERE retired_at IS NULL",
+            "idx_ci_relationships_target",
+            "ci_relationships",
+            &["target_id", "kind", "retired_at"],
         )
         .await
     }

@@ -322,6 +322,7 @@ pub async fn list(
     require_staff(&caller.actor)?;
     let Query(query) = query.map_err(query_error)?;
     let schema = schema(&state);
+
     let limit = query.limit.unwrap_or(50);
     if !(1..=store::MAX_CI_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -348,6 +349,7 @@ pub async fn list(
         Some(class) => Some(schema.subclasses_of(class)),
         None => None,
     };
+
     if let Some(status) = &query.status
         && status != store::RETIRED
     {
@@ -360,6 +362,7 @@ pub async fn list(
         limit,
         after: query.after,
     };
+
     let (cis, more) = store::list_cis(state.commands.store.db(), &filter).await?;
     let next_after = if more {
         cis.last().map(|ci| ci.id)

@@ -27,7 +27,7 @@ pub const RETIRED: &str = "retired";
 /// Largest page that [`list_cis`] returns.
 pub const MAX_CI_LIMIT: u64 = 500;
 
-/// Where a change to the CMDB came from.
+/// Origin of a change to the CMDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeSource {
@@ -84,7 +84,7 @@ pub struct NewCi {
     pub keys: Vec<CiKey>,
 }
 
-/// A change to a CI. `attributes` holds the attributes to set; a `null` removes one.
+/// A change to a CI. `attributes` contains the attributes to set, and a `null` removes one.
 /// `keys` replaces the CI's key values and must be computed from the attributes after
 /// the change.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +95,7 @@ pub struct CiChange {
     pub keys: Vec<CiKey>,
 }
 
-/// One version of a CI: what changed, when, by whom and through what.
+/// One version of a CI: the changes, their time, their actor and their source.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CiVersion {
     pub version: i64,
@@ -413,12 +413,7 @@ pub async fn retire_ci<C: ConnectionTrait>(
     insert_version(tx, id, version, at, actor, source, &changes).await?;
 
     let active = ci_relationships::Entity::find()
-        .filter(ci_relationships::Column::RetiredAt.is_null())
-        .filter(
-            Condition::any()
-                .add(ci_relationships::Column::SourceId.eq(id))
-                .add(ci_relationships::Column::TargetId.eq(id)),
-        )
+        .filter(active_at_either_end(id))
         .all(tx)
         .await?;
     let mut retired = Vec::with_capacity(active.len());
@@ -466,7 +461,7 @@ async fn insert_version<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Replaces the key values of CI `ci_id`, after checking that no other CI holds one of
+/// Replaces the key values of CI `ci_id`, after checking that no other CI uses one of
 /// its unique values. The check runs first because on PostgreSQL a failed insert aborts
 /// the rest of the job; the unique index still catches a CI written meanwhile by
 /// another node.
@@ -749,18 +744,29 @@ pub async fn relationships_of<C: ConnectionTrait>(
     id: i64,
 ) -> Result<Vec<Relationship>, Error> {
     Ok(ci_relationships::Entity::find()
-        .filter(ci_relationships::Column::RetiredAt.is_null())
-        .filter(
-            Condition::any()
-                .add(ci_relationships::Column::SourceId.eq(id))
-                .add(ci_relationships::Column::TargetId.eq(id)),
-        )
+        .filter(active_at_either_end(id))
         .order_by_asc(ci_relationships::Column::Id)
         .all(db)
         .await?
         .into_iter()
         .map(to_relationship)
         .collect())
+}
+
+/// Matches the active relationships that CI `id` is the source or the target of, with
+/// each branch of the OR on its own index.
+fn active_at_either_end(id: i64) -> Condition {
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(ci_relationships::Column::RetiredAt.is_null())
+                .add(ci_relationships::Column::SourceId.eq(id)),
+        )
+        .add(
+            Condition::all()
+                .add(ci_relationships::Column::RetiredAt.is_null())
+                .add(ci_relationships::Column::TargetId.eq(id)),
+        )
 }
 
 /// Reads the relationships of CI `id` that were active at `at`, in id order.

@@ -1,7 +1,7 @@
 //! Impact analysis over CI relationships: a breadth-first walk that reads one level of the
-//! graph per query (`WHERE target_id IN (…) OR source_id IN (…)`), through the partial
-//! indexes on the active relationships, so its cost grows with the CIs it reaches and
-//! not with the size of the CMDB. Each CI is reached once, at its shortest depth, so a
+//! graph per query (`WHERE target_id IN (…) OR source_id IN (…)`). The queries go through
+//! the indexes on `(target_id, kind)` and `(source_id, kind)`, so the cost grows with the
+//! CIs the walk reaches and not with the size of the CMDB. Each CI is reached once, at its shortest depth, so a
 //! cycle never makes the walk loop.
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +15,7 @@ use crate::entities::ci_relationships;
 /// Ids per `IN (…)` list, well below the bind-parameter limits of SQLite and PostgreSQL.
 pub(crate) const CHUNK: usize = 500;
 
-/// Which relationships a walk follows, and which way.
+/// Relationship types that a walk follows, by the direction it crosses them.
 #[derive(Debug, Clone, Default)]
 pub struct Walk {
     /// Types walked from target to source: a CI reached as the target leads to the source.
@@ -142,6 +142,7 @@ async fn level<C: ConnectionTrait>(
     if !follow.target_to_source.is_empty() {
         any = any.add(
             Condition::all()
+                .add(ci_relationships::Column::RetiredAt.is_null())
                 .add(ci_relationships::Column::TargetId.is_in(chunk.iter().copied()))
                 .add(
                     ci_relationships::Column::Kind
@@ -152,6 +153,7 @@ async fn level<C: ConnectionTrait>(
     if !follow.source_to_target.is_empty() {
         any = any.add(
             Condition::all()
+                .add(ci_relationships::Column::RetiredAt.is_null())
                 .add(ci_relationships::Column::SourceId.is_in(chunk.iter().copied()))
                 .add(
                     ci_relationships::Column::Kind
@@ -160,7 +162,6 @@ async fn level<C: ConnectionTrait>(
         );
     }
     Ok(ci_relationships::Entity::find()
-        .filter(ci_relationships::Column::RetiredAt.is_null())
         .filter(any)
         .order_by_asc(ci_relationships::Column::Id)
         .all(db)
@@ -196,7 +197,7 @@ fn cycle_through(seen: &HashMap<i64, (u32, Option<Step>)>, step: &Step) -> Optio
     Some(chain)
 }
 
-/// The CIs of a cycle in one order, so that the same cycle met twice is kept once.
+/// Sorts the CIs of a cycle, so that the same cycle met twice is kept once.
 fn canonical(cycle: &[i64]) -> Vec<i64> {
     let mut ids = cycle.to_vec();
     ids.sort_unstable();
