@@ -440,7 +440,7 @@ pub fn store_error(error: tend_store::Error) -> ApiError {
             let message = error.to_string();
             ApiError::Duplicate(message)
         }
-        tend_store::Error::CiConflict { .. } => ApiError::Duplicate(error.to_string()),
+        tend_store::Error::CiConflict { .. } => ApiError::Stale(error.to_string()),
         tend_store::Error::Duplicate { what, key } => {
             ApiError::Duplicate(format!("{what} {key} exists already: nothing was added"))
         }

@@ -146,7 +146,7 @@ async fn ci_changes_keep_history(backend: Backend) -> anyhow::Result<()> {
             &json!({ "attributes": { "memory_mb": 1 }, "version": 1 }),
         )
         .await?;
-    assert_error(&stale, StatusCode::CONFLICT, "duplicate", None);
+    assert_error(&stale, StatusCode::CONFLICT, "conflict", None);
     assert!(
         stale.text.contains("expected version 1, found 2"),
         "{}",
