@@ -19,6 +19,7 @@ mod m20261205_000013_create_action_runs;
 mod m20261205_000014_create_mail;
 mod m20261205_000015_create_alerts;
 mod m20261205_000016_create_mail_outbox;
+mod m20261205_000018_create_cmdb;
 mod m20261205_000019_add_action_run_approval;
 mod m20261205_000020_add_user_locale;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_create_mail::Migration),
             Box::new(m20261205_000015_create_alerts::Migration),
             Box::new(m20261205_000016_create_mail_outbox::Migration),
+            Box::new(m20261205_000018_create_cmdb::Migration),
             Box::new(m20261205_000019_add_action_run_approval::Migration),
             Box::new(m20261205_000020_add_user_locale::Migration),
         ]
@@ -52,7 +54,7 @@ impl MigratorTrait for Migrator {
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 22] = [
+pub const TABLES: [&str; 26] = [
     "records",
     "record_counters",
     "journal",
@@ -75,4 +77,8 @@ pub const TABLES: [&str; 22] = [
     "alerts",
     "mail_outbox",
     "mail_addresses",
+    "cis",
+    "ci_versions",
+    "ci_keys",
+    "ci_relationships",
 ];

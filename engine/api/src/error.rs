@@ -26,6 +26,10 @@ pub enum ApiError {
     },
     #[error("record {0} was changed by someone else at the same time; reload it and try again")]
     Conflict(String),
+    /// The request was based on a version of the resource that is no longer current, such
+    /// as a CI update carrying an old `version`.
+    #[error("{0}")]
+    Stale(String),
     /// The request would add something that exists already, such as a second identical link.
     #[error("{0}")]
     Duplicate(String),
@@ -71,7 +75,9 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) | ApiError::Duplicate(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Stale(_) | ApiError::Duplicate(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,7 +89,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::BadRequest { code, .. } => code,
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::Stale(_) => "conflict",
             ApiError::Duplicate(_) => "duplicate",
             ApiError::Internal(_) => "internal",
         }

@@ -9,6 +9,7 @@ pub mod calendars;
 mod cascade;
 pub mod catalog;
 pub mod clocks;
+pub mod cmdb;
 pub mod commands;
 pub mod error;
 pub mod mail_intake;
@@ -17,6 +18,7 @@ pub mod outbox_worker;
 pub mod reports;
 pub mod rest;
 pub mod rest_actions;
+pub mod rest_cmdb;
 pub mod scheduled_rules;
 pub mod schedules;
 mod trends;
@@ -28,7 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
 pub use commands::{Commands, Created, Engine, NewRecord, Pinned, Replied};
@@ -87,6 +89,17 @@ pub fn router(state: AppState) -> Router {
         .route("/catalog/{item}", post(rest::order))
         .route("/reports/sla", get(reports::sla))
         .route("/reports/sla/breaching", get(reports::breaching))
+        .route("/cis", get(rest_cmdb::list).post(rest_cmdb::create))
+        .route("/cis/{id}", get(rest_cmdb::read).patch(rest_cmdb::update))
+        .route("/cis/{id}/retire", post(rest_cmdb::retire))
+        .route("/cis/{id}/impact", get(rest_cmdb::impact_of))
+        .route(
+            "/impact",
+            get(rest_cmdb::impact_many).post(rest_cmdb::impact_post),
+        )
+        .route("/relationships", post(rest_cmdb::relate))
+        .route("/relationships/{id}", delete(rest_cmdb::unrelate))
+        .route("/ci-classes", get(rest_cmdb::classes))
         .route("/processes", get(rest::processes))
         .route("/definitions", get(rest::definitions))
         .route("/definitions/reload", post(rest::reload))

@@ -154,6 +154,7 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
             Value::Array(runs.iter().map(crate::rest_actions::run_json).collect());
         let mail = state.commands.store.outbox_of(record.id).await?;
         view["mail"] = Value::Array(mail.iter().map(crate::outbound::outbox_json).collect());
+        view["configuration_item"] = crate::rest_cmdb::record_ci(state, &record).await?;
     }
     let attachments = state.commands.store.attachments_of(record.id).await?;
     view["attachments"] = crate::mail_intake::attachments_json(&attachments);

@@ -34,7 +34,7 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!(
-                "ok: {}, {}, {}, {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
+                "ok: {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} and {} in {} are valid (version {})",
                 count(
                     set.definitions.len(),
                     "process definition",
@@ -49,9 +49,24 @@ pub fn validate(args: DirArgs) -> anyhow::Result<ExitCode> {
                 count(set.sla_policies.len(), "SLA policy", "SLA policies"),
                 count(set.mailboxes.len(), "mailbox", "mailboxes"),
                 count(set.alert_sources.len(), "alert source", "alert sources"),
+                count(set.cmdb.classes.len(), "CI class", "CI classes"),
+                count(
+                    set.cmdb.relationship_types.len(),
+                    "relationship type",
+                    "relationship types"
+                ),
                 args.dir.display(),
                 set.version
             );
+            // A class that no impact-carrying type names is invisible to impact analysis
+            // unless people relate it with a type open to every class.
+            let blind = set.cmdb.classes_without_impact();
+            if !blind.is_empty() {
+                println!(
+                    "note: no impact-carrying relationship type names these CI classes, so impact analysis reaches them only over types open to every class: {}",
+                    blind.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {

@@ -24,6 +24,22 @@ pub enum Error {
     #[error("timer {id} was already fired or replaced; nothing was written")]
     TimerGone { id: i64 },
 
+    /// A unique CI attribute already has this value on another CI that is not retired.
+    #[error(
+        "attribute `{attribute}` value `{value}` is already used by CI {ci_id} ({ci_name}); use another value, or change or retire CI {ci_id}"
+    )]
+    AttributeTaken {
+        attribute: String,
+        value: String,
+        ci_id: i64,
+        ci_name: String,
+    },
+
+    #[error(
+        "CI {id} was changed by another writer (expected version {expected}, found {found}); reload it and retry"
+    )]
+    CiConflict { id: i64, expected: i64, found: i64 },
+
     #[error("{what} `{key}` already exists; choose another {what}")]
     Duplicate { what: &'static str, key: String },
 

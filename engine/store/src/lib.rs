@@ -7,6 +7,8 @@
 //! [`insert_record`] and [`update_record`].
 //!
 //! Layout: `records` (record writes and reads), `listing` (filtered, paged lists),
+//! `cmdb` (configuration items, their versions and relationships), `impact` (walks over
+//! CI relationships),
 //! `links` (typed links between records), `timers` (automatic transitions due later),
 //! `schedules` (what became of each due time of a cron schedule), `mail` (inbound
 //! messages kept raw, and attachments), `versions` (the files of
@@ -32,11 +34,13 @@ pub mod alerts;
 pub mod approvals;
 mod audit;
 pub mod clocks;
+pub mod cmdb;
 mod credentials;
 pub mod entities;
 mod error;
 pub mod follow_ons;
 mod identity;
+pub mod impact;
 mod journal;
 mod links;
 mod listing;

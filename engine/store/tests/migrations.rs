@@ -106,6 +106,13 @@ async fn migrations_step_down_in_order(db: &TestDb) {
             .await
             .unwrap()
     );
+    for table in ["cis", "ci_versions", "ci_keys", "ci_relationships"] {
+        assert!(manager.has_table(table).await.unwrap(), "{table}");
+    }
+    Migrator::down(connection, Some(1)).await.unwrap();
+    for table in ["cis", "ci_versions", "ci_keys", "ci_relationships"] {
+        assert!(!manager.has_table(table).await.unwrap(), "{table}");
+    }
     Migrator::down(connection, Some(1)).await.unwrap();
     assert!(!manager.has_table("mail_outbox").await.unwrap());
     assert!(!manager.has_table("mail_addresses").await.unwrap());
@@ -149,7 +156,7 @@ async fn migrations_step_down_in_order(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        8
+        9
     );
 
     Migrator::up(connection, None).await.unwrap();

@@ -116,4 +116,8 @@ impl ApiClient {
         self.send(self.request(Method::PATCH, path).json(body))
             .await
     }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Reply> {
+        self.send(self.request(Method::DELETE, path)).await
+    }
 }

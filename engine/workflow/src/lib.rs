@@ -1,7 +1,8 @@
 //! Process definitions and the state machine.
 //!
 //! - [`model`]: the YAML model of a definition; [`calendar`]: business-hours calendars;
-//!   [`links`]: the types of links between records.
+//!   [`links`]: the types of links between records; [`cmdb`]: CI classes and relationship
+//!   types.
 //! - [`load`]: loading a definitions directory and validating all of it at once, with
 //!   file, line and column for every error; [`files`]: the files of a set as text, which
 //!   servers store per version.
@@ -13,6 +14,7 @@ pub mod alerts;
 pub mod approval;
 pub mod calendar;
 pub mod catalog;
+pub mod cmdb;
 mod diagnostic;
 pub mod engine;
 pub mod files;

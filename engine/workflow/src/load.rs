@@ -1,7 +1,8 @@
 //! Loading a definitions directory: `workflows/*.yaml` (process definitions),
 //! `workflows/calendars/*.yaml` (business-hours calendars), `workflows/links/*.yaml`
 //! (link types), `workflows/mailboxes/*.yaml` (inbound mail) and `workflows/alerts/*.yaml`
-//! (alert sources), with the rules they name under `rules/`. Everything is validated before
+//! (alert sources), `workflows/cmdb/` (CI classes and relationship types), with the rules
+//! they name under `rules/`. Everything is validated before
 //! anything is used, and every problem is reported at once with file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::alerts::{AlertSource, AlertSourceFile};
 use crate::calendar::Calendar;
 use crate::catalog::{CatalogFile, CatalogItem};
+use crate::cmdb::CmdbSchema;
 use crate::diagnostic::{Diagnostic, LoadError};
 use crate::jobs::{OpenRecord, RuleRun, ScheduleAction, ScheduleFile, ScheduledJob};
 use crate::links::{LinkType, LinkTypeFile};
@@ -52,6 +54,8 @@ pub struct DefinitionSet {
     pub alert_sources: IndexMap<String, AlertSource>,
     /// Email notification templates, from `workflows/notifications/`.
     pub notifications: crate::notify::Notifications,
+    /// CI classes and relationship types, from `workflows/cmdb/`.
+    pub cmdb: Arc<CmdbSchema>,
 }
 
 impl DefinitionSet {
@@ -285,6 +289,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     );
     let alert_sources =
         load_alert_sources(&alert_files, &definitions, &mut hasher, &mut diagnostics);
+    let cmdb = crate::cmdb::load_cmdb(&workflows, &mut hasher, &mut diagnostics);
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -317,6 +322,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         mailboxes,
         alert_sources,
         notifications,
+        cmdb: Arc::new(cmdb),
     })
 }
 
@@ -1193,7 +1199,7 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Vec
     }
 }
 
-fn yaml_files(dir: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+pub(crate) fn yaml_files(dir: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) => {
@@ -1221,7 +1227,7 @@ fn yaml_files(dir: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     files
 }
 
-fn parse_file<T: DeserializeOwned>(
+pub(crate) fn parse_file<T: DeserializeOwned>(
     file: &Path,
     hasher: &mut Sha256,
     diagnostics: &mut Vec<Diagnostic>,

@@ -130,7 +130,7 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         .await?
         .expect_success()?;
     let expected = format!(
-        "ok: {}, {}, {}, {}, {}, {}, {}, {}, {} and {} in ",
+        "ok: {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} and {} in ",
         count(
             set.definitions.len(),
             "process definition",
@@ -145,12 +145,26 @@ async fn validate_counts_in_singular_and_plural() -> anyhow::Result<()> {
         count(set.sla_policies.len(), "SLA policy", "SLA policies"),
         count(set.mailboxes.len(), "mailbox", "mailboxes"),
         count(set.alert_sources.len(), "alert source", "alert sources"),
+        count(set.cmdb.classes.len(), "CI class", "CI classes"),
+        count(
+            set.cmdb.relationship_types.len(),
+            "relationship type",
+            "relationship types"
+        ),
     );
     assert!(
         output.stdout.starts_with(&expected),
         "expected `{expected}`:\n{output}"
     );
     assert!(output.stderr.is_empty(), "validate logged:\n{output}");
+    let note = output
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("note: no impact-carrying relationship type names"));
+    assert!(
+        note.is_some_and(|line| line.ends_with("software_package, software_licence")),
+        "the CI classes without impact are not listed:\n{output}"
+    );
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod calendar_cli;
 mod cascade;
 mod change;
 mod cli_output;
+mod cmdb;
 mod common;
 mod continuity;
 mod cost_entry;
