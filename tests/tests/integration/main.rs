@@ -13,6 +13,7 @@ mod cascade;
 mod change;
 mod cli_output;
 mod common;
+mod console_browser;
 mod continuity;
 mod cost_entry;
 mod docs;
