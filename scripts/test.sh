@@ -10,6 +10,8 @@ scripts/ensure-postgres.sh
 scripts/ensure-plugin-tools.sh
 # Prometheus Alertmanager, which the alert intake tests start on 127.0.0.1.
 scripts/ensure-alertmanager.sh
+# Headless Chromium and chromedriver, which the web console's browser tests drive.
+scripts/ensure-chromium.sh
 # Postfix and Dovecot on 127.0.0.1, which the mail server tests deliver to and poll. The
 # script prints the ports, the test password and the CA file as NAME=VALUE lines.
 while IFS= read -r line; do
@@ -18,6 +20,7 @@ done < <(scripts/ensure-mailserver.sh)
 # The tests that need these programs fail, rather than skip, when one is missing.
 export TEND_REQUIRE_PLUGIN_TOOLS=1
 export TEND_REQUIRE_MAIL_SERVERS=1
+export TEND_REQUIRE_BROWSER=1
 
 export TEND_TEST_POSTGRES_URL="${TEND_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"

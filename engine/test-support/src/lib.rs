@@ -6,6 +6,7 @@
 //! - [`server`]: [`TestServer`], in process or as a `tend serve` child, and [`TestUser`].
 //! - [`client`]: [`ApiClient`] and [`Reply`].
 //! - [`binary`]: [`tend_binary`] and [`run_tend`] for the command line.
+//! - [`browser`]: [`Browser`], headless Chromium driven over WebDriver.
 //! - [`mail_servers`]: [`MailServers`], the Postfix and Dovecot test servers.
 //!
 //! Environment variables:
@@ -17,8 +18,11 @@
 //!   `TEND_TEST_MAIL_PASSWORD`, `TEND_TEST_MAIL_CA`: the mail test servers, as
 //!   `scripts/ensure-mailserver.sh` prints them. `TEND_REQUIRE_MAIL_SERVERS=1`: fail the
 //!   mail server tests when those servers do not run, instead of skipping them.
+//! - `TEND_REQUIRE_BROWSER=1`: fail the browser tests when Chromium or chromedriver is
+//!   missing, instead of skipping them.
 
 pub mod binary;
+pub mod browser;
 pub mod client;
 pub mod database;
 pub mod mail_servers;
@@ -27,6 +31,7 @@ pub mod server;
 use std::path::PathBuf;
 
 pub use binary::{CliOutput, run_tend, run_tend_with_bytes, tend_binary};
+pub use browser::{Browser, Scripts};
 pub use client::{ApiClient, Reply};
 pub use database::{Backend, TestDatabase, backends};
 pub use mail_servers::MailServers;

@@ -619,17 +619,29 @@ fn restic(
     Ok(String::from_utf8(output.stdout)?)
 }
 
-/// The lost-file story end to end: a backed-up file is deleted, the requester's incident
-/// names it, the shipped rule recommends the restore, one request runs the recommendation
-/// as it is, the real restic restores the file, and the journal records the whole run.
-async fn lost_file_restored_from_recommendation(backend: Backend) -> anyhow::Result<()> {
+/// A folder backed up with restic into a local repository, one of its files deleted, and a
+/// plugins directory whose recovery plugin may restore into that folder.
+pub(crate) struct LostFile {
+    /// Holds the folder, the repository, its password file and the plugins directory.
+    pub root: tempfile::TempDir,
+    /// The deleted file.
+    pub budget: PathBuf,
+    /// The deleted file's content, which a restore must bring back byte for byte.
+    pub content: Vec<u8>,
+    /// The value for `tend serve --plugins-dir`.
+    pub plugins_dir: String,
+}
+
+/// Backs up a folder with the real restic and deletes a file from it. Returns `None` after
+/// printing why when restic is missing, which fails under `TEND_REQUIRE_PLUGIN_TOOLS`.
+pub(crate) fn lost_file() -> anyhow::Result<Option<LostFile>> {
     if !std::path::Path::new("/usr/bin/restic").exists() {
         anyhow::ensure!(
             std::env::var_os("TEND_REQUIRE_PLUGIN_TOOLS").is_none(),
             "restic is missing: run scripts/ensure-plugin-tools.sh"
         );
         eprintln!("skipped: restic is missing; run scripts/ensure-plugin-tools.sh");
-        return Ok(());
+        return Ok(None);
     }
     let root = tempfile::tempdir()?;
     let share = root.path().join("share");
@@ -661,6 +673,27 @@ async fn lost_file_restored_from_recommendation(backend: Backend) -> anyhow::Res
         ),
     )?;
     let plugins_dir = plugins.display().to_string();
+    Ok(Some(LostFile {
+        root,
+        budget,
+        content,
+        plugins_dir,
+    }))
+}
+
+/// The lost-file story end to end: a backed-up file is deleted, the requester's incident
+/// names it, the shipped rule recommends the restore, one request runs the recommendation
+/// as it is, the real restic restores the file, and the journal records the whole run.
+async fn lost_file_restored_from_recommendation(backend: Backend) -> anyhow::Result<()> {
+    let Some(LostFile {
+        root: _root,
+        budget,
+        content,
+        plugins_dir,
+    }) = lost_file()?
+    else {
+        return Ok(());
+    };
     let database = TestDatabase::create(backend).await?;
     let server = TestServer::binary_with(database, &["--plugins-dir", &plugins_dir]).await?;
     let tara = server.add_user("tara", &[Role::Technician]).await?;

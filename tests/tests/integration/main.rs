@@ -14,6 +14,7 @@ mod change;
 mod cli_output;
 mod cmdb;
 mod common;
+mod console_browser;
 mod continuity;
 mod cost_entry;
 mod docs;
