@@ -16,6 +16,7 @@ mod common;
 mod continuity;
 mod cost_entry;
 mod docs;
+mod email_plugin;
 mod idempotency;
 mod import;
 mod links;
