@@ -453,7 +453,7 @@ impl Commands {
                 .is_some_and(|user| record.field_str("requester") == Some(user.name.as_str()));
             let staff = user.as_ref().is_some_and(|user| user.actor().is_staff());
             // Someone Tend wrote to about the record, such as a supplier that a plugin run
-            // escalated to, may answer that mail.
+            // escalated to, may reply to that mail.
             let mailed = !(requester || staff || watcher)
                 && self.store.was_mailed(record.id, &address).await?;
             if requester || staff || watcher || mailed {

@@ -1,10 +1,9 @@
-//! Mail that built-in plugins send, such as the email plugin's `send_message`: the
-//! messages of an [`ActionOutcome`](tend_plugin_api::ActionOutcome) are queued in
-//! `mail_outbox` inside the write that stores the end of the run. They then take the path
-//! of notifications: a Message-ID under the mailbox's domain, `In-Reply-To` and
-//! `References` from the record's earlier mail, the suppression of flagged addresses and,
-//! for runs no person asked for, the mailbox's `notify_limit`, and the outbox worker's
-//! retries.
+//! Mail that built-in plugins send, such as the email plugin's messages. The messages of
+//! an [`ActionOutcome`](tend_plugin_api::ActionOutcome) are queued in `mail_outbox` inside
+//! the write that stores the end of the run. They then take the path of notifications: a
+//! Message-ID under the mailbox's domain, and `In-Reply-To` and `References` from the
+//! record's earlier mail. Flagged addresses get nothing, and runs that no person requested
+//! count against the mailbox's `notify_limit`. The outbox worker sends them with retries.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -56,7 +55,7 @@ impl PluginMail {
     }
 
     /// Describes the rows in one line for the run's summary, such as
-    /// `sent to a@example.com <id@example.com>`.
+    /// `a@example.com <id@example.com>, b@example.com suppressed (REASON)`.
     pub(crate) fn summary(&self) -> String {
         let parts: Vec<String> = self
             .rows
@@ -104,9 +103,9 @@ impl PluginMail {
     }
 }
 
-/// Who asked for the run and how: `event` names it in the outbox (`email/send_message`),
-/// and `person` says whether a user asked, which makes the mail personal rather than
-/// automatic.
+/// The origin of a run's mail. `event` names the action in the outbox, such as
+/// `email/vendor_escalation`. `person` is true when a user requested the run, which makes
+/// the mail personal rather than automatic.
 pub(crate) struct RunOrigin<'a> {
     pub(crate) event: String,
     pub(crate) person: bool,

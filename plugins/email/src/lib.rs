@@ -6,13 +6,13 @@
 //! run's parameters, the actor and the run id. Values are data and never template
 //! source, so `{{7*7}}` in a ticket's title is sent as written.
 //!
-//! The plugin does not talk to an SMTP server itself. It returns the rendered message in
-//! [`ActionOutcome::mail`], and Tend queues it in its outbox in the same write as the
+//! The plugin does not connect to an SMTP server itself. It returns the rendered message
+//! in [`ActionOutcome::mail`], and Tend queues it in its outbox in the same write as the
 //! run's `action_finished` journal entry. The message thus takes the path of
-//! notifications: the sender and Message-ID domain of the mailbox of the record's
-//! process, `In-Reply-To` and `References` to the record's earlier mail so that replies
-//! thread back to the record, the record tag in the subject, no mail to addresses
-//! flagged after bounces, and the outbox worker's retries while the SMTP server is down.
+//! notifications. It gets the sender and Message-ID domain of the mailbox of the record's
+//! process, and `In-Reply-To` and `References` to the record's earlier mail, so replies
+//! thread back to the record. Its subject gets the record tag. Addresses flagged after
+//! bounces get nothing, and the outbox worker retries while the SMTP server is down.
 //! Sending from the plugin with its own SMTP client would have duplicated all of that,
 //! and a reply could not find its record unless the plugin also stored its Message-IDs
 //! where the intake looks. `ActionOutcome::mail` is never read from an external plugin's

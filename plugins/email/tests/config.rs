@@ -11,7 +11,8 @@ use tend_plugin_email::EmailPlugin;
 
 const FILE: &str = "plugins/email/email.yaml";
 
-/// A valid message whose parts the error tests replace one at a time.
+/// Builds a valid message with `extra` appended, which error tests then break one part at
+/// a time.
 fn message(extra: &str) -> String {
     format!(
         "messages:\n  - name: update\n    label: Update\n    subject: \"Update on {{{{record.title}}}}\"\n    text: \"{{{{params.note}}}}\"\n    params:\n      note: {{type: text, required: true}}\n      to_address: {{type: string}}\n{extra}"

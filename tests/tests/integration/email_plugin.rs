@@ -1,8 +1,8 @@
-//! The email plugin through `tend serve`: a technician runs the shipped
-//! `vendor_escalation` message on an incident, the action worker queues it in the outbox,
-//! the outbox worker sends it through the real Postfix that `scripts/ensure-mailserver.sh`
-//! starts, it arrives in the supplier's Dovecot INBOX, and the supplier's reply threads
-//! back to the incident by its `In-Reply-To`. Without the servers the test is skipped, or
+//! The email plugin through `tend serve`. A technician runs the shipped
+//! `vendor_escalation` message on an incident, and the action worker queues it in the
+//! outbox. The outbox worker sends it through the real Postfix that
+//! `scripts/ensure-mailserver.sh` starts, and it arrives in the supplier's Dovecot INBOX.
+//! The supplier's reply then threads back to the incident by its `In-Reply-To`. Without the servers the test is skipped, or
 //! fails under TEND_REQUIRE_MAIL_SERVERS=1.
 
 use std::time::{Duration, Instant};
