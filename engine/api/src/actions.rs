@@ -23,14 +23,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 use tend_domain::{Actor, JournalEvent, Record, Role};
 use tend_plugin_api::{
-    ActionOutcome, ActionRequest, ActionSpec, CancellationToken, OutcomeStatus, PROTOCOL_VERSION,
-    PluginError, RecordContext,
+    ActionOutcome, ActionRequest, ActionSpec, CancellationToken, OutcomeStatus, OutgoingMail,
+    PROTOCOL_VERSION, PluginError, RecordContext,
 };
 use tend_store::action_runs::{self as runs, ActionRun, FinishedRun, NewActionRun, RunStatus};
-use tend_workflow::FieldType;
+use tend_workflow::{DefinitionSet, FieldType};
 
 use crate::commands::{Commands, MAX_CONFLICT_RETRIES};
 use crate::error::ApiError;
+use crate::plugin_mail;
 
 /// How long a claimed run stays this node's without a renewal. The worker renews at every
 /// pass, so passes must come more often than this.
@@ -578,15 +579,24 @@ impl Commands {
 
     /// Runs one claimed run to its end and returns how it ended. Never fails: a missing
     /// plugin, a plugin error and a timeout are outcomes too.
-    async fn execute(&self, run: &ActionRun, cancel: CancellationToken) -> FinishedRun {
+    /// Returns the messages of a built-in plugin's outcome beside it, for
+    /// [`finish_run`](Self::finish_run) to queue.
+    async fn execute(
+        &self,
+        run: &ActionRun,
+        cancel: CancellationToken,
+    ) -> (FinishedRun, Vec<OutgoingMail>) {
         let started = Instant::now();
-        let ended = |status, summary: String, output: String, data| FinishedRun {
-            status,
-            finished_at: Utc::now(),
-            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            summary,
-            output,
-            data,
+        let ended = |status, summary: String, output: String, data| {
+            let finished = FinishedRun {
+                status,
+                finished_at: Utc::now(),
+                duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+                summary,
+                output,
+                data,
+            };
+            (finished, Vec::new())
         };
         let (plugin, _) = match self.find_action(&run.plugin, &run.action) {
             Ok(found) => found,
@@ -647,12 +657,14 @@ impl Commands {
                 summary,
                 output,
                 data,
+                mail,
             })) => {
                 let status = match status {
                     OutcomeStatus::Succeeded => RunStatus::Succeeded,
                     OutcomeStatus::Failed => RunStatus::Failed,
                 };
-                ended(status, summary, output, data)
+                let (finished, _) = ended(status, summary, output, data);
+                (finished, mail)
             }
             Some(Err(PluginError::Cancelled)) => ended(
                 RunStatus::Failed,
@@ -685,33 +697,96 @@ impl Commands {
 
     /// Stores the end of a run this node claimed and journals it on the run's record.
     /// Returns false when the run was no longer this node's.
+    /// Stores the end of a run this node claimed and journals it on the run's record.
+    /// The messages of a built-in plugin's outcome are queued in the same write, with an
+    /// `email_queued` entry each before the `action_finished` entry, whose summary names
+    /// the recipients and Message-IDs. Returns false when the run was no longer this
+    /// node's.
     async fn finish_run(
         &self,
         run: &ActionRun,
         node: &str,
-        finished: FinishedRun,
+        mut finished: FinishedRun,
+        mail: Vec<OutgoingMail>,
     ) -> Result<bool, ApiError> {
         let id = run.id;
         let node = node.to_owned();
-        let event = finished_event(run, &finished);
         let number = run.record_number.clone();
         let actor = run.actor.clone();
+        let set = if mail.is_empty() {
+            None
+        } else {
+            match self.mail_definitions(run).await {
+                Ok(set) => Some(set),
+                Err(reason) => {
+                    finished.status = RunStatus::Failed;
+                    finished.summary = format!("Not sent: {reason}");
+                    None
+                }
+            }
+        };
+        let outbound = self.outbound.clone();
+        let run = run.clone();
         let stored = self
             .store
             .write(move |tx| {
                 Box::pin(async move {
+                    let mut events = Vec::new();
+                    let mut prepared = None;
+                    if let (Some(set), Some(number)) = (&set, &number)
+                        && finished.status == RunStatus::Succeeded
+                        && let Some(record) = tend_store::load_record_for_update(tx, number).await?
+                    {
+                        let person = !tend_store::users_named(tx, std::slice::from_ref(&actor))
+                            .await?
+                            .is_empty();
+                        let origin = plugin_mail::RunOrigin {
+                            event: format!("{}/{}", run.plugin, run.action),
+                            person,
+                            set,
+                            config: &outbound,
+                        };
+                        let now = finished.finished_at;
+                        let rows = plugin_mail::prepare(tx, &origin, &record, &mail, now).await?;
+                        describe_mail(&mut finished, &rows);
+                        prepared = Some(rows);
+                    }
                     let Some(stored) = runs::finish_action_run(tx, id, &node, &finished).await?
                     else {
                         return Ok(false);
                     };
+                    if let Some(rows) = prepared {
+                        let label = format!("action run {id}");
+                        events.extend(rows.store(tx, &label).await?);
+                    }
+                    events.push(finished_event(&run, &finished));
                     if let Some(number) = number {
-                        journal_on(tx, &number, &actor, event, stored.finished_at).await?;
+                        journal_on(tx, &number, &actor, events, stored.finished_at).await?;
                     }
                     Ok(true)
                 })
             })
             .await?;
         Ok(stored)
+    }
+
+    /// Returns the definition set of the record of `run`, whose mailboxes give the sender
+    /// of the run's mail, or why the mail cannot be sent.
+    async fn mail_definitions(&self, run: &ActionRun) -> Result<Arc<DefinitionSet>, String> {
+        let Some(number) = &run.record_number else {
+            return Err(
+                "the run belongs to no record, and mail from a plugin is sent about a record"
+                    .to_owned(),
+            );
+        };
+        let record = self
+            .load_record(number)
+            .await
+            .map_err(|error| format!("reading record {number} failed: {error}"))?;
+        let pinned = self.engine.pinned(&record).await.map_err(|error| {
+            format!("loading the definition of record {number} failed: {error}")
+        })?;
+        Ok(pinned.set)
     }
 
     /// Ends the leases of runs whose node stopped, and journals each interrupted run on its
@@ -739,7 +814,7 @@ impl Commands {
                                 data: Value::Null,
                             };
                             let event = finished_event(run, &finished);
-                            journal_on(tx, number, &run.actor, event, Some(now)).await?;
+                            journal_on(tx, number, &run.actor, vec![event], Some(now)).await?;
                         }
                     }
                     Ok(expired)
@@ -782,6 +857,31 @@ pub(crate) enum ScheduledQueue {
     Gone,
 }
 
+/// Adds the queued messages of a run to its outcome: each recipient with its Message-ID
+/// in the summary, and the full list under `mail` in the data. A run none of whose
+/// messages found a recipient to send to has failed.
+fn describe_mail(finished: &mut FinishedRun, mail: &plugin_mail::PluginMail) {
+    if mail.is_empty() {
+        finished.status = RunStatus::Failed;
+        finished.summary = format!(
+            "{}, but not sent: none of its recipients has an email address",
+            finished.summary
+        );
+        return;
+    }
+    if mail.queued() == 0 {
+        finished.status = RunStatus::Failed;
+    }
+    finished.summary = format!("{}: {}", finished.summary, mail.summary());
+    let described = mail.describe();
+    match &mut finished.data {
+        Value::Object(map) => {
+            map.insert("mail".to_owned(), described);
+        }
+        other => *other = json!({ "mail": described }),
+    }
+}
+
 /// Builds the `action_finished` entry of a run.
 fn finished_event(run: &ActionRun, finished: &FinishedRun) -> JournalEvent {
     let output: String = finished.output.chars().take(JOURNAL_OUTPUT).collect();
@@ -801,12 +901,12 @@ fn finished_event(run: &ActionRun, finished: &FinishedRun) -> JournalEvent {
     }
 }
 
-/// Appends `event` to record `number`'s journal inside a write job, as `actor`.
+/// Appends `events` to record `number`'s journal inside a write job, as `actor`.
 async fn journal_on(
     tx: &tend_store::Transaction,
     number: &str,
     actor: &str,
-    event: JournalEvent,
+    events: Vec<JournalEvent>,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), tend_store::Error> {
     let Some(mut record) = tend_store::load_record_for_update(tx, number).await? else {
@@ -814,7 +914,7 @@ async fn journal_on(
         return Ok(());
     };
     record.updated_at = at.unwrap_or_else(Utc::now);
-    tend_store::update_record(tx, &record, actor, &[event]).await?;
+    tend_store::update_record(tx, &record, actor, &events).await?;
     Ok(())
 }
 
@@ -910,9 +1010,13 @@ impl ActionWorker {
             "starting an action run"
         );
         let cancel = self.shutdown.child_token();
-        let finished = self.commands.execute(&run, cancel).await;
+        let (finished, mail) = self.commands.execute(&run, cancel).await;
         let status = finished.status;
-        match self.commands.finish_run(&run, &self.node, finished).await {
+        match self
+            .commands
+            .finish_run(&run, &self.node, finished, mail)
+            .await
+        {
             Ok(true) => tracing::info!(run = run.id, %status, "an action run ended"),
             Ok(false) => tracing::warn!(
                 run = run.id,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod mail_intake;
 pub mod outbound;
 pub mod outbox_worker;
+mod plugin_mail;
 pub mod reports;
 pub mod rest;
 pub mod rest_actions;

@@ -452,7 +452,11 @@ impl Commands {
                 .as_ref()
                 .is_some_and(|user| record.field_str("requester") == Some(user.name.as_str()));
             let staff = user.as_ref().is_some_and(|user| user.actor().is_staff());
-            if requester || staff || watcher {
+            // Someone Tend wrote to about the record, such as a supplier that a plugin run
+            // escalated to, may reply to that mail.
+            let mailed = !(requester || staff || watcher)
+                && self.store.was_mailed(record.id, &address).await?;
+            if requester || staff || watcher || mailed {
                 let user = match user {
                     Some(user) => user,
                     None => self.store.add_mail_requester(&address).await?,

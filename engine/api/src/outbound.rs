@@ -29,7 +29,7 @@ use tend_workflow::{Definition, DefinitionSet};
 pub const NOTIFY_ACTOR: &str = "notify";
 
 /// At most this many earlier Message-IDs go into `References`, newest kept.
-const MAX_REFERENCES: usize = 20;
+pub(crate) const MAX_REFERENCES: usize = 20;
 
 /// Settings of outbound mail that come from the server's options.
 #[derive(Debug, Clone)]
@@ -188,10 +188,10 @@ fn occasions(events: &[JournalEvent]) -> Vec<Occasion> {
 
 /// One person or address a notification goes to.
 #[derive(Debug, Clone)]
-struct Recipient {
-    address: String,
+pub(crate) struct Recipient {
+    pub(crate) address: String,
     name: String,
-    user: Option<User>,
+    pub(crate) user: Option<User>,
     role: RecipientRole,
 }
 
@@ -228,7 +228,7 @@ pub(crate) async fn queue_notifications(
             continue;
         };
         for rule in rules {
-            let recipients = recipients(tx, context, record, &rule.to).await?;
+            let recipients = recipients(tx, &context.set, record, &rule.to).await?;
             for recipient in recipients {
                 let kind = kind_of(occasion, context, actor_user.as_ref());
                 let is_creation = occasion.name == "on_create";
@@ -350,11 +350,33 @@ fn sender_of(
     tend_workflow::mailbox::RateLimit,
     Option<String>,
 ) {
-    let mailboxes = &context.set.mailboxes;
-    let mailbox = context
-        .source
-        .as_ref()
-        .and_then(|source| mailboxes.get(&source.mailbox))
+    mailbox_sender(
+        &context.set,
+        &context.config,
+        context
+            .source
+            .as_ref()
+            .map(|source| source.mailbox.as_str()),
+        record,
+    )
+}
+
+/// Returns the mailbox `source_mailbox` (or else the first that opens records of
+/// `record`'s process), its sender, its limit of automatic mail and its locale.
+pub(crate) fn mailbox_sender(
+    set: &DefinitionSet,
+    config: &OutboundConfig,
+    source_mailbox: Option<&str>,
+    record: &Record,
+) -> (
+    String,
+    Sender,
+    tend_workflow::mailbox::RateLimit,
+    Option<String>,
+) {
+    let mailboxes = &set.mailboxes;
+    let mailbox = source_mailbox
+        .and_then(|name| mailboxes.get(name))
         .or_else(|| {
             mailboxes
                 .values()
@@ -378,7 +400,7 @@ fn sender_of(
         }
         None => (
             String::new(),
-            context.config.default_sender.clone(),
+            config.default_sender.clone(),
             tend_workflow::mailbox::RateLimit {
                 messages: 3,
                 within: tend_workflow::Span { minutes: 60 },
@@ -461,9 +483,9 @@ async fn suppression(
 
 /// Resolves `roles` on `record` to addresses, each once, in the order of the roles.
 /// People without an email address are left out.
-async fn recipients(
+pub(crate) async fn recipients(
     tx: &tend_store::Transaction,
-    context: &NotifyContext,
+    set: &DefinitionSet,
     record: &Record,
     roles: &[RecipientRole],
 ) -> Result<Vec<Recipient>, tend_store::Error> {
@@ -481,7 +503,7 @@ async fn recipients(
             RecipientRole::Group => {
                 if let Some(group) = record
                     .field_str("assignment_group")
-                    .and_then(|group| context.set.groups.get(group))
+                    .and_then(|group| set.groups.get(group))
                 {
                     names.extend(group.members.iter().cloned());
                 }
@@ -598,7 +620,7 @@ fn template_data(
 }
 
 /// Creates a Message-ID (without angle brackets) for a notification about `number`.
-fn new_message_id(number: &str, domain: &str) -> String {
+pub(crate) fn new_message_id(number: &str, domain: &str) -> String {
     let random: u64 = rand::random();
     format!(
         "tend.{}.{}.{random:016x}@{domain}",

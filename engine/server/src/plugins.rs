@@ -1,14 +1,16 @@
 //! The plugins a server offers, from the plugins directory: the script plugin when
 //! `script/allowed.yaml` exists there, the recovery plugin when `recovery/recovery.yaml`
 //! does, the deployment plugin when `deployment/deployment.yaml` does, the webhook plugin
-//! when `webhook/webhook.yaml` does, the remote plugin when `remote/remote.yaml` does, and
-//! every external plugin whose manifest is `*/plugin.yaml` there.
+//! when `webhook/webhook.yaml` does, the remote plugin when `remote/remote.yaml` does, the
+//! email plugin when `email/email.yaml` does, and every external plugin whose manifest is
+//! `*/plugin.yaml` there.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tend_plugin_api::PluginRegistry;
 use tend_plugin_deployment::DeploymentPlugin;
+use tend_plugin_email::EmailPlugin;
 use tend_plugin_external::ExternalPlugin;
 use tend_plugin_recovery::RecoveryPlugin;
 use tend_plugin_remote::RemotePlugin;
@@ -83,6 +85,15 @@ pub fn registry(dir: &Path) -> anyhow::Result<PluginRegistry> {
     let remote = dir.join("remote").join("remote.yaml");
     if remote.is_file() {
         match RemotePlugin::load(&remote) {
+            Ok(plugin) => {
+                registry.add(Arc::new(plugin));
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    let email = dir.join("email").join("email.yaml");
+    if email.is_file() {
+        match EmailPlugin::load(&email) {
             Ok(plugin) => {
                 registry.add(Arc::new(plugin));
             }

@@ -566,6 +566,19 @@ impl Store {
             .collect()
     }
 
+    /// Returns whether Tend sent mail about record `record_id` to `address`, such as the
+    /// email plugin's escalation to a supplier, so that the mail intake takes a reply
+    /// from that address as a participant's. `address` is compared without case.
+    pub async fn was_mailed(&self, record_id: i64, address: &str) -> Result<bool, Error> {
+        let found = mail_outbox::Entity::find()
+            .filter(mail_outbox::Column::RecordId.eq(record_id))
+            .filter(mail_outbox::Column::Recipient.eq(address.to_lowercase()))
+            .filter(mail_outbox::Column::Status.eq(OutboxStatus::Sent.as_str()))
+            .count(self.db())
+            .await?;
+        Ok(found > 0)
+    }
+
     /// Finds the first of `message_ids` that Tend sent (or queued), with its record.
     pub async fn sent_among(&self, message_ids: &[&str]) -> Result<Option<SentMatch>, Error> {
         if message_ids.is_empty() {

@@ -147,6 +147,40 @@ pub struct ActionOutcome {
     /// Structured results, such as a connection link, shown on the record.
     #[serde(default)]
     pub data: Value,
+    /// Messages for Tend to queue in its outbox in the same write as the end of the run.
+    /// Only built-in plugins can set this: it is never read from an external plugin's
+    /// JSON, so an external executable cannot send mail in Tend's name.
+    #[serde(skip)]
+    pub mail: Vec<OutgoingMail>,
+}
+
+/// A rendered message that a built-in plugin hands to Tend's outbound mail path. Tend
+/// resolves the recipients, gives each copy a Message-ID under the mailbox's domain,
+/// threads it with the record's earlier mail, applies the suppression rules of
+/// notifications and sends it with retries, as it does notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    /// Name of the message in the plugin's configuration, stored as the outbox row's
+    /// template.
+    pub name: String,
+    pub recipients: Vec<MailRecipient>,
+    /// Subject without the record tag; Tend adds `[NUMBER]` when it is missing.
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// A recipient of an [`OutgoingMail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailRecipient {
+    /// The user in the record's `requester` field.
+    Requester,
+    /// The user in the record's `assignee` field.
+    Assignee,
+    /// The users and addresses in the record's `watchers` field.
+    Watchers,
+    /// An address the plugin already checked.
+    Address(String),
 }
 
 impl ActionOutcome {
@@ -156,6 +190,7 @@ impl ActionOutcome {
             summary: summary.into(),
             output: output.into(),
             data: Value::Null,
+            mail: Vec::new(),
         }
     }
 
@@ -165,6 +200,7 @@ impl ActionOutcome {
             summary: summary.into(),
             output: output.into(),
             data: Value::Null,
+            mail: Vec::new(),
         }
     }
 }

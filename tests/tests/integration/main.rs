@@ -18,6 +18,7 @@ mod console_browser;
 mod continuity;
 mod cost_entry;
 mod docs;
+mod email_plugin;
 mod idempotency;
 mod import;
 mod links;

@@ -1,0 +1,243 @@
+//! Mail that built-in plugins send, such as the email plugin's messages. The messages of
+//! an [`ActionOutcome`](tend_plugin_api::ActionOutcome) are queued in `mail_outbox` inside
+//! the write that stores the end of the run. They then take the path of notifications: a
+//! Message-ID under the mailbox's domain, and `In-Reply-To` and `References` from the
+//! record's earlier mail. Flagged addresses get nothing, and runs that no person requested
+//! count against the mailbox's `notify_limit`. The outbox worker sends them with retries.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tend_domain::{JournalEvent, Record};
+use tend_plugin_api::{MailRecipient, OutgoingMail};
+use tend_store::outbox::{self, MailKind, NewOutboxMail, OutboxStatus};
+use tend_workflow::DefinitionSet;
+use tend_workflow::notify::RecipientRole;
+
+use crate::outbound::{MAX_REFERENCES, OutboundConfig, mailbox_sender, new_message_id, recipients};
+
+/// The messages of one run, resolved to one outbox row per recipient and not yet stored.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PluginMail {
+    rows: Vec<NewOutboxMail>,
+}
+
+impl PluginMail {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Counts the rows that will be sent, as opposed to suppressed.
+    pub(crate) fn queued(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|row| row.status == OutboxStatus::Queued)
+            .count()
+    }
+
+    /// Describes the rows for the run's outcome data: recipient, Message-ID, status and
+    /// the reason of a suppressed row.
+    pub(crate) fn describe(&self) -> Value {
+        Value::Array(
+            self.rows
+                .iter()
+                .map(|row| {
+                    json!({
+                        "message": row.template,
+                        "to": row.recipient,
+                        "subject": row.subject,
+                        "message_id": row.message_id,
+                        "status": row.status.as_str(),
+                        "reason": row.reason,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Describes the rows in one line for the run's summary, such as
+    /// `a@example.com <id@example.com>, b@example.com suppressed (REASON)`.
+    pub(crate) fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .rows
+            .iter()
+            .map(|row| match row.status {
+                OutboxStatus::Queued => format!("{} <{}>", row.recipient, row.message_id),
+                _ => format!(
+                    "{} suppressed ({})",
+                    row.recipient,
+                    row.reason.as_deref().unwrap_or_default()
+                ),
+            })
+            .collect();
+        parts.join(", ")
+    }
+
+    /// Stores the rows and returns the `email_queued` entries that journal them.
+    pub(crate) async fn store(
+        self,
+        tx: &tend_store::Transaction,
+        run_label: &str,
+    ) -> Result<Vec<JournalEvent>, tend_store::Error> {
+        let mut events = Vec::new();
+        for row in self.rows {
+            let id = outbox::insert_outbox(tx, &row).await?;
+            tracing::info!(
+                record.number = row.record_number,
+                outbox = id,
+                to = row.recipient,
+                status = row.status.as_str(),
+                "{run_label} queued a message"
+            );
+            events.push(JournalEvent::EmailQueued {
+                outbox: id,
+                message_id: row.message_id,
+                notify: row.event,
+                template: row.template,
+                to: row.recipient,
+                subject: row.subject,
+                status: row.status.as_str().to_owned(),
+                reason: row.reason,
+            });
+        }
+        Ok(events)
+    }
+}
+
+/// The origin of a run's mail. `event` names the action in the outbox, such as
+/// `email/vendor_escalation`. `person` is true when a user requested the run, which makes
+/// the mail personal rather than automatic.
+pub(crate) struct RunOrigin<'a> {
+    pub(crate) event: String,
+    pub(crate) person: bool,
+    pub(crate) set: &'a DefinitionSet,
+    pub(crate) config: &'a OutboundConfig,
+}
+
+/// Resolves the recipients of `messages` on `record` and builds one outbox row per
+/// recipient, suppressed where a notification to that address would be.
+pub(crate) async fn prepare(
+    tx: &tend_store::Transaction,
+    origin: &RunOrigin<'_>,
+    record: &Record,
+    messages: &[OutgoingMail],
+    now: DateTime<Utc>,
+) -> Result<PluginMail, tend_store::Error> {
+    let (mailbox, sender, limit, _) = mailbox_sender(origin.set, origin.config, None, record);
+    let thread = outbox::thread_message_ids(tx, record.id).await?;
+    let kind = if origin.person {
+        MailKind::Personal
+    } else {
+        MailKind::AutoGenerated
+    };
+    let tag = format!("[{}]", record.number);
+    let mut rows = Vec::new();
+    for message in messages {
+        let subject = if message.subject.contains(&tag) {
+            message.subject.clone()
+        } else {
+            format!("{tag} {}", message.subject)
+        };
+        for address in addresses(tx, origin.set, record, &message.recipients).await? {
+            let reason = suppression(tx, &address, kind, limit, now).await?;
+            let skip = thread.ids.len().saturating_sub(MAX_REFERENCES);
+            rows.push(NewOutboxMail {
+                record_id: record.id,
+                record_number: record.number.clone(),
+                mailbox: mailbox.clone(),
+                event: origin.event.clone(),
+                template: message.name.clone(),
+                recipient: address,
+                from_address: sender.address.clone(),
+                from_name: sender.name.clone(),
+                reply_to: sender.reply_to.clone(),
+                subject: subject.clone(),
+                text: message.text.clone(),
+                html: message.html.clone(),
+                message_id: new_message_id(&record.number, &sender.domain()),
+                in_reply_to: thread
+                    .latest_received
+                    .clone()
+                    .or_else(|| thread.ids.last().cloned()),
+                references: thread.ids[skip..].to_vec(),
+                kind,
+                status: if reason.is_some() {
+                    OutboxStatus::Suppressed
+                } else {
+                    OutboxStatus::Queued
+                },
+                reason,
+                created_at: now,
+            });
+        }
+    }
+    Ok(PluginMail { rows })
+}
+
+/// Resolves recipients to lowercase addresses, each once. Users without an active
+/// account or an address are left out.
+async fn addresses(
+    tx: &tend_store::Transaction,
+    set: &DefinitionSet,
+    record: &Record,
+    wanted: &[MailRecipient],
+) -> Result<Vec<String>, tend_store::Error> {
+    let mut found: Vec<String> = Vec::new();
+    for recipient in wanted {
+        let resolved = match recipient {
+            MailRecipient::Address(address) => vec![address.to_lowercase()],
+            MailRecipient::Requester => {
+                role_addresses(tx, set, record, RecipientRole::Requester).await?
+            }
+            MailRecipient::Assignee => {
+                role_addresses(tx, set, record, RecipientRole::Assignee).await?
+            }
+            MailRecipient::Watchers => {
+                role_addresses(tx, set, record, RecipientRole::Watchers).await?
+            }
+        };
+        for address in resolved {
+            if !found.contains(&address) {
+                found.push(address);
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn role_addresses(
+    tx: &tend_store::Transaction,
+    set: &DefinitionSet,
+    record: &Record,
+    role: RecipientRole,
+) -> Result<Vec<String>, tend_store::Error> {
+    let found = recipients(tx, set, record, &[role]).await?;
+    Ok(found
+        .into_iter()
+        .map(|recipient| recipient.address)
+        .collect())
+}
+
+/// Returns why mail to `address` must not be sent: a flagged address always, and the
+/// mailbox's rate limit for automatic mail.
+async fn suppression(
+    tx: &tend_store::Transaction,
+    address: &str,
+    kind: MailKind,
+    limit: tend_workflow::mailbox::RateLimit,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, tend_store::Error> {
+    if let Some(block) = outbox::address_block(tx, address).await? {
+        return Ok(Some(block));
+    }
+    if kind.is_automatic() {
+        let since = now - limit.within.duration();
+        let earlier = outbox::automatic_mail_since(tx, address, since).await?;
+        if earlier >= u64::from(limit.messages) {
+            return Ok(Some(format!(
+                "rate limit: {earlier} automatic messages went to {address} within {} minutes, and the mailbox allows {} (notify_limit)",
+                limit.within.minutes, limit.messages
+            )));
+        }
+    }
+    Ok(None)
+}
