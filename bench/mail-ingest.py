@@ -246,6 +246,9 @@ def backend(name, tend, store_args, args, work):
     else:
         print("IMAP skipped: run scripts/ensure-mailserver.sh and export its variables",
               file=sys.stderr)
+    for row in rows:
+        # Each row as soon as it is measured, so a run cut short still reports.
+        print("measured: " + " | ".join(str(value) for value in row), file=sys.stderr, flush=True)
     return rows, kinds, total_bytes
 
 
