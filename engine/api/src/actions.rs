@@ -11,7 +11,7 @@
 //!
 //! An action that needs an approval waits as `awaiting_approval` until a process owner or
 //! an administrator other than the requester approves it. On a change, the authorised
-//! change is the approval, and the run may start only inside the change's window; a run
+//! change is the approval, and the run may start only inside the change's window. A run
 //! whose window closes first ends as `expired`.
 
 use std::collections::HashSet;
@@ -68,13 +68,13 @@ pub fn may_run(actor: &Actor, spec: &ActionSpec) -> bool {
     actor.may(&allowed)
 }
 
-/// How a run starts: at once, after an approval, or inside a change's window.
+/// The start condition of a run: at once, after an approval, or inside a change's window.
 struct Gate {
     status: RunStatus,
     window: Option<tend_workflow::schedule::Window>,
     decided_by: Option<String>,
     decision_note: Option<String>,
-    /// What the journal says the run waits for.
+    /// The condition the run waits for, as the journal entry states it.
     waits_for: Option<String>,
 }
 

@@ -33,7 +33,7 @@ use crate::{Error, Store, truncate};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// The action needs an approval, and nobody has decided yet.
+    /// The action needs an approval, and no approver has decided yet.
     AwaitingApproval,
     #[default]
     Queued,
@@ -133,8 +133,8 @@ pub struct ActionRun {
     /// The window the run may start in, for a run on an authorised change.
     pub not_before: Option<DateTime<Utc>>,
     pub not_after: Option<DateTime<Utc>>,
-    /// Who approved or rejected the run, or `change:NUMBER` when the authorised change
-    /// is its approval.
+    /// The approver who approved or rejected the run, or `change:NUMBER` when the
+    /// authorised change is its approval.
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_note: Option<String>,

@@ -821,7 +821,7 @@ async fn approval_gates_single_runs(backend: Backend) -> anyhow::Result<()> {
         "a worker pass does not start a run that waits for an approval"
     );
 
-    // A technician is no approver, and nobody approves the run they asked for.
+    // A technician is not an approver, and no approver decides on a run they queued.
     let by_technician = tara
         .client
         .post(&format!("/api/v1/action-runs/{id}/approve"), &json!({}))

@@ -129,8 +129,8 @@ async fn requester_round_trip_threads(backend: Backend) -> anyhow::Result<()> {
         format!("{local}+{number}@{domain}").to_lowercase()
     );
 
-    // 3. The requester answers the acknowledgement from a mail client: to its Reply-To,
-    // with "Re:" and the references a client sets.
+    // 3. The requester replies to the acknowledgement from a mail client: to its
+    // Reply-To, with "Re:" and the references a client sets.
     let reply = message(
         &format!("Alice <{alice}>"),
         &reply_to,
@@ -157,7 +157,7 @@ async fn requester_round_trip_threads(backend: Backend) -> anyhow::Result<()> {
     });
     assert!(landed, "the reply is not on {number}: {journal:?}");
 
-    // 4. An out-of-office answer to the acknowledgement is kept and not answered.
+    // 4. An out-of-office reply to the acknowledgement is stored and gets no reply.
     let away = message(
         &format!("Alice <{alice}>"),
         &support,
@@ -186,8 +186,8 @@ async fn requester_round_trip_threads(backend: Backend) -> anyhow::Result<()> {
         .expect("the out-of-office answer is stored");
     assert_eq!(away.status, MailStatus::Robot);
 
-    // Nothing but the acknowledgement went to the requester: not a notice of her own
-    // reply, nor an answer to her robot.
+    // Only the acknowledgement went to the requester: no notice of her own reply, and no
+    // reply to her out-of-office message.
     until_outbox_idle(&store, &server).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

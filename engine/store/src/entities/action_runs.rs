@@ -35,7 +35,7 @@ pub struct Model {
     pub not_before: Option<DateTimeUtc>,
     /// End of that window: a run still queued then is expired.
     pub not_after: Option<DateTimeUtc>,
-    /// Who approved or rejected the run, or `change:NUMBER` for a run on an authorised change.
+    /// The approver of the run, or `change:NUMBER` for a run on an authorised change.
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
     pub decision_note: Option<String>,
