@@ -119,11 +119,11 @@ pub struct Item {
     /// | `cpu` | string | name of the first processor |
     /// | `cpu_cores` | number | cores in all processors |
     /// | `memory_mb` | number | physical memory in MiB |
-    /// | `ip_addresses` | list of strings | IPv4 and IPv6 addresses, without loopback, sorted |
+    /// | `ip_addresses` | list of strings | IPv4 and IPv6 addresses, without loopback and link-local, sorted |
     /// | `mac_addresses` | list of strings | MACs of physical interfaces, lower-case `aa:bb:…`, sorted, no placeholders |
     /// | `hypervisor` | string | for a virtual machine, the VM system (`VMware`, `KVM`, …) |
     /// | `firmware_version` | string | network device or printer firmware |
-    /// | `ports` | number | network device port count |
+    /// | `ports` | number | network device Ethernet port count (VLAN interfaces and port channels left out) |
     /// | `kind` | string | network device type: `switch`, `router`, `firewall`, `access_point`, `load_balancer`, `other` |
     ///
     /// An attribute that the document does not report is absent.
@@ -175,9 +175,16 @@ impl Item {
             .insert(attribute.to_owned(), Value::String(value.to_owned()));
     }
 
-    /// Sets a number attribute.
+    /// Sets a number attribute. A whole number is stored as an integer, so that counts
+    /// and sizes compare and print as `8`, not `8.0`. NaN and infinities are skipped.
     pub fn set_number(&mut self, attribute: &str, value: f64) {
-        if let Some(number) = serde_json::Number::from_f64(value) {
+        let whole = value.fract() == 0.0 && value.abs() < 2f64.powi(53);
+        let number = if whole {
+            Some(serde_json::Number::from(value as i64))
+        } else {
+            serde_json::Number::from_f64(value)
+        };
+        if let Some(number) = number {
             self.attributes
                 .insert(attribute.to_owned(), Value::Number(number));
         }
@@ -221,7 +228,8 @@ pub struct Software {
 pub struct Connection {
     /// The port's name on this device (`Gi1/0/12`).
     pub port: String,
-    /// MAC addresses learnt on the port, normalised like `mac_addresses`.
+    /// MAC addresses learnt on the port and the chassis MACs of LLDP/CDP neighbours,
+    /// normalised like `mac_addresses` and sorted.
     pub macs: Vec<String>,
     /// A neighbour announced by LLDP or CDP: its system name, when given.
     pub neighbour: Option<String>,
@@ -261,11 +269,18 @@ pub enum ReadError {
     NotInventory(String),
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads a document as it arrived: zlib-compressed or not, XML or JSON. `max_bytes`
 /// bounds the size once decompressed.
 pub fn read(bytes: &[u8], max_bytes: usize) -> Result<Message, ReadError> {
     let text = decompress(bytes, max_bytes)?;
-    let body = text.trim_ascii_start();
+    // Some Windows tools (PowerShell 5 with `-Encoding UTF8`) write a UTF-8 byte order
+    // mark, which neither XML nor JSON parsing expects before the first character.
+    let body = text
+        .strip_prefix(UTF8_BOM)
+        .unwrap_or(&text)
+        .trim_ascii_start();
     match body.first() {
         None => Err(ReadError::Empty),
         Some(b'<') => fusion::read(body),
@@ -331,9 +346,9 @@ fn is_zlib(bytes: &[u8]) -> bool {
         && (u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31 == 0
 }
 
-/// Normalises a MAC address to lower-case `aa:bb:cc:dd:ee:ff`; returns `None` for
-/// anything that is not six bytes in hex (with `:`, `-` or `.` separators, or none) or
-/// is a placeholder.
+/// Normalises a MAC address to lower-case `aa:bb:cc:dd:ee:ff`. Returns `None` for
+/// anything that is not six bytes in hex (with `:`, `-` or `.` separators, or none),
+/// for a placeholder, and for a multicast address, which no interface has as its own.
 pub fn normalise_mac(value: &str) -> Option<String> {
     let hex: String = value
         .trim()
@@ -344,6 +359,10 @@ pub fn normalise_mac(value: &str) -> Option<String> {
         return None;
     }
     let hex = hex.to_ascii_lowercase();
+    let first_byte = u8::from_str_radix(&hex[..2], 16).ok()?;
+    if first_byte & 0x01 == 1 {
+        return None;
+    }
     let mac = (0..6)
         .map(|i| &hex[i * 2..i * 2 + 2])
         .collect::<Vec<_>>()

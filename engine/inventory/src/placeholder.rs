@@ -4,7 +4,7 @@
 
 /// Texts that boards, BIOSes and agents write in place of a serial number, asset tag,
 /// UUID or model, compared trimmed and ignoring case.
-const PLACEHOLDERS: [&str; 30] = [
+const PLACEHOLDERS: [&str; 33] = [
     "to be filled by o.e.m.",
     "to be filled by oem",
     "default string",
@@ -35,6 +35,11 @@ const PLACEHOLDERS: [&str; 30] = [
     "1234567890",
     "xxxxxxxxxx",
     "oem",
+    // Android build tags: the GLPI Android agent reports Build.TAGS as the asset tag,
+    // and every production build has the same one.
+    "release-keys",
+    "test-keys",
+    "dev-keys",
 ];
 
 /// Checks whether `value` is a placeholder rather than a real identifier: one of the
@@ -57,7 +62,10 @@ pub fn is_placeholder(value: &str) -> bool {
 pub fn is_placeholder_mac(mac: &str) -> bool {
     matches!(
         mac,
-        "00:00:00:00:00:00" | "ff:ff:ff:ff:ff:ff" | "02:00:4c:4f:4f:50" | "00:50:56:c0:00:01"
+        "00:00:00:00:00:00"
+            | "ff:ff:ff:ff:ff:ff"
+            | "02:00:4c:4f:4f:50"
+            | "00:50:56:c0:00:01"
             | "00:50:56:c0:00:08"
     )
 }
