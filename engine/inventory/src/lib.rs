@@ -13,9 +13,13 @@
 //! returned as attributes: they are kept in [`Item::placeholders`], so that they are
 //! shown as reported but never used to match or to tell CIs apart.
 
+mod address;
+mod computer;
 mod fusion;
 mod glpi;
+mod json;
 mod lshw;
+mod network;
 mod placeholder;
 
 use std::collections::BTreeMap;
