@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 # restic and ansible-core, which the recovery and deployment plugins run in their tests.
 scripts/ensure-plugin-tools.sh
+# The FusionInventory agent and lshw, whose output of this machine the CMDB import tests
+# import.
+scripts/ensure-inventory-tools.sh
 # Prometheus Alertmanager, which the alert intake tests start on 127.0.0.1.
 scripts/ensure-alertmanager.sh
 # Headless Chromium and chromedriver, which the web console's browser tests drive.
@@ -19,6 +22,7 @@ while IFS= read -r line; do
 done < <(scripts/ensure-mailserver.sh)
 # The tests that need these programs fail, rather than skip, when one is missing.
 export TEND_REQUIRE_PLUGIN_TOOLS=1
+export TEND_REQUIRE_INVENTORY_TOOLS=1
 export TEND_REQUIRE_MAIL_SERVERS=1
 export TEND_REQUIRE_BROWSER=1
 

@@ -22,6 +22,7 @@ mod m20261205_000016_create_mail_outbox;
 mod m20261205_000018_create_cmdb;
 mod m20261205_000019_add_action_run_approval;
 mod m20261205_000020_add_user_locale;
+mod m20261205_000021_create_inventory;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -49,12 +50,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000018_create_cmdb::Migration),
             Box::new(m20261205_000019_add_action_run_approval::Migration),
             Box::new(m20261205_000020_add_user_locale::Migration),
+            Box::new(m20261205_000021_create_inventory::Migration),
         ]
     }
 }
 
 /// Names of the tables that the migrations create, for checks after `up` and `down`.
-pub const TABLES: [&str; 26] = [
+pub const TABLES: [&str; 29] = [
     "records",
     "record_counters",
     "journal",
@@ -81,4 +83,7 @@ pub const TABLES: [&str; 26] = [
     "ci_versions",
     "ci_keys",
     "ci_relationships",
+    "ci_discovered",
+    "ci_sightings",
+    "inventory_imports",
 ];

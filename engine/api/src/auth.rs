@@ -1,4 +1,5 @@
-//! Caller authentication: an API token (`Authorization: Bearer ...`) or a web session cookie.
+//! Caller authentication: an API token (`Authorization: Bearer ...`, or as the password of
+//! HTTP Basic credentials with the token's user name) or a web session cookie.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -104,6 +105,19 @@ pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
+/// Reads HTTP Basic credentials whose password is an API token, for clients such as
+/// inventory agents that cannot send a bearer token. Returns the token and the user name,
+/// which must be the token's user.
+fn basic_credentials(encoded: &str) -> Option<(String, Option<String>)> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, token) = text.split_once(':')?;
+    Some((token.to_owned(), Some(user.to_owned())))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -111,14 +125,21 @@ impl FromRequestParts<AppState> for Caller {
         let store = &state.commands.store;
         if let Some(header) = parts.headers.get(AUTHORIZATION) {
             let header = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
-            let Some(secret) = header.strip_prefix("Bearer ") else {
+            let (secret, user) = if let Some(secret) = header.strip_prefix("Bearer ") {
+                (secret.trim().to_owned(), None)
+            } else if let Some(encoded) = header.strip_prefix("Basic ") {
+                basic_credentials(encoded).ok_or(ApiError::Unauthenticated)?
+            } else {
                 return Err(ApiError::Unauthenticated);
             };
             let actor = state
                 .tokens
-                .actor(store, secret.trim())
+                .actor(store, &secret)
                 .await?
                 .ok_or(ApiError::Unauthenticated)?;
+            if user.is_some_and(|user| user != actor.name) {
+                return Err(ApiError::Unauthenticated);
+            }
             return Ok(Caller {
                 actor,
                 via: Via::Token,

@@ -12,6 +12,7 @@ pub mod clocks;
 pub mod cmdb;
 pub mod commands;
 pub mod error;
+pub mod inventory;
 pub mod mail_intake;
 pub mod outbound;
 pub mod outbox_worker;
@@ -20,6 +21,7 @@ pub mod reports;
 pub mod rest;
 pub mod rest_actions;
 pub mod rest_cmdb;
+pub mod rest_inventory;
 pub mod scheduled_rules;
 pub mod schedules;
 mod trends;
@@ -101,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/relationships", post(rest_cmdb::relate))
         .route("/relationships/{id}", delete(rest_cmdb::unrelate))
         .route("/ci-classes", get(rest_cmdb::classes))
+        .route("/inventory", post(rest_inventory::import))
+        .route("/inventory/imports", get(rest_inventory::imports))
+        .route("/inventory/imports/{id}", get(rest_inventory::import_entry))
+        .route("/inventory/imports/{id}/retry", post(rest_inventory::retry))
         .route("/processes", get(rest::processes))
         .route("/definitions", get(rest::definitions))
         .route("/definitions/reload", post(rest::reload))

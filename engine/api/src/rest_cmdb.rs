@@ -251,6 +251,10 @@ async fn ci_view(
     let names = vec![ci.id.to_string(), ci.name.clone()];
     let records = store::open_records_naming(db, &names, RECORDS_PER_CI).await?;
     view["records"] = serde_json::to_value(&records).unwrap_or(Value::Null);
+    view["discovery"] = json!({
+        "sightings": tend_store::inventory::sightings_of(db, ci.id).await?,
+        "reported": tend_store::inventory::discovered_of(db, ci.id).await?,
+    });
     Ok(view)
 }
 

@@ -21,16 +21,20 @@ pub enum Role {
     /// A machine account that may only hand alerts to the alert intake
     /// (`POST /api/v1/alerts` and `POST /api/v1/alerts/alertmanager`).
     AlertSource,
+    /// A machine account that may only hand inventories to the CMDB import
+    /// (`POST /api/v1/inventory`).
+    InventoryAgent,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Requester,
         Role::Technician,
         Role::ProcessOwner,
         Role::Admin,
         Role::MailGateway,
         Role::AlertSource,
+        Role::InventoryAgent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl Role {
             Role::Admin => "admin",
             Role::MailGateway => "mail_gateway",
             Role::AlertSource => "alert_source",
+            Role::InventoryAgent => "inventory_agent",
         }
     }
 }
@@ -53,7 +58,7 @@ impl fmt::Display for Role {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown role `{0}`: use one of requester, technician, process_owner, admin, mail_gateway, alert_source"
+    "unknown role `{0}`: use one of requester, technician, process_owner, admin, mail_gateway, alert_source, inventory_agent"
 )]
 pub struct UnknownRole(pub String);
 

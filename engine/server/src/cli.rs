@@ -39,6 +39,9 @@ pub enum Command {
     Audit(AuditCommand),
     /// Import labelled helpdesk tickets (CSV) through the incident command path.
     ImportTickets(ImportArgs),
+    /// Import inventory documents into the CMDB: FusionInventory/GLPI agent XML (plain or
+    /// zlib), GLPI agent JSON or `lshw -json` output.
+    ImportInventory(ImportInventoryArgs),
     /// Replay a ServiceNow incident event log (CSV) through the incident definition.
     ReplayLog(ReplayArgs),
     /// Print a process's state machine as a Mermaid state diagram.
@@ -415,6 +418,23 @@ pub struct ImportArgs {
     /// Number of tickets created at the same time.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportInventoryArgs {
+    /// Inventory files, or `-` for standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Show what the import would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the full report of each file as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]

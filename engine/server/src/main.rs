@@ -5,6 +5,7 @@ mod calendar;
 mod cli;
 mod imap;
 mod import;
+mod inventory;
 mod mail;
 mod migrate;
 mod plugins;
@@ -53,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => admin::token(command).await,
         Command::Audit(command) => admin::audit(command).await,
         Command::ImportTickets(args) => import::run(args).await,
+        Command::ImportInventory(args) => inventory::run(args).await,
         Command::ReplayLog(args) => replay::run(args).await,
         Command::Graph(args) => admin::graph(args),
         Command::Simulate(args) => simulate::run(args),

@@ -228,6 +228,27 @@ pub async fn find_cis_by_key<C: ConnectionTrait>(
     Ok(ids.into_iter().collect())
 }
 
+/// Finds the CIs that are not retired and whose key attribute `attribute` has one of
+/// `values`, in chunks that stay below the bind-parameter limits; returns their ids.
+pub async fn find_cis_by_key_values<C: ConnectionTrait>(
+    db: &C,
+    attribute: &str,
+    values: &[String],
+) -> Result<Vec<i64>, Error> {
+    let normalised: BTreeSet<String> = values.iter().map(|value| key_value(value)).collect();
+    let normalised: Vec<String> = normalised.into_iter().collect();
+    let mut ids = BTreeSet::new();
+    for chunk in normalised.chunks(crate::impact::CHUNK) {
+        let rows = ci_keys::Entity::find()
+            .filter(ci_keys::Column::Attribute.eq(attribute))
+            .filter(ci_keys::Column::Value.is_in(chunk.iter().map(String::as_str)))
+            .all(db)
+            .await?;
+        ids.extend(rows.into_iter().map(|row| row.ci_id));
+    }
+    Ok(ids.into_iter().collect())
+}
+
 /// Returns the names in `names` that are not users.
 pub async fn unknown_users<C: ConnectionTrait>(
     db: &C,

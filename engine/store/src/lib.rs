@@ -41,6 +41,7 @@ mod error;
 pub mod follow_ons;
 mod identity;
 pub mod impact;
+pub mod inventory;
 mod journal;
 mod links;
 mod listing;
@@ -247,7 +248,7 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
 
 /// Returns the current time truncated to microseconds, the precision that PostgreSQL stores,
 /// so that times read back equal the times written on both backends.
-pub(crate) fn now() -> DateTime<Utc> {
+pub fn now() -> DateTime<Utc> {
     truncate(Utc::now())
 }
 

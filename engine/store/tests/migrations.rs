@@ -84,6 +84,13 @@ async fn migrations_step_down_in_order(db: &TestDb) {
             .await
             .unwrap()
     );
+    for table in ["ci_discovered", "ci_sightings", "inventory_imports"] {
+        assert!(manager.has_table(table).await.unwrap(), "{table}");
+    }
+    Migrator::down(connection, Some(1)).await.unwrap();
+    for table in ["ci_discovered", "ci_sightings", "inventory_imports"] {
+        assert!(!manager.has_table(table).await.unwrap(), "{table}");
+    }
     assert!(manager.has_column("users", "locale").await.unwrap());
     Migrator::down(connection, Some(1)).await.unwrap();
     assert!(!manager.has_column("users", "locale").await.unwrap());
@@ -156,7 +163,7 @@ async fn migrations_step_down_in_order(db: &TestDb) {
             .await
             .unwrap()
             .len(),
-        9
+        10
     );
 
     Migrator::up(connection, None).await.unwrap();

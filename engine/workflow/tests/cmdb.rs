@@ -368,6 +368,51 @@ classes:
 }
 
 #[test]
+fn discovery_sources_are_checked_and_inherited() {
+    let text = "\
+classes:
+  computer:
+    label: Computer
+    attributes:
+      serial_number: { type: string, owner: discovery }
+      memory_mb: { type: number, owner: discovery, sources: [lshw, glpi_agent] }
+      owner: { type: user }
+    sources: [glpi_agent, fusioninventory]
+  server:
+    label: Server
+    extends: computer
+";
+    let set = load(&[("workflows/cmdb/classes/a.yaml", text)]).unwrap();
+    let server = set.cmdb.class("server").unwrap();
+    assert_eq!(server.sources, ["glpi_agent", "fusioninventory"]);
+    assert_eq!(
+        server.writers("serial_number"),
+        ["glpi_agent", "fusioninventory"]
+    );
+    assert_eq!(server.writers("memory_mb"), ["lshw", "glpi_agent"]);
+    assert!(server.writers("owner").is_empty(), "people own `owner`");
+
+    let bad = "\
+classes:
+  computer:
+    label: Computer
+    attributes:
+      owner: { type: user, sources: [lshw] }
+      serial_number: { type: string, owner: discovery, sources: [ocs] }
+    sources: [glpi_agent, glpi_agent]
+";
+    let errors = load_errors(&[("workflows/cmdb/classes/a.yaml", bad)]);
+    assert_errors(
+        &errors,
+        &[
+            "workflows/cmdb/classes/a.yaml:5:28: attribute `owner` of class `computer` lists `sources` but people own it",
+            "workflows/cmdb/classes/a.yaml:6:66: unknown discovery source `ocs`: use glpi_agent, fusioninventory, lshw",
+            "workflows/cmdb/classes/a.yaml:7:27: discovery source `glpi_agent` is listed twice",
+        ],
+    );
+}
+
+#[test]
 fn relationship_type_unknown_class_is_load_error() {
     let relationships = "\
 relationship_types:

@@ -21,6 +21,7 @@ mod docs;
 mod email_plugin;
 mod idempotency;
 mod import;
+mod inventory;
 mod links;
 mod list_query;
 mod mail;

@@ -51,7 +51,15 @@ pub struct CiClass {
     /// that together identify one CI. A subclass's keys come before its parent's.
     #[serde(default)]
     pub keys: Vec<Vec<String>>,
+    /// Discovery sources that may write the class's discovery-owned attributes, the one
+    /// that wins first. Without it, a class uses its parent's list, and a class with no
+    /// list anywhere takes no imported values.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
+
+/// Discovery sources an import can name: one per inventory format.
+pub const DISCOVERY_SOURCES: [&str; 3] = ["glpi_agent", "fusioninventory", "lshw"];
 
 /// The value types of attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +131,10 @@ pub struct AttributeDef {
     pub unique: bool,
     #[serde(default)]
     pub owner: AttributeOwner,
+    /// For a discovery-owned attribute, the sources that may write it, the one that wins
+    /// first, in place of the class's `sources`.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 impl AttributeDef {
@@ -227,6 +239,15 @@ impl AttributeDef {
             )),
             _ => {}
         }
+        if !self.sources.is_empty() && self.owner == AttributeOwner::People {
+            problems.push((
+                format!("{path}.sources"),
+                format!(
+                    "attribute `{name}` of class `{class}` lists `sources` but people own it, so no import writes it: add `owner: discovery` or remove `sources`"
+                ),
+            ));
+        }
+        problems.extend(source_problems(&self.sources, &format!("{path}.sources")));
         if self.unique
             && !matches!(
                 self.kind,
@@ -258,6 +279,9 @@ pub struct ResolvedClass {
     pub attributes: IndexMap<String, ResolvedAttribute>,
     /// The class's own keys, then its parent's, and so on up the chain.
     pub keys: Vec<Vec<String>>,
+    /// Discovery sources, the one that wins first: the class's own list, else the
+    /// nearest ancestor's.
+    pub sources: Vec<String>,
 }
 
 /// An attribute with the class that declares it, which scopes its uniqueness.
@@ -273,6 +297,44 @@ impl ResolvedClass {
     pub fn is_a(&self, class: &str) -> bool {
         self.name == class || self.ancestors.iter().any(|ancestor| ancestor == class)
     }
+
+    /// Returns the discovery sources that may write `attribute`, the one that wins
+    /// first; empty for an attribute people own or the class does not have.
+    pub fn writers(&self, attribute: &str) -> &[String] {
+        match self.attributes.get(attribute) {
+            Some(resolved) if resolved.def.owner == AttributeOwner::Discovery => {
+                if resolved.def.sources.is_empty() {
+                    &self.sources
+                } else {
+                    &resolved.def.sources
+                }
+            }
+            _ => &[],
+        }
+    }
+}
+
+/// Checks a list of discovery sources: each known, none twice.
+fn source_problems(sources: &[String], path: &str) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, source) in sources.iter().enumerate() {
+        if !DISCOVERY_SOURCES.contains(&source.as_str()) {
+            problems.push((
+                format!("{path}[{i}]"),
+                format!(
+                    "unknown discovery source `{source}`: use {}",
+                    DISCOVERY_SOURCES.join(", ")
+                ),
+            ));
+        } else if !seen.insert(source) {
+            problems.push((
+                format!("{path}[{i}]"),
+                format!("discovery source `{source}` is listed twice: remove one"),
+            ));
+        }
+    }
+    problems
 }
 
 impl CiClass {
@@ -309,6 +371,7 @@ impl CiClass {
         for (attribute, def) in &self.attributes {
             problems.extend(def.problems(name, attribute, classes));
         }
+        problems.extend(source_problems(&self.sources, &format!("{path}.sources")));
         problems
     }
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 use sha2::Sha256;
 
 pub use classes::{
-    AttributeDef, AttributeOwner, AttributeType, CiClass, ClassFile, RESERVED_ATTRIBUTES,
-    ResolvedAttribute, ResolvedClass,
+    AttributeDef, AttributeOwner, AttributeType, CiClass, ClassFile, DISCOVERY_SOURCES,
+    RESERVED_ATTRIBUTES, ResolvedAttribute, ResolvedClass,
 };
 pub use relationships::{ImpactDirection, RelationshipFile, RelationshipType};
 
@@ -261,6 +261,12 @@ fn resolve_classes(
         for ancestor in ancestors {
             keys.extend(parsed[ancestor].class.keys.iter().cloned());
         }
+        let sources = std::iter::once(&entry.class)
+            .chain(ancestors.iter().map(|ancestor| &parsed[ancestor].class))
+            .map(|class| &class.sources)
+            .find(|sources| !sources.is_empty())
+            .cloned()
+            .unwrap_or_default();
         for (attribute, def) in &entry.class.attributes {
             if let Some(inherited) = attributes.get(attribute) {
                 report.error(
@@ -312,6 +318,7 @@ fn resolve_classes(
                 ancestors: ancestors.clone(),
                 attributes,
                 keys,
+                sources,
             },
         );
     }

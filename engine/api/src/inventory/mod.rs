@@ -1,0 +1,205 @@
+//! Inventory import: reads an agent's document (`tend-inventory`), matches each item to a
+//! CI by its class's identification keys, and writes what the class's ownership and
+//! source precedence allow, with the software installed and the connections seen.
+//!
+//! Each item is planned and applied in one write job, so a document imported twice
+//! changes nothing the second time, and a dry run shows the same plan without writing.
+//! Every item lands in the import log (`inventory_imports`). For a conflict or a document
+//! that cannot be read, the log also keeps the document, so nothing an agent sent is lost.
+
+mod apply;
+mod matching;
+mod plan;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tend_domain::Actor;
+use tend_inventory::{Document, Format, Message, ReadError};
+use tend_store::inventory::{self as log, NewImport};
+use tend_workflow::cmdb::CmdbSchema;
+
+pub use plan::{ItemPlan, Kept, class_for};
+
+use crate::error::ApiError;
+
+/// Result of importing (or dry-running) one document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub format: Format,
+    pub source: &'static str,
+    pub device_id: Option<String>,
+    pub partial: bool,
+    pub dry_run: bool,
+    pub items: Vec<ItemReport>,
+}
+
+impl ImportReport {
+    /// Counts the items whose action is `action`.
+    pub fn count(&self, action: &str) -> usize {
+        self.items
+            .iter()
+            .filter(|item| item.plan.action == action)
+            .count()
+    }
+}
+
+/// One item of a report: the plan and, once applied, the CI and log entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemReport {
+    #[serde(flatten)]
+    pub plan: ItemPlan,
+    /// Id of the log entry; none in a dry run.
+    pub import_id: Option<i64>,
+}
+
+/// A document that could not be read, with the id of the log entry that keeps it.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub error: ReadError,
+    pub import_id: Option<i64>,
+}
+
+/// Why an import failed as a whole.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The document is not an inventory that can be read.
+    Unreadable(Unreadable),
+    /// The agent sent its first contact (`PROLOG`), which carries no inventory.
+    Prolog {
+        device_id: Option<String>,
+    },
+    Api(ApiError),
+}
+
+impl From<ApiError> for ImportError {
+    fn from(error: ApiError) -> Self {
+        ImportError::Api(error)
+    }
+}
+
+impl From<tend_store::Error> for ImportError {
+    fn from(error: tend_store::Error) -> Self {
+        ImportError::Api(crate::cmdb::store_error(error))
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Api(error) => error,
+            ImportError::Prolog { .. } => ApiError::bad_request(
+                "no_inventory",
+                "the document is an agent's first contact (PROLOG) and carries no inventory: send the inventory itself",
+                None,
+            ),
+            ImportError::Unreadable(unreadable) => {
+                let kept = unreadable
+                    .import_id
+                    .map(|id| format!(" (kept as import {id})"))
+                    .unwrap_or_default();
+                ApiError::bad_request(
+                    "invalid_inventory",
+                    format!("{}{kept}", unreadable.error),
+                    None,
+                )
+            }
+        }
+    }
+}
+
+/// Imports `bytes` as `actor`, or with `dry_run` only plans it. `max_bytes` bounds the
+/// document once decompressed.
+pub async fn import(
+    store: &tend_store::Store,
+    schema: Arc<CmdbSchema>,
+    actor: &Actor,
+    bytes: &[u8],
+    max_bytes: usize,
+    dry_run: bool,
+) -> Result<ImportReport, ImportError> {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let document = match tend_inventory::read(bytes, max_bytes) {
+        Ok(Message::Inventory(document)) => document,
+        Ok(Message::Prolog { device_id }) => return Err(ImportError::Prolog { device_id }),
+        Err(error) => {
+            let import_id = if dry_run {
+                None
+            } else {
+                Some(keep_unreadable(store, actor, &error, &sha256, bytes).await?)
+            };
+            return Err(ImportError::Unreadable(Unreadable { error, import_id }));
+        }
+    };
+    import_document(store, schema, actor, &document, bytes, &sha256, dry_run).await
+}
+
+/// Logs a document that could not be read, keeping it.
+async fn keep_unreadable(
+    store: &tend_store::Store,
+    actor: &Actor,
+    error: &ReadError,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<i64, tend_store::Error> {
+    let entry = NewImport {
+        source: "unknown".to_owned(),
+        device_id: None,
+        actor: actor.name.clone(),
+        outcome: "rejected".to_owned(),
+        ci_id: None,
+        item_name: None,
+        summary: serde_json::Value::Null,
+        message: Some(error.to_string()),
+        sha256: sha256.to_owned(),
+        document: Some(bytes.to_vec()),
+    };
+    store
+        .write(move |tx| {
+            Box::pin(async move { log::insert_import(tx, entry, tend_store::now()).await })
+        })
+        .await
+}
+
+async fn import_document(
+    store: &tend_store::Store,
+    schema: Arc<CmdbSchema>,
+    actor: &Actor,
+    document: &Document,
+    bytes: &[u8],
+    sha256: &str,
+    dry_run: bool,
+) -> Result<ImportReport, ImportError> {
+    let source = document.format.source();
+    let mut items = Vec::with_capacity(document.items.len());
+    for item in &document.items {
+        let context = apply::ItemContext {
+            schema: schema.clone(),
+            source,
+            device_id: document.device_id.clone(),
+            partial: document.partial,
+            actor: actor.name.clone(),
+            sha256: sha256.to_owned(),
+            document: bytes.to_vec(),
+        };
+        let report = if dry_run {
+            let plan = plan::plan_item(store.db(), context.plan_input(item)).await?;
+            ItemReport {
+                plan,
+                import_id: None,
+            }
+        } else {
+            apply::import_item(store, context, item.clone()).await?
+        };
+        items.push(report);
+    }
+    Ok(ImportReport {
+        format: document.format,
+        source,
+        device_id: document.device_id.clone(),
+        partial: document.partial,
+        dry_run,
+        items,
+    })
+}
