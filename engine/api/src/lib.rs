@@ -10,6 +10,7 @@ mod cascade;
 pub mod catalog;
 pub mod clocks;
 pub mod cmdb;
+pub mod cmdb_audit;
 pub mod commands;
 pub mod error;
 pub mod inventory;
@@ -103,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/relationships", post(rest_cmdb::relate))
         .route("/relationships/{id}", delete(rest_cmdb::unrelate))
         .route("/ci-classes", get(rest_cmdb::classes))
+        .route("/cmdb/audit", get(rest_cmdb::audit))
+        .route("/cmdb/audit/tasks", post(rest_cmdb::audit_tasks))
         .route("/inventory", post(rest_inventory::import))
         .route("/inventory/imports", get(rest_inventory::imports))
         .route("/inventory/imports/{id}", get(rest_inventory::import_entry))

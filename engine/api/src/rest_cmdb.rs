@@ -634,3 +634,60 @@ async fn run_impact(
         "queries": result.queries,
     })))
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Days without a sighting after which a discovered CI is stale; the setting of
+    /// `workflows/cmdb/audit.yaml` when absent.
+    #[serde(default)]
+    stale_days: Option<u32>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+async fn run_audit(
+    state: &AppState,
+    query: &AuditQuery,
+) -> Result<crate::cmdb_audit::AuditReport, ApiError> {
+    crate::cmdb_audit::audit(
+        state.commands.store.db(),
+        &schema(state),
+        query.stale_days,
+        query
+            .limit
+            .unwrap_or(crate::cmdb_audit::DEFAULT_LIMIT)
+            .clamp(1, store::MAX_CI_LIMIT),
+        Utc::now(),
+    )
+    .await
+}
+
+/// `GET /cmdb/audit`: stale CIs, disagreements with discovery, orphans and recent import
+/// conflicts.
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_staff(&caller.actor)?;
+    let Query(query) = query.map_err(query_error)?;
+    let report = run_audit(&state, &query).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+/// `POST /cmdb/audit/tasks`: runs the audit and opens one task per kind of finding,
+/// once a day; returns the report and the tasks.
+pub async fn audit_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_staff(&caller.actor)?;
+    let Query(query) = query.map_err(query_error)?;
+    let report = run_audit(&state, &query).await?;
+    let tasks =
+        crate::cmdb_audit::open_tasks(&state.commands, &schema(&state), &caller.actor, &report)
+            .await?;
+    Ok(Json(json!({ "report": report, "tasks": tasks })))
+}

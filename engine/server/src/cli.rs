@@ -69,6 +69,37 @@ pub enum Command {
     /// Look at and retry inbound mail that was kept aside.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Check the CMDB against what discovery reports.
+    #[command(subcommand)]
+    Cmdb(CmdbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CmdbCommand {
+    /// List CIs not seen by discovery, people-owned attributes that agents report
+    /// differently, CIs with no relationship and recent import conflicts.
+    Audit(CmdbAuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CmdbAuditArgs {
+    /// Days without a sighting after which a discovered CI is stale [default: the
+    /// `stale_after_days` of workflows/cmdb/audit.yaml].
+    #[arg(long)]
+    pub stale_days: Option<u32>,
+    /// Most CIs listed per kind of finding.
+    #[arg(long, default_value_t = 200)]
+    pub limit: u64,
+    /// Open one task per kind of finding (once a day) in the audit's task process.
+    #[arg(long)]
+    pub open_tasks: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub definitions: DefinitionArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! `tend import-inventory`: inventory files into the CMDB through the same import as
 //! `POST /api/v1/inventory`, with a summary of what each item changed or would change.
+//! `tend cmdb audit`: the CMDB audit of `GET /api/v1/cmdb/audit`, as a summary.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -11,7 +12,7 @@ use serde_json::Value;
 use tend_api::inventory::{self, ImportError, ImportReport, ItemReport};
 use tend_domain::Actor;
 
-use crate::cli::ImportInventoryArgs;
+use crate::cli::{CmdbAuditArgs, ImportInventoryArgs};
 
 /// Imports each file; exits 1 when a file cannot be read or an item conflicts with the
 /// CMDB, so that scripts notice.
@@ -166,4 +167,90 @@ fn show(value: Option<&Value>) -> String {
         Some(Value::String(text)) => text.clone(),
         Some(other) => other.to_string(),
     }
+}
+
+/// Runs the CMDB audit and prints it; with `--open-tasks`, opens its tasks as the
+/// `audit` system actor.
+pub async fn audit(args: CmdbAuditArgs) -> anyhow::Result<ExitCode> {
+    let commands = crate::setup::commands(&args.store, &args.definitions).await?;
+    let schema = commands.engine.definitions().cmdb.clone();
+    let report = tend_api::cmdb_audit::audit(
+        commands.store.db(),
+        &schema,
+        args.stale_days,
+        args.limit.max(1),
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!(error))?;
+    let tasks = if args.open_tasks {
+        tend_api::cmdb_audit::open_tasks(&commands, &schema, &Actor::system("audit"), &report)
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "report": report, "tasks": tasks }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "CIs not seen by discovery for {} days: {}",
+        report.stale_after_days, report.stale.total
+    );
+    for item in &report.stale.items {
+        let seen = item
+            .last_seen_at
+            .map(|at| format!("last seen {}", at.format("%Y-%m-%d %H:%M")))
+            .unwrap_or_else(|| "never seen".to_owned());
+        println!("  {}  {seen}", ci_line(&item.ci));
+    }
+    println!(
+        "people-owned attributes that discovery reports differently: {}",
+        report.disagreements.total
+    );
+    for item in &report.disagreements.items {
+        println!(
+            "  {}  {}: {} here, {} reports {}",
+            ci_line(&item.ci),
+            item.attribute,
+            show(Some(&item.value)),
+            item.source,
+            show(Some(&item.reported))
+        );
+    }
+    println!("CIs with no relationship: {}", report.orphans.total);
+    for ci in &report.orphans.items {
+        println!("  {}", ci_line(ci));
+    }
+    println!(
+        "inventory imports in conflict: {}",
+        report.import_conflicts.total
+    );
+    for entry in &report.import_conflicts.items {
+        println!(
+            "  import {}  {}",
+            entry["id"],
+            entry["message"].as_str().unwrap_or_default()
+        );
+    }
+    for task in &tasks {
+        println!(
+            "opened {} for {} ({})",
+            task.number, task.finding, task.count
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ci_line(ci: &Value) -> String {
+    format!(
+        "CI {} {} `{}`",
+        ci["id"],
+        ci["class"].as_str().unwrap_or_default(),
+        ci["name"].as_str().unwrap_or_default()
+    )
 }

@@ -65,5 +65,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(command) => calendar::schedule(command),
         Command::MailGateway(args) => mail::gateway(args).await,
         Command::Mail(command) => mail::run(command).await,
+        Command::Cmdb(cli::CmdbCommand::Audit(args)) => inventory::audit(args).await,
     }
 }

@@ -35,6 +35,7 @@ pub mod approvals;
 mod audit;
 pub mod clocks;
 pub mod cmdb;
+pub mod cmdb_audit;
 mod credentials;
 pub mod entities;
 mod error;

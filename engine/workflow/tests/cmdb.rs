@@ -413,6 +413,30 @@ classes:
 }
 
 #[test]
+fn audit_settings_are_checked() {
+    let audit = "\
+audit:
+  stale_after_days: 0
+  orphans_ignore: [locatoin]
+";
+    let errors = load_errors(&[
+        ("workflows/cmdb/classes/all.yaml", CLASSES),
+        ("workflows/cmdb/audit.yaml", audit),
+    ]);
+    assert_errors(
+        &errors,
+        &[
+            "workflows/cmdb/audit.yaml:2:21: `stale_after_days` is 0, so every CI would be stale",
+            "workflows/cmdb/audit.yaml:3:20: `orphans_ignore` names unknown class `locatoin`: did you mean `location`?",
+        ],
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let set = load_dir(&root, &ExistingRules(root.clone())).unwrap();
+    assert_eq!(set.cmdb.audit.stale_after_days, 30);
+    assert_eq!(set.cmdb.audit.task_process, "cmdb_audit");
+}
+
+#[test]
 fn relationship_type_unknown_class_is_load_error() {
     let relationships = "\
 relationship_types:

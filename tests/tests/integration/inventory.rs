@@ -24,6 +24,7 @@ backend_tests!(
     agent_protocol_and_access,
     sample_documents_import_or_explain,
     cli_import_and_dry_run,
+    cmdb_audit_finds_and_opens_tasks,
 );
 
 const INVENTORY: &str = "/api/v1/inventory";
@@ -774,5 +775,148 @@ async fn cli_import_and_dry_run(backend: Backend) -> anyhow::Result<()> {
     let output = run_tend(args, None).await?;
     assert_eq!(output.code(), Some(1), "{output}");
     assert!(output.stderr.contains("schema"), "{output}");
+    Ok(())
+}
+
+/// Moves the creation of every CI, and the sightings of CI `stale`, `days` into the past.
+async fn age(server: &TestServer, stale: i64, days: i64) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait as _;
+    let commands = server
+        .commands()
+        .ok_or_else(|| anyhow::anyhow!("the test needs an in-process server"))?;
+    let db = commands.store.db();
+    let backend = db.get_database_backend();
+    let past = chrono::Utc::now() - chrono::Duration::days(days);
+    let older = chrono::Utc::now() - chrono::Duration::days(days + 20);
+    for (sql, values) in [
+        ("UPDATE cis SET created_at = $1", vec![older.into()]),
+        (
+            "UPDATE ci_sightings SET last_seen_at = $1 WHERE ci_id = $2",
+            vec![past.into(), stale.into()],
+        ),
+    ] {
+        let sql = if backend == sea_orm::DbBackend::Sqlite {
+            sql.replace('$', "?").replace("?1", "?").replace("?2", "?")
+        } else {
+            sql.to_owned()
+        };
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn cmdb_audit_finds_and_opens_tasks(backend: Backend) -> anyhow::Result<()> {
+    let server = TestServer::in_process(backend).await?;
+    let client = agent(&server).await?;
+    let staff = server.add_user("tom", &[Role::Technician]).await?.client;
+    let software = json!({ "softwares": [{ "name": "bash", "version": "5.2" }] });
+
+    let gone = import_one(
+        &client,
+        &glpi_computer("a", "ws-gone", "SN-GONE", "U-GONE", software.clone()),
+    )
+    .await?["ci_id"]
+        .as_i64()
+        .unwrap_or_default();
+    import_one(
+        &client,
+        &glpi_computer("b", "ws-here", "SN-HERE", "U-HERE", software.clone()),
+    )
+    .await?;
+    let laptop = glpi_computer(
+        "c",
+        "lt-9",
+        "SN-LT9",
+        "U-LT9",
+        json!({
+            "hardware": { "name": "lt-9", "uuid": "U-LT9", "chassis_type": "Notebook" },
+            "bios": { "ssn": "SN-LT9", "assettag": "TAG-9" },
+            "softwares": [{ "name": "bash", "version": "5.2" }],
+        }),
+    );
+    let laptop_id = import_one(&client, &laptop).await?["ci_id"]
+        .as_i64()
+        .unwrap_or_default();
+    staff
+        .patch(
+            &format!("/api/v1/cis/{laptop_id}"),
+            &json!({ "attributes": { "asset_tag": "IT-0009" } }),
+        )
+        .await?
+        .expect_status(StatusCode::OK)?;
+    for body in [
+        json!({ "class": "workstation", "name": "ws-manual", "attributes": {} }),
+        json!({ "class": "location", "name": "Berlin HQ", "attributes": {} }),
+    ] {
+        staff
+            .post("/api/v1/cis", &body)
+            .await?
+            .expect_status(StatusCode::CREATED)?;
+    }
+    age(&server, gone, 40).await?;
+
+    let report = staff
+        .get("/api/v1/cmdb/audit?stale_days=30")
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    let names = |list: &Value, path: &str| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let ci = if path.is_empty() { item } else { &item[path] };
+                ci["name"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(&report["stale"]["items"], "ci"),
+        ["ws-gone", "ws-manual"],
+        "{report}"
+    );
+    let gone_item = &report["stale"]["items"][0];
+    assert!(gone_item["last_seen_at"].is_string(), "{report}");
+    assert!(report["stale"]["items"][1]["last_seen_at"].is_null());
+    let disagreement = &report["disagreements"]["items"][0];
+    assert_eq!(disagreement["ci"]["name"], "lt-9", "{report}");
+    assert_eq!(disagreement["attribute"], "asset_tag");
+    assert_eq!(disagreement["value"], "IT-0009");
+    assert_eq!(disagreement["reported"], "TAG-9");
+    assert_eq!(report["disagreements"]["total"], 1);
+    let orphans = names(&report["orphans"]["items"], "");
+    assert_eq!(orphans, ["ws-manual"], "{report}");
+
+    let opened = staff
+        .post("/api/v1/cmdb/audit/tasks?stale_days=30", &json!({}))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    let tasks = opened["tasks"].as_array().cloned().unwrap_or_default();
+    let findings: Vec<&str> = tasks
+        .iter()
+        .filter_map(|task| task["finding"].as_str())
+        .collect();
+    assert_eq!(findings, ["stale", "disagreements", "orphans"], "{opened}");
+    let number = tasks[0]["number"].as_str().unwrap_or_default().to_owned();
+    let record = staff
+        .get(&format!("/api/v1/records/{number}"))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    assert_eq!(record["process"], "cmdb_audit", "{record}");
+    let description = record["description"].as_str().unwrap_or_default();
+    assert!(description.contains("ws-gone"), "{description}");
+
+    // The same day's audit opens nothing new.
+    let again = staff
+        .post("/api/v1/cmdb/audit/tasks?stale_days=30", &json!({}))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    assert_eq!(again["tasks"][0]["number"], number.as_str());
     Ok(())
 }

@@ -29,6 +29,55 @@ pub struct CmdbSchema {
     /// Classes with their inherited attributes and keys, in file order.
     pub classes: IndexMap<String, ResolvedClass>,
     pub relationship_types: IndexMap<String, RelationshipType>,
+    /// Settings of the CMDB audit (`workflows/cmdb/audit.yaml`), defaults without it.
+    pub audit: AuditSettings,
+}
+
+/// Settings of the CMDB audit, from `workflows/cmdb/audit.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// A CI of a class that discovery writes (a class with `sources`) is stale when no
+    /// source has seen it for this many days.
+    #[serde(default = "default_stale_days")]
+    pub stale_after_days: u32,
+    /// Classes with `sources` whose CIs are not seen on their own, such as software
+    /// packages, which inventories report through `installed_on` relationships.
+    #[serde(default)]
+    pub stale_ignore: Vec<String>,
+    /// Classes whose CIs are not orphans when they have no relationship, such as
+    /// locations, which other CIs point to through attributes.
+    #[serde(default)]
+    pub orphans_ignore: Vec<String>,
+    /// Process of the tasks that the audit opens for its findings.
+    #[serde(default = "default_task_process")]
+    pub task_process: String,
+}
+
+fn default_stale_days() -> u32 {
+    30
+}
+
+fn default_task_process() -> String {
+    "cmdb_audit".to_owned()
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            stale_after_days: default_stale_days(),
+            stale_ignore: Vec::new(),
+            orphans_ignore: Vec::new(),
+            task_process: default_task_process(),
+        }
+    }
+}
+
+/// The file `workflows/cmdb/audit.yaml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    audit: AuditSettings,
 }
 
 impl CmdbSchema {
@@ -177,10 +226,59 @@ pub(crate) fn load_cmdb(
         }
     }
 
+    let audit = load_audit(&dir.join("audit.yaml"), &names, hasher, diagnostics);
+
     CmdbSchema {
         classes,
         relationship_types,
+        audit,
     }
+}
+
+/// Loads the audit settings, checking the days and the class names.
+fn load_audit(
+    file: &Path,
+    classes: &BTreeSet<String>,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> AuditSettings {
+    if !file.is_file() {
+        return AuditSettings::default();
+    }
+    let Some((_, index, content, pruned)) = parse_file::<AuditFile>(file, hasher, diagnostics)
+    else {
+        return AuditSettings::default();
+    };
+    let mut report = FileReport {
+        file,
+        index: &index,
+        diagnostics,
+        pruned: &pruned,
+    };
+    let settings = content.audit;
+    if settings.stale_after_days == 0 {
+        report.error(
+            "audit.stale_after_days",
+            "`stale_after_days` is 0, so every CI would be stale: give a number of days of 1 or more",
+        );
+    }
+    for (list, names) in [
+        ("stale_ignore", &settings.stale_ignore),
+        ("orphans_ignore", &settings.orphans_ignore),
+    ] {
+        for (i, class) in names.iter().enumerate() {
+            if !classes.contains(class) {
+                report.error(
+                    &format!("audit.{list}[{i}]"),
+                    format!(
+                        "`{list}` names unknown class `{class}`: {}",
+                        crate::validate::choices(class, classes)
+                    ),
+                );
+            }
+        }
+    }
+    settings
 }
 
 /// Merges each class with its ancestors. Reports inheritance cycles (at the `extends` of
