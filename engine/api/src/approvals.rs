@@ -290,6 +290,7 @@ impl Commands {
             now,
             groups: &pinned.set.groups,
             links: &links,
+            cmdb: None,
         };
         let mut events = vec![JournalEvent::ApprovalCompleted {
             round: round.round,

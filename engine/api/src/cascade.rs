@@ -364,6 +364,7 @@ impl Commands {
             now: at,
             groups: &pinned.set.groups,
             links: &links,
+            cmdb: None,
         };
         let mut outcome = tend_workflow::react_to_linked(&context, &current, change);
         let follow_ons = std::mem::take(&mut outcome.follow_ons);

@@ -142,6 +142,7 @@ impl Commands {
                 now: chrono::Utc::now(),
                 groups: &set.groups,
                 links: &[],
+                cmdb: None,
             };
             let mut candidate = tend_workflow::execute(&context, None, &command)?.record;
             // The rule reads the answers as fields too, without overriding real fields.

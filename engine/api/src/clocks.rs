@@ -569,6 +569,7 @@ impl crate::Commands {
                 now,
                 groups: &set.groups,
                 links: &links,
+                cmdb: None,
             };
             let mut record = current.clone();
             let mut notified = Vec::new();

@@ -403,13 +403,19 @@ fn value_names_user(value: &Value, user: &str) -> bool {
 }
 
 /// Returns the key-index rows of a CI of `class` with `attributes`: every value of an
-/// attribute that is unique or part of an identification key.
+/// attribute that is unique or part of an identification key, and of every reference to
+/// a user or a CI, so that "the CIs that user X owns" and "the CIs in location Y" are
+/// index lookups.
 pub fn keys_of(class: &ResolvedClass, attributes: &Map<String, Value>) -> Vec<CiKey> {
     let key_attributes: BTreeSet<&str> = class.keys.iter().flatten().map(String::as_str).collect();
     let mut keys = Vec::new();
     for (name, attribute) in &class.attributes {
         let unique = attribute.def.unique;
-        if !unique && !key_attributes.contains(name.as_str()) {
+        let reference = matches!(
+            attribute.def.value_type(),
+            AttributeType::User | AttributeType::Ci
+        );
+        if !unique && !reference && !key_attributes.contains(name.as_str()) {
             continue;
         }
         let values: Vec<&Value> = match attributes.get(name) {

@@ -9,6 +9,7 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use tend_domain::{Actor, Command, Fields, JournalEntry, JournalEvent, Record, Role};
 use tend_store::{Store, approvals};
 use tend_workflow::{
@@ -219,7 +220,11 @@ impl Commands {
         {
             return self.existing(record).await;
         }
-        let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let cmdb = self
+            .cmdb_context(&definition, None, &input.fields, Some(&actor.name))
+            .await?;
+        let mut outcome =
+            self.decide_create(actor, &current, &definition, input, now, cmdb.as_ref())?;
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let pending = PendingWork::encode(&[], &follow_ons, 0);
         let clocks = crate::clocks::update(
@@ -306,6 +311,7 @@ impl Commands {
         definition: &Definition,
         input: NewRecord,
         now: DateTime<Utc>,
+        cmdb: Option<&Value>,
     ) -> Result<Outcome, ApiError> {
         let command = Command::Create {
             title: input.title,
@@ -321,6 +327,7 @@ impl Commands {
             now,
             groups: &current.set.groups,
             links: &[],
+            cmdb,
         };
         let mut outcome = tend_workflow::execute(&context, None, &command)?;
         crate::calendars::count_business_time(&current.set, definition, &mut outcome);
@@ -425,6 +432,7 @@ impl Commands {
                 now,
                 groups: &set.groups,
                 links: &links,
+                cmdb: None,
             };
             let command = Command::Reply {
                 text: text.to_owned(),
@@ -482,7 +490,11 @@ impl Commands {
     ) -> Result<Record, ApiError> {
         let current = self.engine.current();
         let definition = current.definition(&original.process)?;
-        let mut outcome = self.decide_create(actor, &current, &definition, input, now)?;
+        let cmdb = self
+            .cmdb_context(&definition, None, &input.fields, Some(&actor.name))
+            .await?;
+        let mut outcome =
+            self.decide_create(actor, &current, &definition, input, now, cmdb.as_ref())?;
         let follow_ons = std::mem::take(&mut outcome.follow_ons);
         let pending = PendingWork::encode(&[], &follow_ons, 0);
         let clocks = crate::clocks::update(
@@ -735,6 +747,15 @@ impl Commands {
                     pending.transition, pending.round, pending.requested_by
                 )));
             }
+            let changed = match &command {
+                Command::Update { fields, .. } | Command::Transition { fields, .. } => {
+                    fields.clone()
+                }
+                _ => Fields::new(),
+            };
+            let cmdb = self
+                .cmdb_context(&pinned.definition, Some(&current), &changed, None)
+                .await?;
             let context = Context {
                 definition: &pinned.definition,
                 version: &pinned.set.version,
@@ -743,6 +764,7 @@ impl Commands {
                 now: at.unwrap_or_else(Utc::now),
                 groups: &pinned.set.groups,
                 links: &links,
+                cmdb: cmdb.as_ref(),
             };
             let mut outcome = tend_workflow::execute(&context, Some(&current), &command)?;
             crate::calendars::count_business_time(&pinned.set, &pinned.definition, &mut outcome);
@@ -916,6 +938,45 @@ impl Commands {
     }
 
     /// Loads the records linked to `record`, as rules see them.
+    /// Loads what the CMDB knows about a record for its rules, when its process has a
+    /// `ci`, `cis` or `target_collection` field: the record's fields as they will be after
+    /// `changed`, and its requester (`creator` for a new record).
+    async fn cmdb_context(
+        &self,
+        definition: &Definition,
+        current: Option<&Record>,
+        changed: &Fields,
+        creator: Option<&str>,
+    ) -> Result<Option<Value>, ApiError> {
+        if !["ci", "cis", "target_collection"]
+            .iter()
+            .any(|field| definition.fields.contains_key(*field))
+        {
+            return Ok(None);
+        }
+        let mut fields = current
+            .map(|record| record.fields.clone())
+            .unwrap_or_default();
+        for (name, value) in changed {
+            fields.insert(name.clone(), value.clone());
+        }
+        let requester = fields
+            .get("requester")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| creator.map(str::to_owned));
+        let schema = self.engine.definitions().cmdb.clone();
+        let context = crate::record_cmdb::context(
+            self.store.db(),
+            &schema,
+            &fields,
+            requester.as_deref(),
+            current.map(|record| record.number.as_str()),
+        )
+        .await?;
+        Ok((!context.is_null()).then_some(context))
+    }
+
     pub(crate) async fn linked_records(
         &self,
         record: &Record,

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod clocks;
 pub mod cmdb;
 pub mod cmdb_audit;
+pub mod collections;
 pub mod commands;
 pub mod error;
 pub mod inventory;
@@ -18,6 +19,7 @@ pub mod mail_intake;
 pub mod outbound;
 pub mod outbox_worker;
 mod plugin_mail;
+pub mod record_cmdb;
 pub mod reports;
 pub mod rest;
 pub mod rest_actions;
@@ -104,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/relationships", post(rest_cmdb::relate))
         .route("/relationships/{id}", delete(rest_cmdb::unrelate))
         .route("/ci-classes", get(rest_cmdb::classes))
+        .route("/collections", get(rest_cmdb::collections))
+        .route("/collections/{name}", get(rest_cmdb::collection_members))
         .route("/cmdb/audit", get(rest_cmdb::audit))
         .route("/cmdb/audit/tasks", post(rest_cmdb::audit_tasks))
         .route("/inventory", post(rest_inventory::import))

@@ -741,6 +741,7 @@ impl Commands {
             linked: None,
             now,
             email: Some(&email),
+            cmdb: None,
         };
         let effects = match self.engine.rules().run(rule, &input) {
             Ok(effects) => effects,

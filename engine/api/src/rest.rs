@@ -155,6 +155,14 @@ async fn record_view(state: &AppState, caller: &Caller, number: &str) -> Result<
         let mail = state.commands.store.outbox_of(record.id).await?;
         view["mail"] = Value::Array(mail.iter().map(crate::outbound::outbox_json).collect());
         view["configuration_item"] = crate::rest_cmdb::record_ci(state, &record).await?;
+        view["cmdb"] = crate::record_cmdb::context(
+            state.commands.store.db(),
+            &state.commands.engine.definitions().cmdb,
+            &record.fields,
+            record.fields.get("requester").and_then(Value::as_str),
+            Some(&record.number),
+        )
+        .await?;
     }
     let attachments = state.commands.store.attachments_of(record.id).await?;
     view["attachments"] = crate::mail_intake::attachments_json(&attachments);

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tend_store::cmdb::{self as store, Ci, CiFilter, Relationship};
-use tend_store::impact::{self, Walk};
-use tend_workflow::cmdb::{CmdbSchema, ImpactDirection};
+use tend_store::impact;
+use tend_workflow::cmdb::CmdbSchema;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -544,15 +544,7 @@ async fn run_impact(
         });
     }
 
-    let mut walk = Walk::default();
-    for (name, kind) in schema.relationship_types.iter().filter(|(_, k)| k.impact) {
-        let walks_to_source = (kind.impact_flows == ImpactDirection::ToSource) == down;
-        if walks_to_source {
-            walk.target_to_source.push(name.clone());
-        } else {
-            walk.source_to_target.push(name.clone());
-        }
-    }
+    let walk = crate::record_cmdb::impact_walk(&schema, down);
     let started = std::time::Instant::now();
     let result = impact::walk(db, &ids, &walk, depth).await?;
     let reached_ids: Vec<i64> = result.reached.iter().map(|hit| hit.ci).collect();
@@ -690,4 +682,72 @@ pub async fn audit_tasks(
         crate::cmdb_audit::open_tasks(&state.commands, &schema(&state), &caller.actor, &report)
             .await?;
     Ok(Json(json!({ "report": report, "tasks": tasks })))
+}
+
+/// `GET /collections`: the collections with their definitions.
+pub async fn collections(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    require_staff(&caller.actor)?;
+    let schema = schema(&state);
+    let list: Vec<Value> = schema
+        .collections
+        .iter()
+        .map(|(name, collection)| {
+            let mut value = serde_json::to_value(collection).unwrap_or(Value::Null);
+            value["name"] = json!(name);
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "collections": list })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionQuery {
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    after: Option<i64>,
+    /// Counts the members by this attribute (or `class`, `status`) instead of listing
+    /// them only.
+    #[serde(default)]
+    group_by: Option<String>,
+}
+
+/// `GET /collections/{name}`: the members of a collection, a page at a time, with
+/// their total and, with `group_by`, their counts by value.
+pub async fn collection_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    query: Result<Query<CollectionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_staff(&caller.actor)?;
+    let Query(query) = query.map_err(query_error)?;
+    let schema = schema(&state);
+    let collection = crate::collections::collection(&schema, &name)?;
+    let members =
+        crate::collections::members(state.commands.store.db(), &schema, collection).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, store::MAX_CI_LIMIT) as usize;
+    let page: Vec<&Ci> = members
+        .iter()
+        .filter(|ci| query.after.is_none_or(|after| ci.id > after))
+        .take(limit + 1)
+        .collect();
+    let more = page.len() > limit;
+    let page = &page[..page.len().min(limit)];
+    let mut body = json!({
+        "name": name,
+        "label": collection.label,
+        "total": members.len(),
+        "cis": page.iter().map(|ci| ci_summary(&schema, ci)).collect::<Vec<_>>(),
+        "next_after": if more { page.last().map(|ci| ci.id) } else { None },
+    });
+    if let Some(attribute) = &query.group_by {
+        body["group_by"] = json!(attribute);
+        body["groups"] = json!(crate::collections::group_by(&members, attribute));
+    }
+    Ok(Json(body))
 }

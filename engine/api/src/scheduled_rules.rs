@@ -190,6 +190,7 @@ impl Commands {
                 now,
                 groups: &pinned.set.groups,
                 links: &links,
+                cmdb: None,
             };
             let outcome = tend_workflow::engine::run_timer_rule(&context, &current, &run.rule);
             if outcome.events.is_empty() && outcome.follow_ons.is_empty() {

@@ -42,7 +42,7 @@ use crate::context;
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 
 /// Names of the variables every run defines, in the order they are pushed.
-pub(crate) const VARIABLES: [&str; 9] = [
+pub(crate) const VARIABLES: [&str; 10] = [
     "record",
     "previous",
     "actor",
@@ -52,6 +52,7 @@ pub(crate) const VARIABLES: [&str; 9] = [
     "linked",
     "now",
     "email",
+    "cmdb",
 ];
 
 type HostResult<T> = Result<T, Box<EvalAltResult>>;
@@ -133,6 +134,11 @@ pub(crate) fn input_scope(input: &RuleInput<'_>) -> Result<Scope<'static>, Strin
         None => Dynamic::UNIT,
     };
     scope.push_constant_dynamic(VARIABLES[8], email);
+    let cmdb = match input.cmdb {
+        Some(cmdb) => json_to_dynamic(cmdb).map_err(|error| format!("cmdb: {error}"))?,
+        None => Dynamic::UNIT,
+    };
+    scope.push_constant_dynamic(VARIABLES[9], cmdb);
     Ok(scope)
 }
 

@@ -60,6 +60,11 @@ struct TestCase {
     /// For `on_email`: the message the rule reads as `email`.
     #[serde(default)]
     email: Option<Value>,
+    /// What the CMDB knows about the record, as the rule reads it in `cmdb`: `cis`,
+    /// `affected` (`count`, `services`, `critical_services`, `highest_criticality`),
+    /// `open_changes`, `known_errors`, `problems`, `incidents` and `requester_cis`.
+    #[serde(default)]
+    cmdb: Option<Value>,
     expect: Vec<ExpectedEffect>,
 }
 
@@ -410,6 +415,7 @@ fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> 
         linked: case.linked.as_ref(),
         now: case.now.unwrap_or(DateTime::UNIX_EPOCH),
         email: case.email.as_ref(),
+        cmdb: case.cmdb.as_ref(),
     };
     let actual = host
         .run(rule, &input)

@@ -120,6 +120,7 @@ fn rule_sees_its_input() {
         linked: None,
         now: chrono::DateTime::UNIX_EPOCH,
         email: None,
+        cmdb: None,
     };
     let texts: Vec<String> = rules
         .host
@@ -336,6 +337,7 @@ if hook == \"guard\" && transition == \"resolve\" && record.resolution_code == (
         linked: None,
         now: chrono::DateTime::UNIX_EPOCH,
         email: None,
+        cmdb: None,
     };
     let effects = rules.host.run("incident/resolvable", &input).unwrap();
     assert_eq!(effects.len(), 1);

@@ -78,6 +78,7 @@ fn second_rule_sees_default_and_first_rule() {
             now: Utc::now(),
             groups: &set.groups,
             links: &[],
+            cmdb: None,
         };
         let command = Command::Create {
             title: "[NET] Switch down in room 3".into(),

@@ -209,6 +209,7 @@ impl Replay<'_> {
                 now: step.at,
                 groups: &self.set.groups,
                 links: &[],
+                cmdb: None,
             };
             // The write that ended an approval round took its transition without asking again.
             let completes_round = step

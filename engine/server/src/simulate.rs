@@ -131,6 +131,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         now,
         groups: &set.groups,
         links: &[],
+        cmdb: None,
     };
     println!("step 0: create as {}", creator.name);
     let mut record = match tend_workflow::execute(&context, None, &create) {
@@ -177,6 +178,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     now,
                     groups: &set.groups,
                     links: &[],
+                    cmdb: None,
                 };
                 let decided = tend_workflow::execute(&context, Some(&record), &step.command)
                     .and_then(|outcome| check_freeze(definition, &set, &step.command, outcome));
@@ -250,6 +252,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     now,
                     groups: &set.groups,
                     links: &[],
+                    cmdb: None,
                 };
                 let comment = (!step.reason.trim().is_empty()).then_some(step.reason.as_str());
                 match tend_workflow::execute_approved(&context, &record, &next, comment) {
@@ -317,6 +320,7 @@ fn take_due_transitions(
             now: due.due_at,
             groups: &set.groups,
             links: &[],
+            cmdb: None,
         };
         let command = Command::Transition {
             name: due.transition.clone(),

@@ -33,6 +33,9 @@ pub struct Context<'a> {
     pub groups: &'a BTreeMap<String, GroupDef>,
     /// Records linked to the record, for rules that look across links.
     pub links: &'a [LinkedRecord],
+    /// What the CMDB knows about the record (its CIs, what they affect, the requester's
+    /// CIs), for rules; `None` where the caller did not load it.
+    pub cmdb: Option<&'a serde_json::Value>,
 }
 
 /// The result of an accepted command.
@@ -745,6 +748,7 @@ fn check_guard(
         actor: context.actor,
         transition: Some(name),
         links: context.links,
+        cmdb: context.cmdb,
         linked: None,
         now: context.now,
         email: None,
@@ -814,6 +818,7 @@ fn run_hook(
             actor: context.actor,
             transition,
             links: context.links,
+            cmdb: context.cmdb,
             linked,
             now: context.now,
             email: None,
@@ -938,6 +943,7 @@ fn plan_approval(
             actor: context.actor,
             transition: Some(name),
             links: context.links,
+            cmdb: context.cmdb,
             linked: None,
             now: context.now,
             email: None,
@@ -1049,6 +1055,7 @@ pub fn run_timer_rule(context: &Context<'_>, current: &Record, rule: &str) -> Ou
         actor: context.actor,
         transition: None,
         links: context.links,
+        cmdb: context.cmdb,
         linked: None,
         now: context.now,
         email: None,

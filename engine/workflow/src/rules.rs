@@ -63,6 +63,9 @@ pub struct RuleInput<'a> {
     /// For `on_email`: the message, as a JSON object (`from`, `from_name`, `to`, `cc`,
     /// `subject`, `message_id`, `mailbox`, `text`).
     pub email: Option<&'a serde_json::Value>,
+    /// What the CMDB knows about the record: its CIs, what a failure of them affects, the
+    /// open records on them and the requester's CIs, as `record_cmdb::context` builds it.
+    pub cmdb: Option<&'a serde_json::Value>,
 }
 
 /// A record at the other end of a link, as rules see it.

@@ -131,6 +131,7 @@ fn create(
         now: Utc::now(),
         groups: &Default::default(),
         links: &[],
+        cmdb: None,
     };
     let fields: Fields = serde_json::from_value(fields).unwrap();
     let command = Command::Create {
@@ -156,6 +157,7 @@ fn apply(
         now: Utc::now(),
         groups: &Default::default(),
         links: &[],
+        cmdb: None,
     };
     execute(&context, Some(record), &command)
 }
@@ -198,6 +200,7 @@ fn invalid_rule_effect_is_journaled_and_skipped() {
         now: Utc::now(),
         groups: &Default::default(),
         links: &[],
+        cmdb: None,
     };
     let command = Command::Create {
         title: "printer jam".into(),
@@ -471,6 +474,7 @@ fn reply_at(definition: &Definition, record: &Record, days_later: i64) -> tend_w
         now: record.state_changed_at + chrono::TimeDelta::days(days_later),
         groups: &Default::default(),
         links: &[],
+        cmdb: None,
     };
     let command = Command::Reply {
         text: "still broken".into(),
@@ -639,6 +643,7 @@ fn solve_with(
         now: Utc::now(),
         groups: &Default::default(),
         links: &[],
+        cmdb: None,
     };
     execute(
         &context,
@@ -800,6 +805,7 @@ fn no_timers_from_state_without_after() {
         now: Utc::now(),
         groups: &Default::default(),
         links: &[],
+        cmdb: None,
     };
     let command = Command::Create {
         title: "disk".into(),

@@ -20,6 +20,8 @@ backend_tests!(
     impact_cycle_lists_each_once,
     impact_skips_non_impact_types,
     ci_list_filters_and_pages,
+    records_show_impact_to_rules,
+    collections_select_and_target_releases,
 );
 
 const CIS: &str = "/api/v1/cis";
@@ -880,5 +882,197 @@ async fn ci_list_filters_and_pages(backend: Backend) -> anyhow::Result<()> {
         "invalid_query",
         Some("limit"),
     );
+    Ok(())
+}
+
+/// A change on a server that a critical service depends on is high risk through the CMDB,
+/// and an incident on that server lists the change, the known error and the requester's
+/// own CIs.
+async fn records_show_impact_to_rules(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let tom = &desk.tom.client;
+    let payroll = ci(
+        tom,
+        "business_service",
+        "Payroll",
+        json!({ "criticality": "critical" }),
+    )
+    .await?;
+    let app = ci(
+        tom,
+        "application",
+        "payroll-app",
+        json!({ "criticality": "high" }),
+    )
+    .await?;
+    let server = ci(
+        tom,
+        "server",
+        "srv-pay-1",
+        json!({ "serial_number": "SRV-PAY-1" }),
+    )
+    .await?;
+    relate(tom, "used_by", app, payroll).await?;
+    relate(tom, "runs_on", app, server).await?;
+    ci(tom, "workstation", "ws-alice", json!({ "owner": "alice" })).await?;
+
+    let body = json!({
+        "title": "Patch the payroll server",
+        "description": "Kernel update",
+        "fields": { "type": "normal", "impact": "medium", "urgency": "medium", "ci": "srv-pay-1" },
+    });
+    let change = tom
+        .post("/api/v1/records/change", &body)
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+    assert_eq!(change["fields"]["risk"], "high", "{change}");
+    let number = change["number"].as_str().unwrap_or_default().to_owned();
+    let read = tom
+        .get(&format!("/api/v1/records/{number}"))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    let affected = &read["cmdb"]["affected"];
+    assert_eq!(affected["services"][0]["name"], "Payroll", "{read}");
+    assert_eq!(affected["highest_criticality"], "critical");
+    assert_eq!(affected["count"], 2, "{read}");
+
+    let body = json!({
+        "title": "Payroll server hangs on boot",
+        "description": "Known issue",
+        "fields": { "ci": "srv-pay-1", "root_cause": "Driver bug", "workaround": "Boot the older kernel" },
+    });
+    let known_error = tom
+        .post("/api/v1/records/known_error", &body)
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+
+    let incident = create_incident(
+        &desk.alice,
+        "Payroll is down",
+        "The payroll application does not answer",
+        json!({ "ci": "srv-pay-1" }),
+    )
+    .await?;
+    let incident_number = incident["number"].as_str().unwrap_or_default();
+    let read = tom
+        .get(&format!("/api/v1/records/{incident_number}"))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    let cmdb = &read["cmdb"];
+    assert_eq!(cmdb["open_changes"][0]["number"], number.as_str(), "{cmdb}");
+    assert_eq!(
+        cmdb["known_errors"][0]["number"], known_error["number"],
+        "{cmdb}"
+    );
+    assert_eq!(cmdb["requester_cis"][0]["name"], "ws-alice", "{cmdb}");
+    assert_eq!(cmdb["cis"][0]["name"], "srv-pay-1");
+    // Requesters do not see the CMDB.
+    let own = desk
+        .alice
+        .client
+        .get(&format!("/api/v1/records/{incident_number}"))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    assert!(own.get("cmdb").is_none(), "{own}");
+    Ok(())
+}
+
+/// The shipped collections select CIs by operating system, memory, owner and location,
+/// count them by value, and a release that targets an empty collection cannot start.
+async fn collections_select_and_target_releases(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let tom = &desk.tom.client;
+    let berlin = ci(tom, "location", "Berlin HQ", json!({})).await?;
+    for (class, name, attributes) in [
+        (
+            "workstation",
+            "ws-1",
+            json!({ "os_name": "Debian GNU/Linux 12", "memory_mb": 4096, "owner": "alice", "location": berlin }),
+        ),
+        (
+            "laptop",
+            "lt-1",
+            json!({ "os_name": "Ubuntu 24.04", "memory_mb": 16384, "location": "Berlin HQ" }),
+        ),
+        (
+            "workstation",
+            "ws-2",
+            json!({ "os_name": "Windows 11 Pro", "memory_mb": 8192 }),
+        ),
+        (
+            "server",
+            "srv-1",
+            json!({ "os_name": "Debian GNU/Linux 12", "environment": "production" }),
+        ),
+    ] {
+        ci(tom, class, name, attributes).await?;
+    }
+    let members = |name: &str, query: &str| {
+        let path = format!("/api/v1/collections/{name}{query}");
+        async move { impact(tom, &path).await }
+    };
+    let names = |body: &Value| -> Vec<String> {
+        body["cis"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|ci| ci["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let linux = members("linux_computers", "").await?;
+    assert_eq!(names(&linux), ["ws-1", "lt-1", "srv-1"], "{linux}");
+    assert_eq!(linux["total"], 3);
+    let windows = members("windows_workstations", "").await?;
+    assert_eq!(names(&windows), ["ws-2"], "{windows}");
+    let small = members("small_memory_computers", "").await?;
+    assert_eq!(names(&small), ["ws-1"], "{small}");
+    let unowned = members("unowned_computers", "").await?;
+    assert_eq!(names(&unowned), ["lt-1", "ws-2"], "{unowned}");
+    let production = members("production_servers", "").await?;
+    assert_eq!(names(&production), ["srv-1"], "{production}");
+
+    // Reports count the members by a value; pages follow `next_after`.
+    let grouped = members("linux_computers", "?group_by=class").await?;
+    assert_eq!(grouped["groups"]["workstation"], 1, "{grouped}");
+    assert_eq!(grouped["groups"]["laptop"], 1);
+    assert_eq!(grouped["groups"]["server"], 1);
+    let first = members("linux_computers", "?limit=2").await?;
+    assert_eq!(names(&first), ["ws-1", "lt-1"]);
+    let after = first["next_after"].as_i64().unwrap_or_default();
+    let second = members("linux_computers", &format!("?limit=2&after={after}")).await?;
+    assert_eq!(names(&second), ["srv-1"]);
+    assert!(second["next_after"].is_null());
+
+    let listed = impact(tom, "/api/v1/collections").await?;
+    assert!(
+        listed["collections"]
+            .as_array()
+            .is_some_and(|all| all.len() >= 5),
+        "{listed}"
+    );
+    let missing = tom.get("/api/v1/collections/nope").await?;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // A release shows the members of its target collection.
+    let body = json!({
+        "title": "Office suite 24.2",
+        "description": "Rollout",
+        "fields": { "version": "24.2", "target_collection": "windows_workstations" },
+    });
+    let release = tom
+        .post("/api/v1/records/release", &body)
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+    let number = release["number"].as_str().unwrap_or_default();
+    let read = impact(tom, &format!("/api/v1/records/{number}")).await?;
+    assert_eq!(read["cmdb"]["target"]["count"], 1, "{read}");
+    assert_eq!(read["cmdb"]["target"]["cis"][0]["name"], "ws-2");
     Ok(())
 }

@@ -63,6 +63,7 @@ pub fn run_on(
         linked: None,
         now: chrono::DateTime::UNIX_EPOCH,
         email: None,
+        cmdb: None,
     };
     host.run(rule, &input)
 }

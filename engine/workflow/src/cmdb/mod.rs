@@ -4,6 +4,7 @@
 //! classes and keys that name no attribute, with file, line and column.
 
 mod classes;
+mod collections;
 mod relationships;
 
 use std::collections::{BTreeSet, HashMap};
@@ -17,6 +18,7 @@ pub use classes::{
     AttributeDef, AttributeOwner, AttributeType, CiClass, ClassFile, DISCOVERY_SOURCES,
     RESERVED_ATTRIBUTES, ResolvedAttribute, ResolvedClass,
 };
+pub use collections::{Collection, CollectionFile, Condition, Operators, Texts};
 pub use relationships::{ImpactDirection, RelationshipFile, RelationshipType};
 
 use crate::diagnostic::Diagnostic;
@@ -31,6 +33,8 @@ pub struct CmdbSchema {
     pub relationship_types: IndexMap<String, RelationshipType>,
     /// Settings of the CMDB audit (`workflows/cmdb/audit.yaml`), defaults without it.
     pub audit: AuditSettings,
+    /// Saved queries over CIs (`workflows/cmdb/collections.yaml`), in file order.
+    pub collections: IndexMap<String, Collection>,
 }
 
 /// Settings of the CMDB audit, from `workflows/cmdb/audit.yaml`.
@@ -227,12 +231,43 @@ pub(crate) fn load_cmdb(
     }
 
     let audit = load_audit(&dir.join("audit.yaml"), &names, hasher, diagnostics);
+    let collections =
+        load_collections(&dir.join("collections.yaml"), &classes, hasher, diagnostics);
 
     CmdbSchema {
         classes,
         relationship_types,
         audit,
+        collections,
     }
+}
+
+/// Loads the collections and checks them against the classes.
+fn load_collections(
+    file: &Path,
+    classes: &IndexMap<String, ResolvedClass>,
+    hasher: &mut Sha256,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> IndexMap<String, Collection> {
+    if !file.is_file() {
+        return IndexMap::new();
+    }
+    let Some((_, index, content, pruned)) = parse_file::<CollectionFile>(file, hasher, diagnostics)
+    else {
+        return IndexMap::new();
+    };
+    let mut report = FileReport {
+        file,
+        index: &index,
+        diagnostics,
+        pruned: &pruned,
+    };
+    for (name, collection) in &content.collections {
+        for (path, message) in collection.problems(name, classes) {
+            report.error(&path, message);
+        }
+    }
+    content.collections
 }
 
 /// Loads the audit settings, checking the days and the class names.
