@@ -66,9 +66,11 @@ def main() -> None:
     if os.path.exists(analysis):
         with open(analysis, encoding="utf-8") as notes:
             print(notes.read(), end="")
-    # The SLA sections come from bench/sla-timers.sh and bench/sla.sh, and the mail
-    # section from bench/mail-ingest.py, and are kept as they last measured.
-    for name in ("sla-timers-results.md", "sla-results.md", "mail-results.md"):
+    # The SLA sections come from bench/sla-timers.sh and bench/sla.sh, the mail section
+    # from bench/mail-ingest.py and the inventory section from bench/inventory-import.py,
+    # and are kept as they last measured.
+    for name in ("sla-timers-results.md", "sla-results.md", "mail-results.md",
+                 "inventory-results.md"):
         section = os.path.join(os.path.dirname(__file__), name)
         if os.path.exists(section):
             with open(section, encoding="utf-8") as results:

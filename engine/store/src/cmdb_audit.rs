@@ -1,6 +1,6 @@
-//! Queries of the CMDB audit: CIs that discovery no longer sees and CIs with no
-//! relationship. Both run as one query each, through the indexes on `ci_sightings` and
-//! `ci_relationships`, so they stay fast on a CMDB of a hundred thousand CIs.
+//! Queries of the CMDB audit: CIs that no discovery source has seen lately, and CIs with
+//! no relationship. Each is one query for the page and one for the total, with the
+//! `NOT EXISTS` subqueries on the indexes of `ci_sightings` and `ci_relationships`.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
