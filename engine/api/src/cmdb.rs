@@ -501,13 +501,33 @@ pub struct CiUpdate {
     pub version: Option<i64>,
 }
 
-/// Changes a CI's name, status or attributes, as one new version.
+/// Changes a CI's name, status or attributes, as one new version by a person.
 pub async fn update_ci(
     store_handle: &tend_store::Store,
     schema: Arc<CmdbSchema>,
     actor: &Actor,
     id: i64,
     update: CiUpdate,
+) -> Result<Ci, ApiError> {
+    update_ci_from(
+        store_handle,
+        schema,
+        actor,
+        id,
+        update,
+        ChangeSource::Person,
+    )
+    .await
+}
+
+/// Changes a CI's name, status or attributes, as one new version from `source`.
+pub async fn update_ci_from(
+    store_handle: &tend_store::Store,
+    schema: Arc<CmdbSchema>,
+    actor: &Actor,
+    id: i64,
+    update: CiUpdate,
+    source: ChangeSource,
 ) -> Result<Ci, ApiError> {
     let current = store::load_ci(store_handle.db(), id)
         .await?
@@ -557,15 +577,7 @@ pub async fn update_ci(
                     attributes: checked.values,
                     keys: keys_of(&class, &after),
                 };
-                store::update_ci(
-                    tx,
-                    id,
-                    change,
-                    update.version,
-                    &actor_name,
-                    ChangeSource::Person,
-                )
-                .await
+                store::update_ci(tx, id, change, update.version, &actor_name, source).await
             })
         })
         .await
@@ -589,7 +601,7 @@ pub async fn retire_ci(
         .map_err(store_error)
 }
 
-/// Relates two CIs after checking the type and the classes at both ends.
+/// Relates two CIs for a person after checking the type and the classes at both ends.
 pub async fn relate(
     store_handle: &tend_store::Store,
     schema: Arc<CmdbSchema>,
@@ -597,6 +609,29 @@ pub async fn relate(
     kind: &str,
     source: Value,
     target: Value,
+) -> Result<Relationship, ApiError> {
+    relate_from(
+        store_handle,
+        schema,
+        actor,
+        kind,
+        source,
+        target,
+        ChangeSource::Person,
+    )
+    .await
+}
+
+/// Relates two CIs on behalf of `via` after checking the type and the classes at both
+/// ends.
+pub async fn relate_from(
+    store_handle: &tend_store::Store,
+    schema: Arc<CmdbSchema>,
+    actor: &Actor,
+    kind: &str,
+    source: Value,
+    target: Value,
+    via: ChangeSource,
 ) -> Result<Relationship, ApiError> {
     let Some(definition) = schema.relationship_type(kind).cloned() else {
         let known: Vec<&str> = schema
@@ -649,7 +684,7 @@ pub async fn relate(
                     target.id,
                     definition.containment,
                     &actor_name,
-                    ChangeSource::Person,
+                    via,
                 )
                 .await
             })

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod calendars;
 mod cascade;
 pub mod catalog;
+pub mod ci_rules;
 pub mod clocks;
 pub mod cmdb;
 pub mod cmdb_audit;

@@ -81,8 +81,25 @@ pub async fn create(
     )
     .await?;
     tracing::info!(ci.id = ci.id, ci.class = %ci.class, actor = %caller.actor.name, "CI created");
+    let ci = after_rules(&state, &schema, ci).await?;
     let view = ci_view(&state, &schema, &ci, None).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Runs the class's CI rules on `ci` and returns it as they left it, with what they did
+/// under `rules` when they did anything.
+async fn after_rules(
+    state: &AppState,
+    schema: &std::sync::Arc<CmdbSchema>,
+    ci: Ci,
+) -> Result<Ci, ApiError> {
+    let rules = state.commands.engine.current().rules.clone();
+    let report =
+        crate::ci_rules::run(&state.commands.store, schema.clone(), rules.as_ref(), ci.id).await?;
+    if report.set.is_empty() && report.related.is_empty() {
+        return Ok(ci);
+    }
+    load(state, ci.id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +139,7 @@ pub async fn update(
         update,
     )
     .await?;
+    let ci = after_rules(&state, &schema, ci).await?;
     Ok(Json(ci_view(&state, &schema, &ci, None).await?))
 }
 

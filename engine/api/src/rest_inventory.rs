@@ -95,9 +95,11 @@ pub async fn import(
     let compressed = bytes.first() == Some(&0x78);
     let agent = from_agent(&headers, compressed);
     let schema = state.commands.engine.definitions().cmdb.clone();
+    let rules = state.commands.engine.current().rules.clone();
     let result = inventory::import(
         &state.commands.store,
         schema,
+        rules.as_ref(),
         &caller.actor,
         &bytes,
         tend_inventory::DEFAULT_MAX_BYTES,
@@ -281,9 +283,11 @@ pub async fn retry(
         ));
     };
     let schema = state.commands.engine.definitions().cmdb.clone();
+    let rules = state.commands.engine.current().rules.clone();
     let report = inventory::import(
         &state.commands.store,
         schema,
+        rules.as_ref(),
         &caller.actor,
         &document,
         tend_inventory::DEFAULT_MAX_BYTES,

@@ -87,6 +87,8 @@ enum HookName {
     Timer,
     #[serde(rename = "on_email")]
     Email,
+    #[serde(rename = "on_ci_change")]
+    CiChange,
 }
 
 impl From<HookName> for Hook {
@@ -100,6 +102,7 @@ impl From<HookName> for Hook {
             HookName::Linked => Hook::OnLinked,
             HookName::Timer => Hook::OnTimer,
             HookName::Email => Hook::OnEmail,
+            HookName::CiChange => Hook::OnCiChange,
         }
     }
 }

@@ -25,9 +25,11 @@ pub async fn run(args: ImportInventoryArgs) -> anyhow::Result<ExitCode> {
     let mut items = 0usize;
     for file in &args.files {
         let bytes = read(file)?;
+        let rules = commands.engine.current().rules.clone();
         let result = inventory::import(
             &commands.store,
             schema.clone(),
+            rules.as_ref(),
             &actor,
             &bytes,
             tend_inventory::DEFAULT_MAX_BYTES,

@@ -808,7 +808,9 @@ fn run_hook(
         Hook::OnUpdate => &context.definition.rules.on_update,
         Hook::OnTransition => &context.definition.rules.on_transition,
         Hook::OnLinked => &context.definition.rules.on_linked,
-        Hook::Guard | Hook::Approvers | Hook::OnTimer | Hook::OnEmail => return,
+        Hook::Guard | Hook::Approvers | Hook::OnTimer | Hook::OnEmail | Hook::OnCiChange => {
+            return;
+        }
     };
     for rule in rules {
         let input = RuleInput {

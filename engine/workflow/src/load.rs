@@ -289,7 +289,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
     );
     let alert_sources =
         load_alert_sources(&alert_files, &definitions, &mut hasher, &mut diagnostics);
-    let cmdb = crate::cmdb::load_cmdb(&workflows, &mut hasher, &mut diagnostics);
+    let cmdb = crate::cmdb::load_cmdb(&workflows, rules, root, &mut hasher, &mut diagnostics);
     let catalog = load_catalog(
         &catalog_files,
         &definitions,
@@ -1012,7 +1012,7 @@ fn load_freeze_windows(
 /// Checks that rule `rule`, named at `path`, has a script that compiles, and adds the
 /// script to the version hash. Returns whether the rule is usable; problems are reported
 /// only when `report_errors` is set, so that a rule named twice is reported once.
-fn check_rule_script(
+pub(crate) fn check_rule_script(
     rule: &str,
     path: &str,
     rules: &dyn RuleRunner,

@@ -25,6 +25,9 @@ pub enum Hook {
     /// A mailbox's rule, run on the record a new email is about to open; `email` holds
     /// the message.
     OnEmail,
+    /// A CI class's rule, run after a person or an import created or changed a CI of the
+    /// class; `record` holds the CI.
+    OnCiChange,
 }
 
 impl Hook {
@@ -38,6 +41,7 @@ impl Hook {
             Hook::OnLinked => "on_linked",
             Hook::OnTimer => "on_timer",
             Hook::OnEmail => "on_email",
+            Hook::OnCiChange => "on_ci_change",
         }
     }
 }

@@ -25,6 +25,7 @@ backend_tests!(
     sample_documents_import_or_explain,
     cli_import_and_dry_run,
     cmdb_audit_finds_and_opens_tasks,
+    ci_rules_place_discovered_machines,
 );
 
 const INVENTORY: &str = "/api/v1/inventory";
@@ -918,5 +919,72 @@ async fn cmdb_audit_finds_and_opens_tasks(backend: Backend) -> anyhow::Result<()
         .expect_status(StatusCode::OK)?
         .body;
     assert_eq!(again["tasks"][0]["number"], number.as_str());
+    Ok(())
+}
+
+/// The shipped CI rules give a discovered machine the location of its subnet and relate
+/// it to that location, as a version and a relationship from the source `rule`.
+async fn ci_rules_place_discovered_machines(backend: Backend) -> anyhow::Result<()> {
+    let server = TestServer::in_process(backend).await?;
+    let client = agent(&server).await?;
+    let staff = server.add_user("tom", &[Role::Technician]).await?.client;
+    let berlin = staff
+        .post(
+            "/api/v1/cis",
+            &json!({ "class": "location", "name": "Berlin HQ", "attributes": {} }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let document = glpi_computer(
+        "d7",
+        "ws-7",
+        "SN-7",
+        "U-7",
+        json!({ "networks": [{ "description": "eth0", "mac": "52:54:00:aa:bb:07", "ipaddress": "10.1.4.20", "virtualdev": false }] }),
+    );
+    let item = import_one(&client, &document).await?;
+    let id = item["ci_id"].as_i64().unwrap_or_default();
+    let placed = ci(&staff, id).await?;
+    assert_eq!(placed["attributes"]["location"], berlin, "{placed}");
+    let located: Vec<&Value> = placed["relationships"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|relationship| relationship["type"] == "located_in")
+        .collect();
+    assert_eq!(located.len(), 1, "{placed}");
+    assert_eq!(located[0]["created_via"], "rule", "{placed}");
+    let last = placed["history"]
+        .as_array()
+        .and_then(|history| history.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["source"], "rule", "{placed}");
+    assert_eq!(last["actor"], "cmdb/location_from_subnet");
+
+    // The same document again changes nothing, rules included.
+    let item = import_one(&client, &document).await?;
+    assert_eq!(item["action"], "unchanged", "{item}");
+    assert_eq!(ci(&staff, id).await?["version"], placed["version"]);
+
+    // A person's CI with a location gets its relationship too.
+    let manual = staff
+        .post(
+            "/api/v1/cis",
+            &json!({ "class": "workstation", "name": "ws-8", "attributes": { "location": "Berlin HQ" } }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+    let located = manual["relationships"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|relationship| relationship["type"] == "located_in")
+        .count();
+    assert_eq!(located, 1, "{manual}");
     Ok(())
 }

@@ -109,11 +109,12 @@ impl From<ImportError> for ApiError {
     }
 }
 
-/// Imports `bytes` as `actor`, or with `dry_run` only plans it. `max_bytes` bounds the
-/// document once decompressed.
+/// Imports `bytes` as `actor`, or with `dry_run` only plans it, then runs the CI rules of
+/// every CI it created or changed. `max_bytes` bounds the document once decompressed.
 pub async fn import(
     store: &tend_store::Store,
     schema: Arc<CmdbSchema>,
+    rules: &dyn tend_workflow::RuleRunner,
     actor: &Actor,
     bytes: &[u8],
     max_bytes: usize,
@@ -132,7 +133,25 @@ pub async fn import(
             return Err(ImportError::Unreadable(Unreadable { error, import_id }));
         }
     };
-    import_document(store, schema, actor, &document, bytes, &sha256, dry_run).await
+    let report = import_document(
+        store,
+        schema.clone(),
+        actor,
+        &document,
+        bytes,
+        &sha256,
+        dry_run,
+    )
+    .await?;
+    // The class's CI rules run after each CI the import created or changed.
+    if !dry_run {
+        for item in &report.items {
+            if let ("create" | "update", Some(id)) = (item.plan.action, item.plan.ci_id) {
+                crate::ci_rules::run(store, schema.clone(), rules, id).await?;
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Logs a document that could not be read, keeping it.

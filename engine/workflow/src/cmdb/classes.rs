@@ -56,6 +56,11 @@ pub struct CiClass {
     /// list anywhere takes no imported values.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Rules (`rules/NAME.rhai`) run with the `on_ci_change` hook after a person or an
+    /// import created or changed a CI of the class. A subclass runs its parent's rules
+    /// first.
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// Discovery sources an import can name: one per inventory format.
@@ -282,6 +287,9 @@ pub struct ResolvedClass {
     /// Discovery sources, the one that wins first: the class's own list, else the
     /// nearest ancestor's.
     pub sources: Vec<String>,
+    /// Rules run on a change of a CI of the class: the root ancestor's first, the
+    /// class's own last.
+    pub rules: Vec<String>,
 }
 
 /// An attribute with the class that declares it, which scopes its uniqueness.

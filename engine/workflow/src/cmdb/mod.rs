@@ -154,6 +154,8 @@ struct Parsed {
 /// the files are hashed into the set's version.
 pub(crate) fn load_cmdb(
     workflows: &Path,
+    rules: &dyn crate::RuleRunner,
+    root: &Path,
     hasher: &mut Sha256,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> CmdbSchema {
@@ -206,6 +208,17 @@ pub(crate) fn load_cmdb(
         };
         for (path, message) in entry.class.problems(name, &names) {
             report.error(&path, message);
+        }
+        for (i, rule) in entry.class.rules.iter().enumerate() {
+            crate::load::check_rule_script(
+                rule,
+                &format!("classes.{name}.rules[{i}]"),
+                rules,
+                root,
+                &mut report,
+                hasher,
+                true,
+            );
         }
     }
 
@@ -400,6 +413,19 @@ fn resolve_classes(
             .find(|sources| !sources.is_empty())
             .cloned()
             .unwrap_or_default();
+        let mut rules: Vec<String> = Vec::new();
+        for class in ancestors
+            .iter()
+            .rev()
+            .map(|ancestor| &parsed[ancestor].class)
+            .chain(std::iter::once(&entry.class))
+        {
+            for rule in &class.rules {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
         for (attribute, def) in &entry.class.attributes {
             if let Some(inherited) = attributes.get(attribute) {
                 report.error(
@@ -452,6 +478,7 @@ fn resolve_classes(
                 attributes,
                 keys,
                 sources,
+                rules,
             },
         );
     }
