@@ -548,8 +548,55 @@ impl Commands {
             })
     }
 
-    /// Builds the plugin's view of a run's record: its columns, fields and the names in
-    /// its configuration-item fields.
+    /// Returns a CI as plugins see it: the name and the field that named it and, when the
+    /// name (or id) is one CI of the CMDB, its `id`, `class` and text attributes, with
+    /// `host` set to its FQDN or else its first IP address.
+    async fn plugin_ci(&self, given: &str, field: &str) -> Result<Value, ApiError> {
+        let db = self.store.db();
+        let mut found = match given.parse::<i64>() {
+            Ok(id) => tend_store::cmdb::load_ci(db, id)
+                .await?
+                .into_iter()
+                .collect(),
+            Err(_) => tend_store::cmdb::find_cis_by_name(db, given).await?,
+        };
+        found.retain(|ci| ci.retired_at.is_none());
+        let [ci] = found.as_slice() else {
+            return Ok(json!({ "name": given, "field": field }));
+        };
+        let mut view = serde_json::Map::new();
+        for (attribute, value) in &ci.attributes {
+            if let Value::String(text) = value {
+                view.insert(attribute.clone(), Value::String(text.clone()));
+            }
+        }
+        let first_ip = ci
+            .attributes
+            .get("ip_addresses")
+            .and_then(Value::as_array)
+            .and_then(|addresses| addresses.first())
+            .and_then(Value::as_str);
+        if let Some(ip) = first_ip {
+            view.insert("ip".into(), Value::String(ip.to_owned()));
+        }
+        if let Some(host) = ci
+            .attributes
+            .get("fqdn")
+            .and_then(Value::as_str)
+            .or(first_ip)
+        {
+            view.insert("host".into(), Value::String(host.to_owned()));
+            view.insert("fqdn".into(), Value::String(host.to_owned()));
+        }
+        view.insert("name".into(), Value::String(ci.name.clone()));
+        view.insert("field".into(), Value::String(field.to_owned()));
+        view.insert("class".into(), Value::String(ci.class.clone()));
+        view.insert("id".into(), Value::from(ci.id));
+        Ok(Value::Object(view))
+    }
+
+    /// Builds the plugin's view of a run's record: its columns, fields and the CIs its
+    /// configuration-item fields name, with their CMDB class and attributes when known.
     async fn record_context(&self, record: &Record) -> Result<RecordContext, ApiError> {
         let pinned = self.engine.pinned(record).await?;
         let mut cis = Vec::new();
@@ -564,7 +611,7 @@ impl Commands {
                 .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
                 .filter(|ci| !ci.is_empty())
             {
-                cis.push(json!({ "name": ci, "field": name }));
+                cis.push(self.plugin_ci(ci, name).await?);
             }
         }
         Ok(RecordContext {

@@ -22,6 +22,7 @@ backend_tests!(
     ci_list_filters_and_pages,
     records_show_impact_to_rules,
     collections_select_and_target_releases,
+    remote_links_use_cmdb_attributes,
 );
 
 const CIS: &str = "/api/v1/cis";
@@ -1074,5 +1075,86 @@ async fn collections_select_and_target_releases(backend: Backend) -> anyhow::Res
     let read = impact(tom, &format!("/api/v1/records/{number}")).await?;
     assert_eq!(read["cmdb"]["target"]["count"], 1, "{read}");
     assert_eq!(read["cmdb"]["target"]["cis"][0]["name"], "ws-2");
+    Ok(())
+}
+
+/// The remote-control plugin builds its links from the CMDB: the CI's class picks the
+/// templates and its FQDN is the host.
+async fn remote_links_use_cmdb_attributes(backend: Backend) -> anyhow::Result<()> {
+    use tend_test_support::tend_api::actions::ActionWorker;
+    use tend_test_support::tend_plugin_api::{CancellationToken, PluginRegistry};
+
+    let mut plugins = PluginRegistry::new();
+    let config = tend_test_support::repo_root().join("plugins/remote/remote.yaml");
+    plugins.add(std::sync::Arc::new(tend_plugin_remote::RemotePlugin::load(
+        &config,
+    )?));
+    let database = tend_test_support::TestDatabase::create(backend).await?;
+    let server = tend_test_support::TestServer::in_process_with(database, plugins).await?;
+    let desk = Desk::with_users(server).await?;
+    let tom = &desk.tom.client;
+    ci(
+        tom,
+        "virtual_machine",
+        "payroll-vm",
+        json!({ "fqdn": "payroll-vm.dc.example.net", "uuid": "VM-1" }),
+    )
+    .await?;
+    ci(
+        tom,
+        "laptop",
+        "lt-42",
+        json!({ "ip_addresses": ["10.9.8.7"] }),
+    )
+    .await?;
+
+    let commands = desk.server.commands().expect("in-process").clone();
+    let worker = ActionWorker::new(commands.clone(), "node-a", 2, CancellationToken::new());
+    let mut urls = Vec::new();
+    for name in ["payroll-vm", "lt-42"] {
+        let incident = create_incident(
+            &desk.alice,
+            "Cannot connect",
+            "Please look",
+            json!({ "ci": name }),
+        )
+        .await?;
+        let number = incident["number"].as_str().unwrap_or_default().to_owned();
+        let queued = tom
+            .post(
+                &format!("/api/v1/records/{number}/actions"),
+                &json!({ "plugin": "remote", "action": "connect", "params": {} }),
+            )
+            .await?
+            .expect_status(StatusCode::ACCEPTED)?;
+        let id = queued.body["id"].as_i64().unwrap_or_default();
+        let mut run = None;
+        for _ in 0..100 {
+            worker.pass().await?;
+            let current = commands.action_run(id).await?;
+            if current.status.is_final() {
+                run = Some(serde_json::to_value(&current)?);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let run = run.ok_or_else(|| anyhow::anyhow!("run {id} did not end"))?;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let links = run["data"]["links"].as_array().cloned().unwrap_or_default();
+        urls.push(
+            links
+                .iter()
+                .filter_map(|link| link["url"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(urls[0], ["ssh://admin@payroll-vm.dc.example.net"]);
+    assert_eq!(
+        urls[1],
+        [
+            "rdp://full%20address=s:10.9.8.7:3389",
+            "vnc://10.9.8.7:5900"
+        ]
+    );
     Ok(())
 }
