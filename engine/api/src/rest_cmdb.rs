@@ -26,7 +26,7 @@ pub const DEFAULT_IMPACT_DEPTH: u32 = 5;
 /// Most start CIs of one impact analysis.
 pub const MAX_IMPACT_STARTS: usize = 100;
 /// Open records listed on a CI.
-const RECORDS_PER_CI: u64 = 50;
+pub(crate) const RECORDS_PER_CI: u64 = 50;
 
 fn schema(state: &AppState) -> std::sync::Arc<CmdbSchema> {
     state.commands.engine.definitions().cmdb.clone()
@@ -166,30 +166,42 @@ pub async fn read(
 /// Returns the CI that a record's `ci` field names, by id or by name, as a summary, or
 /// `null` when the field is empty or names no single CI that is not retired.
 pub async fn record_ci(state: &AppState, record: &tend_domain::Record) -> Result<Value, ApiError> {
+    Ok(match configuration_item(state, record).await? {
+        Some(ci) => ci_summary(&schema(state), &ci),
+        None => Value::Null,
+    })
+}
+
+/// Finds the CI that a record's `ci` field names, by id or by name. Returns `None` when
+/// the field is empty or names no single CI that is not retired.
+pub async fn configuration_item(
+    state: &AppState,
+    record: &tend_domain::Record,
+) -> Result<Option<Ci>, ApiError> {
     let Some(given) = record
         .fields
         .get("ci")
         .and_then(Value::as_str)
         .map(str::trim)
     else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     if given.is_empty() {
-        return Ok(Value::Null);
+        return Ok(None);
     }
     let db = state.commands.store.db();
-    let mut found = match given.parse::<i64>() {
+    let mut found: Vec<Ci> = match given.parse::<i64>() {
         Ok(id) => store::load_ci(db, id).await?.into_iter().collect(),
         Err(_) => store::find_cis_by_name(db, given).await?,
     };
     found.retain(|ci| ci.retired_at.is_none());
-    Ok(match found.as_slice() {
-        [ci] => ci_summary(&schema(state), ci),
-        _ => Value::Null,
+    Ok(match found.len() {
+        1 => found.pop(),
+        _ => None,
     })
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))
         .map_err(|error| {
@@ -477,6 +489,21 @@ pub async fn impact_post(
     run_impact(&state, body.ids, body.direction.as_deref(), body.depth).await
 }
 
+/// Returns the relationship types an impact analysis follows and the way it crosses
+/// each: `down` for what a failure impacts, otherwise towards what the CIs depend on.
+pub(crate) fn impact_walk(schema: &CmdbSchema, down: bool) -> Walk {
+    let mut walk = Walk::default();
+    for (name, kind) in schema.relationship_types.iter().filter(|(_, k)| k.impact) {
+        let walks_to_source = (kind.impact_flows == ImpactDirection::ToSource) == down;
+        if walks_to_source {
+            walk.target_to_source.push(name.clone());
+        } else {
+            walk.source_to_target.push(name.clone());
+        }
+    }
+    walk
+}
+
 fn parse_ids(text: Option<&str>) -> Result<Vec<i64>, ApiError> {
     let Some(text) = text.filter(|text| !text.trim().is_empty()) else {
         return Ok(Vec::new());
@@ -544,15 +571,7 @@ async fn run_impact(
         });
     }
 
-    let mut walk = Walk::default();
-    for (name, kind) in schema.relationship_types.iter().filter(|(_, k)| k.impact) {
-        let walks_to_source = (kind.impact_flows == ImpactDirection::ToSource) == down;
-        if walks_to_source {
-            walk.target_to_source.push(name.clone());
-        } else {
-            walk.source_to_target.push(name.clone());
-        }
-    }
+    let walk = impact_walk(&schema, down);
     let started = std::time::Instant::now();
     let result = impact::walk(db, &ids, &walk, depth).await?;
     let reached_ids: Vec<i64> = result.reached.iter().map(|hit| hit.ci).collect();

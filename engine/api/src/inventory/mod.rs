@@ -20,7 +20,7 @@ use tend_inventory::{Document, Format, Message, ReadError};
 use tend_store::inventory::{self as log, NewImport};
 use tend_workflow::cmdb::CmdbSchema;
 
-pub use plan::{ItemPlan, Kept, class_for};
+pub use plan::{ItemPlan, Kept, NAME, class_for};
 
 use crate::error::ApiError;
 
@@ -133,6 +133,43 @@ pub async fn import(
         }
     };
     import_document(store, schema, actor, &document, bytes, &sha256, dry_run).await
+}
+
+/// Imports again the document that import log entry `id` kept (a conflict or a rejected
+/// document), as `actor`, once the CMDB or the definitions are corrected. The new import
+/// adds its own log entries; entry `id` stays as it is.
+pub async fn import_again(
+    store: &tend_store::Store,
+    schema: Arc<CmdbSchema>,
+    actor: &Actor,
+    id: i64,
+) -> Result<ImportReport, ApiError> {
+    let (_, document) =
+        log::import_document(store.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "inventory import",
+                key: id.to_string(),
+            })?;
+    let Some(document) = document else {
+        return Err(ApiError::bad_request(
+            "nothing_kept",
+            format!(
+                "import {id} kept no document, since only conflicts and rejected documents are kept: send the document again"
+            ),
+            None,
+        ));
+    };
+    let report = import(
+        store,
+        schema,
+        actor,
+        &document,
+        tend_inventory::DEFAULT_MAX_BYTES,
+        false,
+    )
+    .await?;
+    Ok(report)
 }
 
 /// Logs a document that could not be read, keeping it.
