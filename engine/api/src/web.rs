@@ -9,7 +9,8 @@
 //! the service levels section of the record page and the staff report page. `mail` has
 //! the mail quarantine and the page of one stored message. The CMDB pages are for staff, as
 //! the CMDB API is. `cmdb` has the CI list and what those pages share, and `cmdb_ci` the CI
-//! page, and `cmdb_forms` has the CI and relationship forms.
+//! page. `cmdb_forms` has the CI and relationship forms, `cmdb_imports` the inventory
+//! import log and `cmdb_audit` the CMDB audit.
 //! Templates are `templates/*.hbs`, embedded in the binary and compiled once in [`Web::new`].
 //!
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
@@ -18,8 +19,10 @@
 mod approvals;
 mod catalog;
 mod cmdb;
+mod cmdb_audit;
 mod cmdb_ci;
 mod cmdb_forms;
+mod cmdb_imports;
 mod create;
 mod detail;
 mod display;
@@ -56,7 +59,7 @@ const PARTIALS: [(&str, &str); 4] = [
 ];
 
 /// Page templates, rendered by name.
-const PAGES: [(&str, &str); 17] = [
+const PAGES: [(&str, &str); 20] = [
     ("login", include_str!("../templates/login.hbs")),
     ("records", include_str!("../templates/records.hbs")),
     (
@@ -83,6 +86,12 @@ const PAGES: [(&str, &str); 17] = [
     ("cmdb_ci", include_str!("../templates/cmdb_ci.hbs")),
     ("cmdb_form", include_str!("../templates/cmdb_form.hbs")),
     ("cmdb_retire", include_str!("../templates/cmdb_retire.hbs")),
+    (
+        "cmdb_imports",
+        include_str!("../templates/cmdb_imports.hbs"),
+    ),
+    ("cmdb_import", include_str!("../templates/cmdb_import.hbs")),
+    ("cmdb_audit", include_str!("../templates/cmdb_audit.hbs")),
 ];
 
 /// Pages allow no script at all and only the inline style of the layout, so text that slips
@@ -258,6 +267,11 @@ pub fn routes() -> Router<AppState> {
             "/cmdb/cis/{id}/relationships/{relationship}/remove",
             post(cmdb_forms::unrelate),
         )
+        .route("/cmdb/imports", get(cmdb_imports::list))
+        .route("/cmdb/imports/{id}", get(cmdb_imports::entry))
+        .route("/cmdb/imports/{id}/retry", post(cmdb_imports::retry))
+        .route("/cmdb/audit", get(cmdb_audit::report))
+        .route("/cmdb/audit/tasks", post(cmdb_audit::open_tasks))
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values: `&`, `<`, `>`,

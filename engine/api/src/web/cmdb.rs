@@ -1,5 +1,6 @@
 //! The CMDB in the console, for staff: the CI list at `/cmdb` and what the CMDB pages
-//! share. The CI page is in `cmdb_ci` and its forms in `cmdb_forms`. Every page reads and writes
+//! share. The CI page is in `cmdb_ci`, its forms in `cmdb_forms`, the inventory import
+//! log in `cmdb_imports` and the audit in `cmdb_audit`. Every page reads and writes
 //! through the same functions as the REST API (`crate::cmdb`, `tend_store::cmdb`), so
 //! checks, versions and error messages are the API's.
 
