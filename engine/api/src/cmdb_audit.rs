@@ -223,7 +223,7 @@ async fn disagreements(
 
 /// Compares two values as the key index does for text: ignoring case and surrounding
 /// spaces, so `IT-0042` and ` it-0042` agree.
-fn same_value(left: &Value, right: &Value) -> bool {
+pub fn same_value(left: &Value, right: &Value) -> bool {
     match (left, right) {
         (Value::String(left), Value::String(right)) => {
             store::key_value(left) == store::key_value(right)

@@ -26,7 +26,7 @@ pub const DEFAULT_IMPACT_DEPTH: u32 = 5;
 /// Most start CIs of one impact analysis.
 pub const MAX_IMPACT_STARTS: usize = 100;
 /// Open records listed on a CI.
-const RECORDS_PER_CI: u64 = 50;
+pub(crate) const RECORDS_PER_CI: u64 = 50;
 
 fn schema(state: &AppState) -> std::sync::Arc<CmdbSchema> {
     state.commands.engine.definitions().cmdb.clone()
@@ -184,30 +184,42 @@ pub async fn read(
 /// Returns the CI that a record's `ci` field names, by id or by name, as a summary, or
 /// `null` when the field is empty or names no single CI that is not retired.
 pub async fn record_ci(state: &AppState, record: &tend_domain::Record) -> Result<Value, ApiError> {
+    Ok(match configuration_item(state, record).await? {
+        Some(ci) => ci_summary(&schema(state), &ci),
+        None => Value::Null,
+    })
+}
+
+/// Finds the CI that a record's `ci` field names, by id or by name. Returns `None` when
+/// the field is empty or names no single CI that is not retired.
+pub async fn configuration_item(
+    state: &AppState,
+    record: &tend_domain::Record,
+) -> Result<Option<Ci>, ApiError> {
     let Some(given) = record
         .fields
         .get("ci")
         .and_then(Value::as_str)
         .map(str::trim)
     else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     if given.is_empty() {
-        return Ok(Value::Null);
+        return Ok(None);
     }
     let db = state.commands.store.db();
-    let mut found = match given.parse::<i64>() {
+    let mut found: Vec<Ci> = match given.parse::<i64>() {
         Ok(id) => store::load_ci(db, id).await?.into_iter().collect(),
         Err(_) => store::find_cis_by_name(db, given).await?,
     };
     found.retain(|ci| ci.retired_at.is_none());
-    Ok(match found.as_slice() {
-        [ci] => ci_summary(&schema(state), ci),
-        _ => Value::Null,
+    Ok(match found.len() {
+        1 => found.pop(),
+        _ => None,
     })
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))
         .map_err(|error| {

@@ -205,7 +205,14 @@ pub struct LogQuery {
 }
 
 /// Outcomes an import log entry can have.
-const OUTCOMES: [&str; 5] = ["created", "updated", "unchanged", "conflict", "rejected"];
+pub const OUTCOMES: [&str; 6] = [
+    "created",
+    "updated",
+    "unchanged",
+    "conflict",
+    "rejected",
+    "resolved",
+];
 
 /// `GET /inventory/imports`: the import log, newest first, by outcome or CI.
 pub async fn imports(
@@ -267,31 +274,14 @@ pub async fn retry(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     crate::cmdb::require_staff(&caller.actor)?;
-    let (_, document) = log::import_document(state.commands.store.db(), id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            what: "inventory import",
-            key: id.to_string(),
-        })?;
-    let Some(document) = document else {
-        return Err(ApiError::bad_request(
-            "nothing_kept",
-            format!(
-                "import {id} kept no document, since only conflicts and rejected documents are kept: send the document again"
-            ),
-            None,
-        ));
-    };
     let schema = state.commands.engine.definitions().cmdb.clone();
     let rules = state.commands.engine.current().rules.clone();
-    let report = inventory::import(
+    let report = inventory::import_again(
         &state.commands.store,
         schema,
         rules.as_ref(),
         &caller.actor,
-        &document,
-        tend_inventory::DEFAULT_MAX_BYTES,
-        false,
+        id,
     )
     .await?;
     Ok(Json(report).into_response())

@@ -7,7 +7,10 @@
 //! entries into text. `display` shows machine names (enum values, actions) as labels, and
 //! `messages` words a rejected form's error with the labels of the definition. `sla` has
 //! the service levels section of the record page and the staff report page. `mail` has
-//! the mail quarantine and the page of one stored message.
+//! the mail quarantine and the page of one stored message. The CMDB pages are for staff, as
+//! the CMDB API is. `cmdb` has the CI list and what those pages share, and `cmdb_ci` the CI
+//! page. `cmdb_forms` has the CI and relationship forms, `cmdb_imports` the inventory
+//! import log and `cmdb_audit` the CMDB audit.
 //! Templates are `templates/*.hbs`, embedded in the binary and compiled once in [`Web::new`].
 //!
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
@@ -15,6 +18,11 @@
 
 mod approvals;
 mod catalog;
+mod cmdb;
+mod cmdb_audit;
+mod cmdb_ci;
+mod cmdb_forms;
+mod cmdb_imports;
 mod create;
 mod detail;
 mod display;
@@ -43,14 +51,15 @@ use crate::error::ApiError;
 pub use session::{SESSION_TTL, Viewer};
 
 /// Partials, used by the page templates as `{{#> layout}}` and `{{> field}}`.
-const PARTIALS: [(&str, &str); 3] = [
+const PARTIALS: [(&str, &str); 4] = [
     ("layout", include_str!("../templates/layout.hbs")),
     ("field", include_str!("../templates/field.hbs")),
     ("attachments", include_str!("../templates/attachments.hbs")),
+    ("cmdb_nav", include_str!("../templates/cmdb_nav.hbs")),
 ];
 
 /// Page templates, rendered by name.
-const PAGES: [(&str, &str); 13] = [
+const PAGES: [(&str, &str); 20] = [
     ("login", include_str!("../templates/login.hbs")),
     ("records", include_str!("../templates/records.hbs")),
     (
@@ -73,6 +82,16 @@ const PAGES: [(&str, &str); 13] = [
         "mail_message",
         include_str!("../templates/mail_message.hbs"),
     ),
+    ("cmdb_list", include_str!("../templates/cmdb_list.hbs")),
+    ("cmdb_ci", include_str!("../templates/cmdb_ci.hbs")),
+    ("cmdb_form", include_str!("../templates/cmdb_form.hbs")),
+    ("cmdb_retire", include_str!("../templates/cmdb_retire.hbs")),
+    (
+        "cmdb_imports",
+        include_str!("../templates/cmdb_imports.hbs"),
+    ),
+    ("cmdb_import", include_str!("../templates/cmdb_import.hbs")),
+    ("cmdb_audit", include_str!("../templates/cmdb_audit.hbs")),
 ];
 
 /// Pages allow no script at all and only the inline style of the layout, so text that slips
@@ -229,6 +248,30 @@ pub fn routes() -> Router<AppState> {
         .route("/mail/messages/{id}", get(mail::message))
         .route("/mail/messages/{id}/html", get(mail::message_html))
         .route("/attachments/{id}/inline", get(mail::inline_attachment))
+        .route("/cmdb", get(cmdb::list))
+        .route(
+            "/cmdb/new",
+            get(cmdb_forms::new_form).post(cmdb_forms::create),
+        )
+        .route("/cmdb/cis/{id}", get(cmdb_ci::show))
+        .route(
+            "/cmdb/cis/{id}/edit",
+            get(cmdb_forms::edit_form).post(cmdb_forms::edit),
+        )
+        .route(
+            "/cmdb/cis/{id}/retire",
+            get(cmdb_forms::retire_form).post(cmdb_forms::retire),
+        )
+        .route("/cmdb/cis/{id}/relationships", post(cmdb_forms::relate))
+        .route(
+            "/cmdb/cis/{id}/relationships/{relationship}/remove",
+            post(cmdb_forms::unrelate),
+        )
+        .route("/cmdb/imports", get(cmdb_imports::list))
+        .route("/cmdb/imports/{id}", get(cmdb_imports::entry))
+        .route("/cmdb/imports/{id}/retry", post(cmdb_imports::retry))
+        .route("/cmdb/audit", get(cmdb_audit::report))
+        .route("/cmdb/audit/tasks", post(cmdb_audit::open_tasks))
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values: `&`, `<`, `>`,

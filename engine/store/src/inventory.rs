@@ -356,3 +356,20 @@ pub async fn import_document<C: ConnectionTrait>(
             (entry, document)
         }))
 }
+
+/// Marks log entry `id` as `resolved` inside a write job, once the document it kept was
+/// imported again without a conflict as entry `by`; the document stays for reference.
+pub async fn mark_resolved<C: ConnectionTrait>(tx: &C, id: i64, by: i64) -> Result<(), Error> {
+    let Some(row) = inventory_imports::Entity::find_by_id(id).one(tx).await? else {
+        return Ok(());
+    };
+    let message = match &row.message {
+        Some(message) => format!("{message} (resolved: imported again as import {by})"),
+        None => format!("resolved: imported again as import {by}"),
+    };
+    let mut active = row.into_active_model();
+    active.outcome = Set("resolved".to_owned());
+    active.message = Set(Some(message));
+    active.update(tx).await?;
+    Ok(())
+}

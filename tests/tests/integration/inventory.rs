@@ -411,6 +411,12 @@ async fn conflicting_keys_are_reported(backend: Backend) -> anyhow::Result<()> {
         .body;
     assert_eq!(retry["items"][0]["action"], "update", "{retry}");
     assert_eq!(retry["items"][0]["ci_id"].as_i64(), Some(ids[0]));
+    let resolved = staff
+        .get(&format!("/api/v1/inventory/imports/{}", entry["id"]))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    assert_eq!(resolved["import"]["outcome"], "resolved", "{resolved}");
 
     // A matched CI whose serial number differs from the document's is a changed key.
     let document = glpi_computer("d9", "ws-x", "SN-OTHER", "UUID-B", json!({}));

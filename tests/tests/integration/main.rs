@@ -13,6 +13,7 @@ mod cascade;
 mod change;
 mod cli_output;
 mod cmdb;
+mod cmdb_console;
 mod common;
 mod console_browser;
 mod continuity;

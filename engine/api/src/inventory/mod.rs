@@ -20,7 +20,7 @@ use tend_inventory::{Document, Format, Message, ReadError};
 use tend_store::inventory::{self as log, NewImport};
 use tend_workflow::cmdb::CmdbSchema;
 
-pub use plan::{ItemPlan, Kept, class_for};
+pub use plan::{ItemPlan, Kept, NAME, class_for};
 
 use crate::error::ApiError;
 
@@ -150,6 +150,58 @@ pub async fn import(
                 crate::ci_rules::run(store, schema.clone(), rules, id).await?;
             }
         }
+    }
+    Ok(report)
+}
+
+/// Imports again the document that import log entry `id` kept (a conflict or a rejected
+/// document), as `actor`, once the CMDB or the definitions are corrected. The new import
+/// adds its own log entries; entry `id` stays as it is.
+pub async fn import_again(
+    store: &tend_store::Store,
+    schema: Arc<CmdbSchema>,
+    rules: &dyn tend_workflow::RuleRunner,
+    actor: &Actor,
+    id: i64,
+) -> Result<ImportReport, ApiError> {
+    let (_, document) =
+        log::import_document(store.db(), id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "inventory import",
+                key: id.to_string(),
+            })?;
+    let Some(document) = document else {
+        return Err(ApiError::bad_request(
+            "nothing_kept",
+            format!(
+                "import {id} kept no document, since only conflicts and rejected documents are kept: send the document again"
+            ),
+            None,
+        ));
+    };
+    let report = import(
+        store,
+        schema,
+        rules,
+        actor,
+        &document,
+        tend_inventory::DEFAULT_MAX_BYTES,
+        false,
+    )
+    .await?;
+    // A document whose items all imported no longer stands as a conflict in the log.
+    let applied = report
+        .items
+        .iter()
+        .all(|item| !matches!(item.plan.action, "conflict" | "rejected"));
+    if let (true, Some(by)) = (
+        applied,
+        report.items.first().and_then(|item| item.import_id),
+    ) {
+        store
+            .write(move |tx| Box::pin(async move { log::mark_resolved(tx, id, by).await }))
+            .await?;
     }
     Ok(report)
 }

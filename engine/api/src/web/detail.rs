@@ -118,6 +118,8 @@ struct DecisionForm {
 struct FieldRow {
     label: String,
     value: String,
+    /// The page of the CI that the `ci` field names, for staff.
+    href: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -382,6 +384,9 @@ struct PageParts<'a> {
     /// A rejected run form: the recommendation's index, the message and the input.
     run_problem: Option<(usize, String, FormData)>,
     attachments: &'a [tend_store::mail::AttachmentInfo],
+    /// The CI that the record's `ci` field names, resolved for staff only, since the
+    /// CMDB is theirs.
+    configuration_item: Option<&'a tend_store::cmdb::Ci>,
 }
 
 fn record_page(
@@ -399,6 +404,7 @@ fn record_page(
         runs,
         run_problem,
         attachments,
+        configuration_item,
     } = parts;
     let actor = viewer.actor();
     let staff = actor.is_staff();
@@ -463,12 +469,20 @@ fn record_page(
         fields: definition
             .fields
             .iter()
-            .map(|(name, field)| FieldRow {
-                label: field_label(name, field),
-                value: record
-                    .fields
-                    .get(name)
-                    .map_or_else(|| "(empty)".into(), |value| field_text(Some(field), value)),
+            .map(|(name, field)| match configuration_item {
+                Some(ci) if name == "ci" => FieldRow {
+                    label: field_label(name, field),
+                    value: ci.name.clone(),
+                    href: Some(format!("/cmdb/cis/{}", ci.id)),
+                },
+                _ => FieldRow {
+                    label: field_label(name, field),
+                    value: record
+                        .fields
+                        .get(name)
+                        .map_or_else(|| "(empty)".into(), |value| field_text(Some(field), value)),
+                    href: None,
+                },
             })
             .collect(),
         clocks,
@@ -573,8 +587,17 @@ async fn render_page(
         Ok(attachments) => attachments,
         Err(error) => return state.web.error(Some(viewer), &error.into()),
     };
+    let configuration_item = if viewer.actor().is_staff() {
+        match crate::rest_cmdb::configuration_item(state, &record).await {
+            Ok(ci) => ci,
+            Err(error) => return state.web.error(Some(viewer), &error),
+        }
+    } else {
+        None
+    };
     let parts = PageParts {
         attachments: &attachments,
+        configuration_item: configuration_item.as_ref(),
         journal: &journal,
         rounds: &rounds,
         clocks: clock_sections(&pinned.set, &clocks),

@@ -103,7 +103,7 @@ impl FormData {
         Ok(())
     }
 
-    fn from_pairs(pairs: Vec<(String, String)>) -> Result<FormData, FormError> {
+    pub(super) fn from_pairs(pairs: Vec<(String, String)>) -> Result<FormData, FormError> {
         let mut form = FormData::default();
         for (name, value) in pairs {
             form.push(name, value)?;
