@@ -17,6 +17,7 @@ backend_tests!(
     ci_page_shows_discovery_and_history,
     imports_page_imports_again,
     audit_page_opens_tasks,
+    record_page_shows_configuration,
 );
 
 /// A browser session: the session cookie, and redirects left for the test to check.
@@ -1120,5 +1121,76 @@ async fn audit_page_opens_tasks(backend: Backend) -> anyhow::Result<()> {
         .post("/cmdb/audit/tasks", &[("stale_days", "")])
         .await?;
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    Ok(())
+}
+
+/// An incident's page shows what its CI affects and the open change and known error on
+/// the same CI, for staff; the requester's page has no Configuration section.
+async fn record_page_shows_configuration(backend: Backend) -> anyhow::Result<()> {
+    let desk = Desk::open(backend).await?;
+    let tom = &desk.tom.client;
+    let mut ids = Vec::new();
+    for body in [
+        json!({ "class": "business_service", "name": "Payroll", "attributes": { "criticality": "critical" } }),
+        json!({ "class": "application", "name": "payroll-app", "attributes": { "criticality": "high" } }),
+        json!({ "class": "server", "name": "srv-pay-1", "attributes": {} }),
+    ] {
+        let created = tom
+            .post("/api/v1/cis", &body)
+            .await?
+            .expect_status(StatusCode::CREATED)?;
+        ids.push(created.body["id"].as_i64().unwrap_or_default());
+    }
+    for (kind, source, target) in [("used_by", ids[1], ids[0]), ("runs_on", ids[1], ids[2])] {
+        tom.post(
+            "/api/v1/relationships",
+            &json!({ "type": kind, "source": source, "target": target }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?;
+    }
+    let change = tom
+        .post(
+            "/api/v1/records/change",
+            &json!({ "title": "Patch srv-pay-1", "description": "Kernel", "fields": { "type": "normal", "impact": "low", "urgency": "low", "ci": "srv-pay-1" } }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+    let known_error = tom
+        .post(
+            "/api/v1/records/known_error",
+            &json!({ "title": "Hangs on boot", "description": "Driver", "fields": { "ci": "srv-pay-1", "root_cause": "Driver bug", "workaround": "Older kernel" } }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+    let incident = crate::common::create_incident(
+        &desk.alice,
+        "Payroll is down",
+        "No answer",
+        json!({ "ci": "srv-pay-1" }),
+    )
+    .await?;
+    let number = incident["number"].as_str().unwrap_or_default();
+
+    let console = Console::log_in(&desk.server, "tom").await?;
+    let page = console.get(&format!("/records/{number}")).await?;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("id=\"cmdb-heading\""), "{}", page.text);
+    assert!(page.text.contains(">Payroll</a>"), "{}", page.text);
+    assert!(page.text.contains("(critical)"), "{}", page.text);
+    for linked in [&change["number"], &known_error["number"]] {
+        let linked = linked.as_str().unwrap_or_default();
+        assert!(
+            page.text.contains(&format!("href=\"/records/{linked}\"")),
+            "{linked} missing"
+        );
+    }
+
+    let own = Console::log_in(&desk.server, "alice").await?;
+    let page = own.get(&format!("/records/{number}")).await?;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(!page.text.contains("cmdb-heading"), "{}", page.text);
     Ok(())
 }

@@ -85,6 +85,8 @@ struct RecordPage {
     approvals: Vec<RoundView>,
     /// Files that came with the record's mail.
     attachments: Vec<super::mail::AttachmentRow>,
+    /// What the CMDB knows about the record, for the Configuration section.
+    cmdb: Option<serde_json::Value>,
     error: Option<String>,
 }
 
@@ -387,6 +389,8 @@ struct PageParts<'a> {
     /// The CI that the record's `ci` field names, resolved for staff only, since the
     /// CMDB is theirs.
     configuration_item: Option<&'a tend_store::cmdb::Ci>,
+    /// What the CMDB knows about the record (`record_cmdb::context`), for staff only.
+    cmdb: Option<serde_json::Value>,
 }
 
 fn record_page(
@@ -405,6 +409,7 @@ fn record_page(
         run_problem,
         attachments,
         configuration_item,
+        cmdb,
     } = parts;
     let actor = viewer.actor();
     let staff = actor.is_staff();
@@ -522,8 +527,17 @@ fn record_page(
                 row
             })
             .collect(),
+        cmdb,
         error,
     }
+}
+
+/// Checks whether the process names CIs or a collection, which the Configuration
+/// section shows.
+fn relates_to_cmdb(definition: &Definition) -> bool {
+    ["ci", "cis", "target_collection"]
+        .iter()
+        .any(|field| definition.fields.contains_key(*field))
 }
 
 /// Renders the record page, with a rejected form when there is one.
@@ -595,9 +609,28 @@ async fn render_page(
     } else {
         None
     };
+    let cmdb = if viewer.actor().is_staff() {
+        match crate::record_cmdb::context(
+            state.commands.store.db(),
+            &state.commands.engine.definitions().cmdb,
+            &record.fields,
+            record.field_str("requester"),
+            Some(&record.number),
+        )
+        .await
+        {
+            Ok(serde_json::Value::Null) => None,
+            Ok(value) if relates_to_cmdb(definition) => Some(value),
+            Ok(_) => None,
+            Err(error) => return state.web.error(Some(viewer), &error),
+        }
+    } else {
+        None
+    };
     let parts = PageParts {
         attachments: &attachments,
         configuration_item: configuration_item.as_ref(),
+        cmdb,
         journal: &journal,
         rounds: &rounds,
         clocks: clock_sections(&pinned.set, &clocks),
