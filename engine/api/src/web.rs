@@ -10,12 +10,14 @@
 //! the mail quarantine and the page of one stored message. The CMDB pages are for staff, as
 //! the CMDB API is. `cmdb` has the CI list and what those pages share, and `cmdb_ci` the CI
 //! page. `cmdb_forms` has the CI and relationship forms, `cmdb_imports` the inventory
-//! import log and `cmdb_audit` the CMDB audit.
+//! import log and `cmdb_audit` the CMDB audit. `alerts` lists the alerts that monitoring
+//! sent, for staff.
 //! Templates are `templates/*.hbs`, embedded in the binary and compiled once in [`Web::new`].
 //!
 //! Every change goes through [`crate::Commands`], like the REST API's. Every POST form carries
 //! the session's CSRF token, and handlers check it before anything is written.
 
+mod alerts;
 mod approvals;
 mod catalog;
 mod cmdb;
@@ -59,7 +61,7 @@ const PARTIALS: [(&str, &str); 4] = [
 ];
 
 /// Page templates, rendered by name.
-const PAGES: [(&str, &str); 20] = [
+const PAGES: [(&str, &str); 21] = [
     ("login", include_str!("../templates/login.hbs")),
     ("records", include_str!("../templates/records.hbs")),
     (
@@ -92,6 +94,7 @@ const PAGES: [(&str, &str); 20] = [
     ),
     ("cmdb_import", include_str!("../templates/cmdb_import.hbs")),
     ("cmdb_audit", include_str!("../templates/cmdb_audit.hbs")),
+    ("alerts", include_str!("../templates/alerts.hbs")),
 ];
 
 /// Pages allow no script at all and only the inline style of the layout, so text that slips
@@ -243,6 +246,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/sla", get(sla::report))
         .route("/catalog/{item}", get(catalog::form).post(catalog::order))
         .route("/records/{number}/approvals/{id}", post(detail::decide))
+        .route("/alerts", get(alerts::list))
         .route("/mail/quarantine", get(mail::quarantine))
         .route("/mail/quarantine/{id}/retry", post(mail::retry))
         .route("/mail/messages/{id}", get(mail::message))

@@ -24,6 +24,7 @@ backend_tests!(
     partial_batch_and_auth,
     route_opens_availability_event,
     real_alertmanager,
+    alerts_page_lists_alerts,
 );
 
 const ALERTMANAGER: &str = "/api/v1/alerts/alertmanager?source=prometheus";
@@ -698,5 +699,48 @@ async fn real_alertmanager(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].status, "resolved");
     assert_eq!(stored[0].record_number.as_deref(), Some(number.as_str()));
+    Ok(())
+}
+
+/// The console's alerts page lists each alert with its labels and the record it opened,
+/// filters by status, and is closed to requesters.
+async fn alerts_page_lists_alerts(backend: Backend) -> anyhow::Result<()> {
+    let desk = AlertDesk::open(backend).await?;
+    for (name, status) in [("DiskFull", "firing"), ("HighLoad", "firing")] {
+        let body = json!({
+            "alerts": [{
+                "status": status,
+                "labels": { "alertname": name, "instance": "web01.example.com:9100", "severity": "warning" },
+                "annotations": { "summary": format!("{name} on web01") },
+            }]
+        });
+        desk.post(GENERIC, &body).await?;
+    }
+    let resolved = json!({
+        "alerts": [{
+            "status": "resolved",
+            "labels": { "alertname": "HighLoad", "instance": "web01.example.com:9100", "severity": "warning" },
+        }]
+    });
+    desk.post(GENERIC, &resolved).await?;
+
+    let console = crate::cmdb_console::Console::log_in(&desk.desk.server, "tom").await?;
+    let page = console.get("/alerts").await?;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("DiskFull on web01"), "{}", page.text);
+    assert!(
+        page.text
+            .contains("alertname=DiskFull, instance=web01.example.com:9100, severity=warning"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("href=\"/records/INC"), "{}", page.text);
+    let firing = console.get("/alerts?status=firing").await?;
+    assert!(firing.text.contains("DiskFull"), "{}", firing.text);
+    assert!(!firing.text.contains("HighLoad"), "{}", firing.text);
+
+    let requester = crate::cmdb_console::Console::log_in(&desk.desk.server, "alice").await?;
+    let denied = requester.get("/alerts").await?;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
     Ok(())
 }

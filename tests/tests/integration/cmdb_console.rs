@@ -21,20 +21,20 @@ backend_tests!(
 );
 
 /// A browser session: the session cookie, and redirects left for the test to check.
-struct Console {
+pub(crate) struct Console {
     http: reqwest::Client,
     base_url: String,
 }
 
 /// A response with its body as text.
-struct Page {
-    status: StatusCode,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
     location: String,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl Console {
-    async fn log_in(server: &TestServer, user: &str) -> anyhow::Result<Console> {
+    pub(crate) async fn log_in(server: &TestServer, user: &str) -> anyhow::Result<Console> {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -79,7 +79,7 @@ impl Console {
         })
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Page> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Page> {
         let url = format!("{}{path}", self.base_url);
         self.send(self.http.request(Method::GET, url)).await
     }
