@@ -29,16 +29,22 @@ use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tend_domain::{Actor, Command, Fields, Record, Role};
+use tend_domain::{Actor, Command, Effect, Fields, Record, Role};
 use tend_store::alerts::{Alert, AlertOutcome, NewAlert};
 use tend_workflow::alerts::{AlertSource, ResolvedKind, Target, TemplateValues, render};
 use tend_workflow::engine::{MAX_TEXT_LENGTH, MAX_TITLE_LENGTH};
-use tend_workflow::{Definition, DefinitionSet};
+use tend_workflow::{Definition, DefinitionSet, Hook, RuleInput};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::commands::{Commands, NewRecord};
 use crate::error::ApiError;
+
+/// The process and fields that an alert source's routing rule chose.
+struct RuleChoice {
+    process: String,
+    fields: Fields,
+}
 
 /// Name of the system actor that journals what alerts do.
 pub const ALERT_ACTOR: &str = "alerts";
@@ -502,7 +508,11 @@ impl Commands {
     ) -> Result<AlertOutcome, ApiError> {
         let actor = Actor::system(ALERT_ACTOR);
         let ci = source.ci(&alert.labels);
-        let target = source.target(&alert.labels);
+        let routed = self.route_by_rule(source, alert, ci.as_deref(), now);
+        let target = match &routed {
+            Some(choice) => source.target_for_process(&choice.process),
+            None => source.target(&alert.labels),
+        };
         let record = match &row.record_number {
             Some(number) => self.store.get_record(number).await?,
             None => None,
@@ -648,7 +658,15 @@ impl Commands {
             });
         }
         let number = self
-            .open_for_alert(source, &target, alert, ci.as_deref(), episode, now)
+            .open_for_alert(
+                source,
+                &target,
+                alert,
+                ci.as_deref(),
+                routed.as_ref().map(|choice| &choice.fields),
+                episode,
+                now,
+            )
             .await?;
         Ok(AlertOutcome {
             record_number: Some(Some(number.0)),
@@ -661,12 +679,14 @@ impl Commands {
 
     /// Opens the record of an alert's episode and journals the alert on it. Returns the
     /// number and whether the record was opened now.
+    #[allow(clippy::too_many_arguments)]
     async fn open_for_alert(
         &self,
         source: &AlertSource,
         target: &Target<'_>,
         alert: &IncomingAlert,
         ci: Option<&str>,
+        chosen: Option<&Fields>,
         episode: i64,
         now: DateTime<Utc>,
     ) -> Result<(String, bool), ApiError> {
@@ -684,6 +704,12 @@ impl Commands {
         }
         for templates in &target.fields {
             fill(&definition, templates, &values, &mut preset);
+        }
+        // The fields a routing rule gave win over the templates.
+        for (name, value) in chosen.into_iter().flatten() {
+            if definition.fields.contains_key(name) {
+                preset.insert(name.clone(), value.clone());
+            }
         }
         let title = render(&source.file.title, &values);
         let title = title.trim().trim_end_matches(':').trim();
@@ -719,6 +745,79 @@ impl Commands {
             .await?;
         }
         Ok((number, created.is_new))
+    }
+
+    /// Runs the source's routing rule on `alert`. Returns the process and fields of the
+    /// rule's `open_record`, when it called one for a process that exists; a rule that
+    /// fails or chooses nothing leaves the alert to the routes, and a failure is logged.
+    fn route_by_rule(
+        &self,
+        source: &AlertSource,
+        alert: &IncomingAlert,
+        ci: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<RuleChoice> {
+        let rule = source.file.rule.as_deref()?;
+        let current = self.engine.current();
+        let mut input_alert = serde_json::to_value(alert).unwrap_or(Value::Null);
+        input_alert["ci"] = ci.map_or(Value::Null, |ci| Value::String(ci.to_owned()));
+        input_alert["source"] = Value::String(source.name.clone());
+        // The rule decides from `alert`; the record only carries the alert's name.
+        let record = Record {
+            id: 0,
+            number: String::new(),
+            process: source.file.process.clone(),
+            definition_version: current.set.version.clone(),
+            state: String::new(),
+            open: true,
+            title: alert.alertname().to_owned(),
+            description: String::new(),
+            fields: Fields::new(),
+            recommendations: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            state_changed_at: now,
+            revision: 0,
+        };
+        let actor = Actor::system(ALERT_ACTOR);
+        let input = RuleInput {
+            hook: Hook::OnAlert,
+            record: &record,
+            previous: None,
+            actor: &actor,
+            transition: None,
+            links: &[],
+            linked: None,
+            now,
+            email: None,
+            cmdb: None,
+            alert: Some(&input_alert),
+        };
+        let effects = match current.rules.run(rule, &input) {
+            Ok(effects) => effects,
+            Err(failure) => {
+                tracing::warn!(rule, source = %source.name, fingerprint = %alert.fingerprint, error = %failure.message, "an alert routing rule failed; the routes decide");
+                return None;
+            }
+        };
+        effects
+            .into_iter()
+            .find_map(|proposed| match proposed.effect {
+                Effect::Open {
+                    process, fields, ..
+                } if current.set.definitions.contains_key(&process) => {
+                    Some(RuleChoice { process, fields })
+                }
+                Effect::Open { process, .. } => {
+                    tracing::warn!(
+                        rule,
+                        process,
+                        "an alert routing rule chose an unknown process; the routes decide"
+                    );
+                    None
+                }
+                _ => None,
+            })
     }
 
     async fn note(&self, actor: &Actor, number: &str, text: String) -> Result<(), ApiError> {

@@ -96,6 +96,7 @@ pub async fn run(
             now: Utc::now(),
             email: None,
             cmdb: None,
+            alert: None,
         };
         let effects = match rules.run(rule, &input) {
             Ok(effects) => effects,

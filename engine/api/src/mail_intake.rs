@@ -742,6 +742,7 @@ impl Commands {
             now,
             email: Some(&email),
             cmdb: None,
+            alert: None,
         };
         let effects = match self.engine.rules().run(rule, &input) {
             Ok(effects) => effects,

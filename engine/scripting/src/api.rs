@@ -42,7 +42,7 @@ use crate::context;
 use crate::convert::{dynamic_to_json, json_to_dynamic};
 
 /// Names of the variables every run defines, in the order they are pushed.
-pub(crate) const VARIABLES: [&str; 10] = [
+pub(crate) const VARIABLES: [&str; 11] = [
     "record",
     "previous",
     "actor",
@@ -53,6 +53,7 @@ pub(crate) const VARIABLES: [&str; 10] = [
     "now",
     "email",
     "cmdb",
+    "alert",
 ];
 
 type HostResult<T> = Result<T, Box<EvalAltResult>>;
@@ -139,6 +140,11 @@ pub(crate) fn input_scope(input: &RuleInput<'_>) -> Result<Scope<'static>, Strin
         None => Dynamic::UNIT,
     };
     scope.push_constant_dynamic(VARIABLES[9], cmdb);
+    let alert = match input.alert {
+        Some(alert) => json_to_dynamic(alert).map_err(|error| format!("alert: {error}"))?,
+        None => Dynamic::UNIT,
+    };
+    scope.push_constant_dynamic(VARIABLES[10], alert);
     Ok(scope)
 }
 

@@ -65,6 +65,9 @@ struct TestCase {
     /// `open_changes`, `known_errors`, `problems`, `incidents` and `requester_cis`.
     #[serde(default)]
     cmdb: Option<Value>,
+    /// For `on_alert`: the alert the rule reads as `alert`.
+    #[serde(default)]
+    alert: Option<Value>,
     expect: Vec<ExpectedEffect>,
 }
 
@@ -89,6 +92,8 @@ enum HookName {
     Email,
     #[serde(rename = "on_ci_change")]
     CiChange,
+    #[serde(rename = "on_alert")]
+    Alert,
 }
 
 impl From<HookName> for Hook {
@@ -103,6 +108,7 @@ impl From<HookName> for Hook {
             HookName::Timer => Hook::OnTimer,
             HookName::Email => Hook::OnEmail,
             HookName::CiChange => Hook::OnCiChange,
+            HookName::Alert => Hook::OnAlert,
         }
     }
 }
@@ -419,6 +425,7 @@ fn run_case(rule: &str, case: &TestCase, host: &RuleHost) -> Result<(), String> 
         now: case.now.unwrap_or(DateTime::UNIX_EPOCH),
         email: case.email.as_ref(),
         cmdb: case.cmdb.as_ref(),
+        alert: case.alert.as_ref(),
     };
     let actual = host
         .run(rule, &input)

@@ -121,6 +121,7 @@ fn rule_sees_its_input() {
         now: chrono::DateTime::UNIX_EPOCH,
         email: None,
         cmdb: None,
+        alert: None,
     };
     let texts: Vec<String> = rules
         .host
@@ -338,6 +339,7 @@ if hook == \"guard\" && transition == \"resolve\" && record.resolution_code == (
         now: chrono::DateTime::UNIX_EPOCH,
         email: None,
         cmdb: None,
+        alert: None,
     };
     let effects = rules.host.run("incident/resolvable", &input).unwrap();
     assert_eq!(effects.len(), 1);

@@ -55,6 +55,12 @@ pub struct AlertSourceFile {
     /// Routes, tried in order: the first whose labels all match chooses the process.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// A rule (`rules/NAME.rhai`, hook `on_alert`) run on each alert before the routes.
+    /// It reads the alert as `alert`; when it calls `open_record(process, spec, reason)`,
+    /// the alert opens a record of that process, with the spec's fields on top of the
+    /// templates, and the settings of the first route of that process apply to it.
+    #[serde(default)]
+    pub rule: Option<String>,
     /// Suppress alerts on a configuration item inside a planned change window: they
     /// become notes on the change.
     #[serde(default = "default_true")]
@@ -178,6 +184,29 @@ impl AlertSource {
         }
         Target {
             process: &file.process,
+            fields: vec![&file.fields],
+            resolved: &file.resolved,
+            reopen_transition: &file.reopen_transition,
+        }
+    }
+
+    /// Returns the target for a record of `process` that a rule chose: the first route of
+    /// that process, or the source's settings with the process replaced.
+    pub fn target_for_process<'a>(&'a self, process: &'a str) -> Target<'a> {
+        let file = &self.file;
+        if let Some(route) = file.routes.iter().find(|route| route.process == process) {
+            return Target {
+                process: &route.process,
+                fields: vec![&file.fields, &route.fields],
+                resolved: route.resolved.as_ref().unwrap_or(&file.resolved),
+                reopen_transition: route
+                    .reopen_transition
+                    .as_deref()
+                    .unwrap_or(&file.reopen_transition),
+            };
+        }
+        Target {
+            process,
             fields: vec![&file.fields],
             resolved: &file.resolved,
             reopen_transition: &file.reopen_transition,

@@ -749,6 +749,7 @@ fn check_guard(
         transition: Some(name),
         links: context.links,
         cmdb: context.cmdb,
+        alert: None,
         linked: None,
         now: context.now,
         email: None,
@@ -808,7 +809,12 @@ fn run_hook(
         Hook::OnUpdate => &context.definition.rules.on_update,
         Hook::OnTransition => &context.definition.rules.on_transition,
         Hook::OnLinked => &context.definition.rules.on_linked,
-        Hook::Guard | Hook::Approvers | Hook::OnTimer | Hook::OnEmail | Hook::OnCiChange => {
+        Hook::Guard
+        | Hook::Approvers
+        | Hook::OnTimer
+        | Hook::OnEmail
+        | Hook::OnCiChange
+        | Hook::OnAlert => {
             return;
         }
     };
@@ -821,6 +827,7 @@ fn run_hook(
             transition,
             links: context.links,
             cmdb: context.cmdb,
+            alert: None,
             linked,
             now: context.now,
             email: None,
@@ -946,6 +953,7 @@ fn plan_approval(
             transition: Some(name),
             links: context.links,
             cmdb: context.cmdb,
+            alert: None,
             linked: None,
             now: context.now,
             email: None,
@@ -1058,6 +1066,7 @@ pub fn run_timer_rule(context: &Context<'_>, current: &Record, rule: &str) -> Ou
         transition: None,
         links: context.links,
         cmdb: context.cmdb,
+        alert: None,
         linked: None,
         now: context.now,
         email: None,

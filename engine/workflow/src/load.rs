@@ -287,8 +287,13 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
         &mut hasher,
         &mut diagnostics,
     );
-    let alert_sources =
-        load_alert_sources(&alert_files, &definitions, &mut hasher, &mut diagnostics);
+    let alert_sources = load_alert_sources(
+        &alert_files,
+        &definitions,
+        (rules, root),
+        &mut hasher,
+        &mut diagnostics,
+    );
     let cmdb = crate::cmdb::load_cmdb(&workflows, rules, root, &mut hasher, &mut diagnostics);
     let catalog = load_catalog(
         &catalog_files,
@@ -331,6 +336,7 @@ pub fn load_dir(root: &Path, rules: &dyn RuleRunner) -> Result<DefinitionSet, Lo
 fn load_alert_sources(
     files: &[PathBuf],
     definitions: &BTreeMap<String, Arc<Definition>>,
+    (rules, root): (&dyn RuleRunner, &Path),
     hasher: &mut Sha256,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> IndexMap<String, AlertSource> {
@@ -360,6 +366,9 @@ fn load_alert_sources(
         }
         for (path, message) in parsed.problems() {
             report.error(&path, message);
+        }
+        if let Some(rule) = &parsed.rule {
+            check_rule_script(rule, "rule", rules, root, &mut report, hasher, true);
         }
         // (path prefix, process, field templates, resolved action, reopen transition)
         let mut targets = vec![(

@@ -28,6 +28,9 @@ pub enum Hook {
     /// A CI class's rule, run after a person or an import created or changed a CI of the
     /// class; `record` holds the CI.
     OnCiChange,
+    /// An alert source's rule, run on each alert before it opens a record; `alert` holds
+    /// the alert.
+    OnAlert,
 }
 
 impl Hook {
@@ -42,6 +45,7 @@ impl Hook {
             Hook::OnTimer => "on_timer",
             Hook::OnEmail => "on_email",
             Hook::OnCiChange => "on_ci_change",
+            Hook::OnAlert => "on_alert",
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct RuleInput<'a> {
     /// What the CMDB knows about the record: its CIs, what a failure of them affects, the
     /// open records on them and the requester's CIs, as `record_cmdb::context` builds it.
     pub cmdb: Option<&'a serde_json::Value>,
+    /// For `on_alert`: the alert, as a JSON object (`status`, `labels`, `annotations`,
+    /// `fingerprint`, `starts_at`, `ci`, `source`).
+    pub alert: Option<&'a serde_json::Value>,
 }
 
 /// A record at the other end of a link, as rules see it.

@@ -25,6 +25,7 @@ backend_tests!(
     route_opens_availability_event,
     real_alertmanager,
     alerts_page_lists_alerts,
+    capacity_alert_routed_by_rule,
 );
 
 const ALERTMANAGER: &str = "/api/v1/alerts/alertmanager?source=prometheus";
@@ -742,5 +743,39 @@ async fn alerts_page_lists_alerts(backend: Backend) -> anyhow::Result<()> {
     let requester = crate::cmdb_console::Console::log_in(&desk.desk.server, "alice").await?;
     let denied = requester.get("/alerts").await?;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    Ok(())
+}
+
+/// The source's routing rule sends a disk forecast to capacity management: it opens a
+/// capacity plan for the alert's CI, repeats stay on it, and the resolution is a note.
+async fn capacity_alert_routed_by_rule(backend: Backend) -> anyhow::Result<()> {
+    let desk = AlertDesk::open(backend).await?;
+    let alert = |status: &str| {
+        json!({
+            "alerts": [{
+                "status": status,
+                "labels": { "alertname": "DiskWillFillIn4Hours", "instance": "db01.example.com:9100", "mountpoint": "/var", "severity": "warning" },
+                "annotations": { "summary": "/var fills up within 4 hours", "value": "87.5" },
+            }]
+        })
+    };
+    let opened = desk.post(GENERIC, &alert("firing")).await?;
+    assert_eq!(opened["results"][0]["effect"], "created", "{opened}");
+    let number = opened["results"][0]["record"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(number.starts_with("CAP"), "{opened}");
+    let plan = desk.record(&number).await?;
+    assert_eq!(plan["process"], "capacity_plan");
+    assert_eq!(plan["fields"]["service"], "db01.example.com", "{plan}");
+    assert_eq!(plan["fields"]["resource"], "DiskWillFillIn4Hours /var");
+    assert_eq!(plan["fields"]["current_usage"], 87.5);
+
+    let again = desk.post(GENERIC, &alert("firing")).await?;
+    assert_eq!(again["results"][0]["record"], number.as_str(), "{again}");
+    let resolved = desk.post(GENERIC, &alert("resolved")).await?;
+    assert_eq!(resolved["results"][0]["effect"], "noted", "{resolved}");
+    assert!(desk.incidents().await?.is_empty());
     Ok(())
 }

@@ -64,6 +64,7 @@ pub fn run_on(
         now: chrono::DateTime::UNIX_EPOCH,
         email: None,
         cmdb: None,
+        alert: None,
     };
     host.run(rule, &input)
 }
