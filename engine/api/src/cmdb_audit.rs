@@ -139,7 +139,7 @@ pub async fn audit(
         .map(|entry| serde_json::to_value(entry).unwrap_or(Value::Null))
         .collect();
     let import_conflicts = Findings {
-        total: recent.len() as u64,
+        total: inventory::count_imports(db, "conflict", cutoff).await?,
         items: recent,
     };
 
@@ -240,14 +240,20 @@ pub struct AuditTask {
     pub count: u64,
 }
 
-/// Opens one task per kind of finding that has any, in the process `audit.yaml` names.
-/// The tasks of one day are opened once: asking again returns the same records.
+/// Name of the system actor that opens the audit's tasks, whoever asked: the tasks of one
+/// day are keyed under it, so the API, the console and the CLI share them.
+pub const AUDIT_ACTOR: &str = "cmdb-audit";
+
+/// Opens one task per kind of finding that has any, in the process `audit.yaml` names,
+/// as [`AUDIT_ACTOR`] on behalf of `requested_by`. The tasks of one day are opened once:
+/// asking again, by any path, returns the same records.
 pub async fn open_tasks(
     commands: &Commands,
     schema: &CmdbSchema,
-    actor: &Actor,
+    requested_by: &Actor,
     report: &AuditReport,
 ) -> Result<Vec<AuditTask>, ApiError> {
+    let actor = &Actor::system(AUDIT_ACTOR);
     let day = report.generated_at.format("%Y-%m-%d");
     let days = report.stale_after_days;
     let mut kinds: Vec<(&'static str, String, u64, Vec<String>)> = Vec::new();
@@ -337,7 +343,8 @@ pub async fn open_tasks(
         let input = NewRecord {
             title: format!("CMDB audit: {count} {}", scope.to_lowercase()),
             description: format!(
-                "The CMDB audit of {day} found {count}:\n\n{}\n",
+                "The CMDB audit of {day}, asked for by {}, found {count}:\n\n{}\n",
+                requested_by.name,
                 lines.join("\n")
             ),
             fields,

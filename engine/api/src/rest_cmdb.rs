@@ -776,6 +776,24 @@ pub async fn collection_members(
         "next_after": if more { page.last().map(|ci| ci.id) } else { None },
     });
     if let Some(attribute) = &query.group_by {
+        let known = ["class", "status"].contains(&attribute.as_str())
+            || collection.classes.iter().any(|class| {
+                schema.subclasses_of(class).iter().any(|sub| {
+                    schema
+                        .class(sub)
+                        .is_some_and(|resolved| resolved.attributes.contains_key(attribute))
+                })
+            });
+        if !known {
+            return Err(ApiError::bad_request(
+                "unknown_attribute",
+                format!(
+                    "`group_by` is `{attribute}`, which no class of collection `{name}` has: give `class`, `status` or an attribute of {}",
+                    collection.classes.join(", ")
+                ),
+                Some("group_by"),
+            ));
+        }
         body["group_by"] = json!(attribute);
         body["groups"] = json!(crate::collections::group_by(&members, attribute));
     }

@@ -341,6 +341,20 @@ pub async fn list_imports<C: ConnectionTrait>(
         .collect())
 }
 
+/// Counts the log entries with `outcome` received at or after `since`.
+pub async fn count_imports<C: ConnectionTrait>(
+    db: &C,
+    outcome: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, Error> {
+    use sea_orm::PaginatorTrait;
+    Ok(inventory_imports::Entity::find()
+        .filter(inventory_imports::Column::Outcome.eq(outcome))
+        .filter(inventory_imports::Column::ReceivedAt.gte(since))
+        .count(db)
+        .await?)
+}
+
 /// Reads one log entry with the document it kept, if any.
 pub async fn import_document<C: ConnectionTrait>(
     db: &C,
@@ -357,19 +371,28 @@ pub async fn import_document<C: ConnectionTrait>(
         }))
 }
 
-/// Marks log entry `id` as `resolved` inside a write job, once the document it kept was
-/// imported again without a conflict as entry `by`; the document stays for reference.
+/// Marks log entry `id`, and every other conflict or rejection that kept the same
+/// document, as `resolved` inside a write job, once the document was imported again
+/// without a conflict as entry `by`. The documents stay for reference.
 pub async fn mark_resolved<C: ConnectionTrait>(tx: &C, id: i64, by: i64) -> Result<(), Error> {
-    let Some(row) = inventory_imports::Entity::find_by_id(id).one(tx).await? else {
+    let Some(first) = inventory_imports::Entity::find_by_id(id).one(tx).await? else {
         return Ok(());
     };
-    let message = match &row.message {
-        Some(message) => format!("{message} (resolved: imported again as import {by})"),
-        None => format!("resolved: imported again as import {by}"),
-    };
-    let mut active = row.into_active_model();
-    active.outcome = Set("resolved".to_owned());
-    active.message = Set(Some(message));
-    active.update(tx).await?;
+    let rows = inventory_imports::Entity::find()
+        .filter(inventory_imports::Column::Sha256.eq(first.sha256.as_str()))
+        .filter(inventory_imports::Column::Outcome.is_in(["conflict", "rejected"]))
+        .filter(inventory_imports::Column::Id.ne(by))
+        .all(tx)
+        .await?;
+    for row in rows {
+        let message = match &row.message {
+            Some(message) => format!("{message} (resolved: imported again as import {by})"),
+            None => format!("resolved: imported again as import {by}"),
+        };
+        let mut active = row.into_active_model();
+        active.outcome = Set("resolved".to_owned());
+        active.message = Set(Some(message));
+        active.update(tx).await?;
+    }
     Ok(())
 }

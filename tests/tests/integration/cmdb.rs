@@ -1059,6 +1059,15 @@ async fn collections_select_and_target_releases(backend: Backend) -> anyhow::Res
     );
     let missing = tom.get("/api/v1/collections/nope").await?;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let colour = tom
+        .get("/api/v1/collections/linux_computers?group_by=colour")
+        .await?;
+    assert_error(
+        &colour,
+        StatusCode::BAD_REQUEST,
+        "unknown_attribute",
+        Some("group_by"),
+    );
 
     // A release shows the members of its target collection.
     let body = json!({

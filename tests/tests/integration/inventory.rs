@@ -26,6 +26,7 @@ backend_tests!(
     cli_import_and_dry_run,
     cmdb_audit_finds_and_opens_tasks,
     ci_rules_place_discovered_machines,
+    lower_source_keeps_software_list,
 );
 
 const INVENTORY: &str = "/api/v1/inventory";
@@ -992,5 +993,52 @@ async fn ci_rules_place_discovered_machines(backend: Backend) -> anyhow::Result<
         .filter(|relationship| relationship["type"] == "located_in")
         .count();
     assert_eq!(located, 1, "{manual}");
+    Ok(())
+}
+
+/// The software list of the source ranked first stands: a FusionInventory document of the
+/// same machine neither adds nor removes packages that the GLPI agent reported.
+async fn lower_source_keeps_software_list(backend: Backend) -> anyhow::Result<()> {
+    let server = TestServer::in_process(backend).await?;
+    let client = agent(&server).await?;
+    let staff = server.add_user("tom", &[Role::Technician]).await?.client;
+    let glpi = glpi_computer(
+        "d5",
+        "ws-5",
+        "SN-5",
+        "U-5",
+        json!({ "softwares": [{ "name": "bash", "version": "5.2" }, { "name": "curl", "version": "7.88" }] }),
+    );
+    let id = import_one(&client, &glpi).await?["ci_id"]
+        .as_i64()
+        .unwrap_or_default();
+    let xml = r#"<?xml version="1.0" encoding="UTF-8" ?>
+<REQUEST><DEVICEID>ws-5-old</DEVICEID><QUERY>INVENTORY</QUERY><CONTENT>
+<BIOS><SSN>SN-5</SSN></BIOS><HARDWARE><NAME>ws-5</NAME><UUID>U-5</UUID></HARDWARE>
+<SOFTWARES><NAME>zsh</NAME><VERSION>5.9</VERSION></SOFTWARES>
+</CONTENT></REQUEST>"#;
+    let reply = post(&client, xml.as_bytes().to_vec(), false).await?;
+    let item = &reply.body["items"][0];
+    assert_eq!(item["ci_id"].as_i64(), Some(id), "{item}");
+    let kept: Vec<&Value> = item["kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|kept| kept["attribute"] == "software")
+        .collect();
+    assert_eq!(kept.len(), 1, "{item}");
+    assert!(
+        kept[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("glpi_agent"),
+        "{item}"
+    );
+    let computer = ci(&staff, id).await?;
+    assert_eq!(
+        relationships_of_kind(&computer, "installed_on"),
+        2,
+        "{computer}"
+    );
     Ok(())
 }

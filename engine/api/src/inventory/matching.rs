@@ -135,7 +135,7 @@ pub async fn find<C: ConnectionTrait>(
         };
         if store::key_value(stored) != store::key_value(reported) {
             return Ok(Match::Conflict(format!(
-                "the document matches {} by {key}, but its {attribute} is `{stored}` and the document reports `{reported}`: if the part was replaced, correct {attribute} on the CI; if this is another machine, give it its own {key}; then import again",
+                "the document matches {} by {key}, but its {attribute} is `{stored}` and the document reports `{reported}`: if the part was replaced, correct {attribute} on the CI; if this is another machine that shares the {key}, retire or correct the CI that holds it; then import again",
                 describe([ci])
             )));
         }

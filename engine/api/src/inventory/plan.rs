@@ -22,6 +22,10 @@ pub const INSTALLED_ON: &str = "installed_on";
 pub const CONNECTED_TO: &str = "connected_to";
 /// Key under which the host name is kept among the discovered values.
 pub const NAME: &str = "name";
+/// Key under which the number of packages a source reported is kept among the discovered
+/// values, so that a source ranked lower does not replace the software list of a source
+/// ranked higher.
+pub const SOFTWARE: &str = "@software";
 
 /// An attribute value the import reported but did not write, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -260,9 +264,21 @@ pub async fn plan_item<C: ConnectionTrait>(
                 wanted_class.to_owned(),
                 item,
                 format!(
-                    "the document reports none of {} or a name for this {}, so nothing could match it again and every import would add a new CI: make the agent report one of them",
+                    "the document reports none of {} or a name for this {}{}, so nothing could match it again and every import would add a new CI: make the agent report one of them",
                     key_attributes(new_class).join(", "),
-                    item.kind.as_str().replace('_', " ")
+                    item.kind.as_str().replace('_', " "),
+                    if item.placeholders.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (it gives only placeholder values for {}, such as a sanitised or unfilled field)",
+                            item.placeholders
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
                 ),
             ));
         }
@@ -316,7 +332,28 @@ pub async fn plan_item<C: ConnectionTrait>(
         ));
     }
     if let Some(software) = &item.software {
-        plan.software = plan_software(db, schema, class, ci.as_ref(), software).await?;
+        let outranked_by = class
+            .sources
+            .iter()
+            .take_while(|listed| listed.as_str() != source)
+            .find(|higher| {
+                previous
+                    .iter()
+                    .any(|entry| entry.attribute == SOFTWARE && entry.source == **higher)
+            });
+        match outranked_by {
+            Some(higher) => plan.kept.push(Kept {
+                attribute: "software".to_owned(),
+                reported: Value::from(software.len()),
+                current: Value::Null,
+                reason: format!(
+                    "{higher} ranks above {source} and reports this CI's software, so its list stands"
+                ),
+            }),
+            None => {
+                plan.software = plan_software(db, schema, class, ci.as_ref(), software).await?;
+            }
+        }
     }
     if item.kind == ItemKind::NetworkDevice {
         plan.connections = plan_connections(db, schema, ci.as_ref(), item, partial).await?;
@@ -419,6 +456,15 @@ fn reported_values(item: &Item) -> BTreeMap<String, Reported> {
             },
         );
     }
+    if let Some(software) = &item.software {
+        reported.insert(
+            SOFTWARE.to_owned(),
+            Reported {
+                value: Value::from(software.len()),
+                placeholder: false,
+            },
+        );
+    }
     if let Some(name) = item
         .name
         .as_deref()
@@ -466,6 +512,8 @@ fn plan_attributes(
             }
         };
         let Some(ci) = ci else {
+            plan.changes
+                .insert(attribute.clone(), json!({ "before": null, "after": value }));
             plan.attributes.insert(attribute.clone(), value);
             continue;
         };

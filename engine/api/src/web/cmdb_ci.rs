@@ -30,7 +30,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// How many relationships away the impact section looks.
-const IMPACT_DEPTH: u32 = 3;
+const IMPACT_DEPTH: u32 = crate::record_cmdb::RECORD_IMPACT_DEPTH;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
