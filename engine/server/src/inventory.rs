@@ -152,6 +152,17 @@ fn print_item(item: &ItemReport) {
             software.removed.len()
         );
     }
+    if let Some(rules) = &item.rules {
+        for (attribute, value) in &rules.set {
+            println!("    rule set {attribute}: {}", show(Some(value)));
+        }
+        for (kind, target) in &rules.related {
+            println!("    rule related {kind} CI {target}");
+        }
+        for skipped in &rules.skipped {
+            println!("    rule not applied: {skipped}");
+        }
+    }
     let connections = &plan.connections;
     if !connections.added.is_empty() || connections.removed > 0 {
         println!(

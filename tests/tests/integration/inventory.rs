@@ -977,6 +977,18 @@ async fn ci_rules_place_discovered_machines(backend: Backend) -> anyhow::Result<
     assert_eq!(item["action"], "unchanged", "{item}");
     assert_eq!(ci(&staff, id).await?["version"], placed["version"]);
 
+    // A subnet whose location CI does not exist is reported in the import's answer.
+    let lyon = glpi_computer(
+        "d9",
+        "ws-9",
+        "SN-9",
+        "U-9",
+        json!({ "networks": [{ "description": "eth0", "mac": "52:54:00:aa:bb:09", "ipaddress": "10.2.0.9", "virtualdev": false }] }),
+    );
+    let item = import_one(&client, &lyon).await?;
+    let skipped = item["rules"]["skipped"][0].as_str().unwrap_or_default();
+    assert!(skipped.contains("Lyon office"), "{item}");
+
     // A person's CI with a location gets its relationship too.
     let manual = staff
         .post(

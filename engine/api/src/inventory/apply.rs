@@ -96,6 +96,7 @@ pub async fn import_item(
                 Ok(ItemReport {
                     plan,
                     import_id: Some(id),
+                    rules: None,
                 })
             })
         })
@@ -121,6 +122,7 @@ pub async fn import_item(
             Ok(ItemReport {
                 plan,
                 import_id: Some(id),
+                rules: None,
             })
         }
         Err(error) => Err(error),

@@ -52,6 +52,9 @@ pub struct ItemReport {
     pub plan: ItemPlan,
     /// Id of the log entry; none in a dry run.
     pub import_id: Option<i64>,
+    /// What the class's CI rules did after the import, including the effects they could
+    /// not apply; none when no rule ran.
+    pub rules: Option<crate::ci_rules::RuleReport>,
 }
 
 /// A document that could not be read, with the id of the log entry that keeps it.
@@ -133,7 +136,7 @@ pub async fn import(
             return Err(ImportError::Unreadable(Unreadable { error, import_id }));
         }
     };
-    let report = import_document(
+    let mut report = import_document(
         store,
         schema.clone(),
         actor,
@@ -145,9 +148,12 @@ pub async fn import(
     .await?;
     // The class's CI rules run after each CI the import created or changed.
     if !dry_run {
-        for item in &report.items {
+        for item in &mut report.items {
             if let ("create" | "update", Some(id)) = (item.plan.action, item.plan.ci_id) {
-                crate::ci_rules::run(store, schema.clone(), rules, id).await?;
+                let ran = crate::ci_rules::run(store, schema.clone(), rules, id).await?;
+                let did_anything =
+                    !(ran.set.is_empty() && ran.related.is_empty() && ran.skipped.is_empty());
+                item.rules = did_anything.then_some(ran);
             }
         }
     }
@@ -259,6 +265,7 @@ async fn import_document(
             ItemReport {
                 plan,
                 import_id: None,
+                rules: None,
             }
         } else {
             apply::import_item(store, context, item.clone()).await?
