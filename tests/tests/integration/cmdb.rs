@@ -958,6 +958,8 @@ async fn records_show_impact_to_rules(backend: Backend) -> anyhow::Result<()> {
     )
     .await?;
     let incident_number = incident["number"].as_str().unwrap_or_default();
+    // The critical service behind the CI raises the incident's impact.
+    assert_eq!(incident["fields"]["impact"], "high", "{incident}");
     let read = tom
         .get(&format!("/api/v1/records/{incident_number}"))
         .await?
