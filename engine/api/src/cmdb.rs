@@ -405,7 +405,7 @@ fn value_names_user(value: &Value, user: &str) -> bool {
 /// Returns the key-index rows of a CI of `class` with `attributes`: every value of an
 /// attribute that is unique or part of an identification key, and of every reference to
 /// a user or a CI, so that "the CIs that user X owns" and "the CIs in location Y" are
-/// index lookups.
+/// index lookups, and of every attribute marked `indexed`.
 pub fn keys_of(class: &ResolvedClass, attributes: &Map<String, Value>) -> Vec<CiKey> {
     let key_attributes: BTreeSet<&str> = class.keys.iter().flatten().map(String::as_str).collect();
     let mut keys = Vec::new();
@@ -415,7 +415,11 @@ pub fn keys_of(class: &ResolvedClass, attributes: &Map<String, Value>) -> Vec<Ci
             attribute.def.value_type(),
             AttributeType::User | AttributeType::Ci
         );
-        if !unique && !reference && !key_attributes.contains(name.as_str()) {
+        if !unique
+            && !reference
+            && !attribute.def.indexed
+            && !key_attributes.contains(name.as_str())
+        {
             continue;
         }
         let values: Vec<&Value> = match attributes.get(name) {

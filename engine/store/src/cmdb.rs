@@ -629,10 +629,19 @@ pub async fn list_cis<C: ConnectionTrait>(
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
+        // A CI named `q` also finds the CIs that refer to it (its id is the key value of
+        // their reference attributes), so `q=Berlin HQ` lists what is located there.
+        let mut values = vec![key_value(q)];
+        values.extend(
+            find_cis_by_name(db, q)
+                .await?
+                .iter()
+                .map(|named| named.id.to_string()),
+        );
         let by_key = Query::select()
             .column(ci_keys::Column::CiId)
             .from(ci_keys::Entity)
-            .and_where(Expr::col(ci_keys::Column::Value).eq(key_value(q)))
+            .and_where(Expr::col(ci_keys::Column::Value).is_in(values))
             .to_owned();
         query = query.filter(
             Condition::any()

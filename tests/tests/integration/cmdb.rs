@@ -1005,7 +1005,7 @@ async fn collections_select_and_target_releases(backend: Backend) -> anyhow::Res
         (
             "workstation",
             "ws-2",
-            json!({ "os_name": "Windows 11 Pro", "memory_mb": 8192 }),
+            json!({ "os_name": "Windows 11 Pro", "memory_mb": 8192, "ip_addresses": ["10.7.7.7"] }),
         ),
         (
             "server",
@@ -1051,6 +1051,17 @@ async fn collections_select_and_target_releases(backend: Backend) -> anyhow::Res
     let second = members("linux_computers", &format!("?limit=2&after={after}")).await?;
     assert_eq!(names(&second), ["srv-1"]);
     assert!(second["next_after"].is_null());
+
+    // The CI list finds a CI by an indexed IP address, and the CIs in a location by the
+    // location's name.
+    let by_ip = impact(tom, "/api/v1/cis?q=10.7.7.7").await?;
+    assert_eq!(names(&by_ip), ["ws-2"], "{by_ip}");
+    let in_berlin = impact(tom, "/api/v1/cis?q=Berlin%20HQ").await?;
+    assert_eq!(
+        names(&in_berlin),
+        ["Berlin HQ", "ws-1", "lt-1"],
+        "{in_berlin}"
+    );
 
     let listed = impact(tom, "/api/v1/collections").await?;
     assert!(

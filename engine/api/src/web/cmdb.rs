@@ -369,6 +369,7 @@ mod tests {
             required: false,
             unique: false,
             owner: Default::default(),
+            indexed: false,
             sources: Vec::new(),
         }
     }

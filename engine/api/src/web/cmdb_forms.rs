@@ -853,6 +853,7 @@ mod tests {
                 required: false,
                 unique: false,
                 owner: AttributeOwner::People,
+                indexed: false,
                 sources: Vec::new(),
             },
             declared_by: "laptop".into(),

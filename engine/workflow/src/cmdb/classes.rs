@@ -136,6 +136,11 @@ pub struct AttributeDef {
     pub unique: bool,
     #[serde(default)]
     pub owner: AttributeOwner,
+    /// Keeps the attribute's values in the key index, so that the CI list's `q` finds a CI
+    /// by one of them, such as an IP address. Keys, unique attributes and references are
+    /// indexed anyway.
+    #[serde(default)]
+    pub indexed: bool,
     /// For a discovery-owned attribute, the sources that may write it, the one that wins
     /// first, in place of the class's `sources`.
     #[serde(default)]
