@@ -556,6 +556,10 @@ async fn stale_edit_is_rejected(backend: Backend) -> anyhow::Result<()> {
         "2",
         "the form now carries the current version"
     );
+    // The field the person left alone shows the other writer's value, so saving the page
+    // as it is does not undo that change.
+    assert!(stale.text.contains("value=\"16384\""), "{}", stale.text);
+    assert!(!stale.text.contains("value=\"8192\""), "{}", stale.text);
     let unchanged = read_ci(tom, id).await?;
     assert_eq!(unchanged["name"], "lt-7");
     assert_eq!(unchanged["version"], 2);

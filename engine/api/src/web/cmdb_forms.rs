@@ -508,6 +508,105 @@ pub async fn edit_form(
     render_form(&state, &viewer, StatusCode::OK, &page)
 }
 
+/// Rebuilds CI `ci` as it was at `version`, from its history.
+async fn shown_version(state: &AppState, ci: &Ci, version: i64) -> Result<Ci, ApiError> {
+    let versions = tend_store::cmdb::ci_versions(state.commands.store.db(), ci.id).await?;
+    let at = versions
+        .iter()
+        .find(|entry| entry.version == version)
+        .map(|entry| entry.at)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_version",
+                format!(
+                    "the form's version {version} is not a version of CI {}: open the edit form again",
+                    ci.id
+                ),
+                Some("version"),
+            )
+        })?;
+    tend_store::cmdb::ci_as_of(ci, &versions, at).ok_or(ApiError::NotFound {
+        what: "CI",
+        key: format!("{} at version {version}", ci.id),
+    })
+}
+
+/// Returns the update that the form makes to `shown`, the CI as the form showed it: the
+/// name, status and attributes whose submitted value differs from the shown one.
+fn changes_against(
+    class: &ResolvedClass,
+    form: &FormData,
+    shown: &Ci,
+    version: Option<i64>,
+) -> CiUpdate {
+    let mut attributes = attributes_from_form(class, form, Some(shown));
+    attributes.retain(|name, value| {
+        let before = shown.attributes.get(name).unwrap_or(&Value::Null);
+        before != value
+    });
+    let name = form
+        .get("name")
+        .filter(|name| name.trim() != shown.name)
+        .map(str::to_owned);
+    let status = form
+        .get("status")
+        .map(str::trim)
+        .filter(|status| !status.is_empty() && *status != shown.status)
+        .map(str::to_owned);
+    CiUpdate {
+        name,
+        status,
+        attributes,
+        version,
+    }
+}
+
+/// Builds the form to show after a version conflict: the controls the person changed
+/// keep their input, and every other control takes the current CI's value.
+fn merge_into_current(
+    class: &ResolvedClass,
+    form: &FormData,
+    shown: &Ci,
+    current: &Ci,
+) -> FormData {
+    let changed = changes_against(class, form, shown, None);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (key, value) in form.pairs() {
+        let attribute = key.strip_prefix(ATTRIBUTE_PREFIX);
+        let untouched = match attribute {
+            Some(name) => !changed.attributes.contains_key(name),
+            None => {
+                (key == "name" && changed.name.is_none())
+                    || (key == "status" && changed.status.is_none())
+            }
+        };
+        if !untouched {
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    if changed.name.is_none() {
+        pairs.push(("name".to_owned(), current.name.clone()));
+    }
+    if changed.status.is_none() {
+        pairs.push(("status".to_owned(), current.status.clone()));
+    }
+    for (name, attribute) in &class.attributes {
+        if changed.attributes.contains_key(name) {
+            continue;
+        }
+        let control = format!("{ATTRIBUTE_PREFIX}{name}");
+        let value = current.attributes.get(name);
+        if attribute.def.kind == AttributeType::Boolean {
+            if value == Some(&Value::Bool(true)) {
+                pairs.push((control, "on".to_owned()));
+            }
+        } else {
+            pairs.push((control, control_text(value)));
+        }
+    }
+    FormData::from_pairs(pairs).unwrap_or_default()
+}
+
 /// `POST /cmdb/cis/{id}/edit`: saves the form as one new version of the CI. The form
 /// carries the version it showed, so a CI changed since then is not overwritten.
 pub async fn edit(
@@ -558,16 +657,17 @@ pub async fn edit(
             }
         },
     };
-    let update = CiUpdate {
-        name: form.get("name").map(str::to_owned),
-        status: form
-            .get("status")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        attributes: attributes_from_form(&class, &form, Some(&ci)),
-        version,
+    // Only what the person changed against the version the form showed is sent, so a
+    // save after a version conflict cannot undo another person's change to a field the
+    // person left alone.
+    let shown = match version {
+        Some(version) if version != ci.version => match shown_version(&state, &ci, version).await {
+            Ok(shown) => shown,
+            Err(error) => return state.web.error(Some(&viewer), &error),
+        },
+        _ => ci.clone(),
     };
+    let update = changes_against(&class, &form, &shown, version);
     let updated = crate::cmdb::update_ci(
         &state.commands.store,
         schema(&state),
@@ -586,9 +686,10 @@ pub async fn edit(
             state.web.error(Some(&viewer), &error)
         }
         Err(error @ ApiError::Stale(_)) => {
-            // The form now carries the current version, so saving it again overwrites
-            // the other change on purpose, after the person has compared.
-            let mut page = edit_page(&ci, &class, Some(ci.version), Some(&form));
+            // The form now carries the current version and the current values, except
+            // for the fields the person changed, so saving it again applies only those.
+            let merged = merge_into_current(&class, &form, &shown, &ci);
+            let mut page = edit_page(&ci, &class, Some(ci.version), Some(&merged));
             page.error = Some(format!("The CI was not saved: {}", error.public_message()));
             page.hint = Some(format!(
                 "Your input is kept below. Compare it with the current CI (version {}), which opens from the Cancel link, then save again to replace that version.",
