@@ -215,3 +215,45 @@ pub async fn context<C: ConnectionTrait>(
         "requester_cis": requester_cis,
     }))
 }
+
+/// Actor of the record updates that follow a renamed CI.
+pub const CMDB_ACTOR: &str = "cmdb";
+
+/// Makes the open records whose `ci` field names `before` name `after`, after a person or
+/// an import renamed the CI, so that they stay attached to it. Each record is changed
+/// through its process's update, journaled as the `cmdb` actor; a record that refuses the
+/// change is logged and left as it is. Closed records keep the name they were closed with.
+pub async fn follow_rename(commands: &crate::Commands, before: &str, after: &str) {
+    if before == after {
+        return;
+    }
+    let records = match store::open_records_naming(
+        commands.store.db(),
+        &[before.to_owned()],
+        RENAME_LIMIT,
+    )
+    .await
+    {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(before, after, %error, "the records of a renamed CI could not be read");
+            return;
+        }
+    };
+    let actor = tend_domain::Actor::system(CMDB_ACTOR);
+    for record in records {
+        let mut fields = serde_json::Map::new();
+        fields.insert("ci".into(), Value::String(after.to_owned()));
+        let command = tend_domain::Command::Update {
+            title: None,
+            description: None,
+            fields,
+        };
+        if let Err(error) = commands.apply(&actor, &record.number, command).await {
+            tracing::warn!(number = %record.number, before, after, %error, "a record did not follow its CI's new name");
+        }
+    }
+}
+
+/// Most open records that follow one rename.
+const RENAME_LIMIT: u64 = 1000;

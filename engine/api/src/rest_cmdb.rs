@@ -131,6 +131,7 @@ pub async fn update(
         attributes: body.attributes,
         version: body.version,
     };
+    let before = load(&state, id).await?.name;
     let ci = cmdb::update_ci(
         &state.commands.store,
         schema.clone(),
@@ -139,6 +140,7 @@ pub async fn update(
         update,
     )
     .await?;
+    crate::record_cmdb::follow_rename(&state.commands, &before, &ci.name).await;
     let ci = after_rules(&state, &schema, ci).await?;
     Ok(Json(ci_view(&state, &schema, &ci, None).await?))
 }

@@ -94,12 +94,8 @@ pub async fn import(
     };
     let compressed = bytes.first() == Some(&0x78);
     let agent = from_agent(&headers, compressed);
-    let schema = state.commands.engine.definitions().cmdb.clone();
-    let rules = state.commands.engine.current().rules.clone();
     let result = inventory::import(
-        &state.commands.store,
-        schema,
-        rules.as_ref(),
+        &state.commands,
         &caller.actor,
         &bytes,
         tend_inventory::DEFAULT_MAX_BYTES,
@@ -274,15 +270,6 @@ pub async fn retry(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     crate::cmdb::require_staff(&caller.actor)?;
-    let schema = state.commands.engine.definitions().cmdb.clone();
-    let rules = state.commands.engine.current().rules.clone();
-    let report = inventory::import_again(
-        &state.commands.store,
-        schema,
-        rules.as_ref(),
-        &caller.actor,
-        id,
-    )
-    .await?;
+    let report = inventory::import_again(&state.commands, &caller.actor, id).await?;
     Ok(Json(report).into_response())
 }

@@ -18,18 +18,14 @@ use crate::cli::{CmdbAuditArgs, ImportInventoryArgs};
 /// CMDB, so that scripts notice.
 pub async fn run(args: ImportInventoryArgs) -> anyhow::Result<ExitCode> {
     let commands = crate::setup::commands(&args.store, &args.definitions).await?;
-    let schema = commands.engine.definitions().cmdb.clone();
     let actor = Actor::system("import");
     let started = Instant::now();
     let mut failed = 0usize;
     let mut items = 0usize;
     for file in &args.files {
         let bytes = read(file)?;
-        let rules = commands.engine.current().rules.clone();
         let result = inventory::import(
-            &commands.store,
-            schema.clone(),
-            rules.as_ref(),
+            &commands,
             &actor,
             &bytes,
             tend_inventory::DEFAULT_MAX_BYTES,

@@ -323,12 +323,34 @@ async fn renamed_computer_keeps_history(backend: Backend) -> anyhow::Result<()> 
         .await?
         .expect_status(StatusCode::OK)?;
 
+    let ticket = staff
+        .post(
+            "/api/v1/records/incident",
+            &json!({ "title": "Laptop is slow", "description": "Since Monday", "fields": { "ci": "pc-0142" } }),
+        )
+        .await?
+        .expect_status(StatusCode::CREATED)?
+        .body;
+
     let item = import_one(
         &client,
         &glpi_computer("d1", "fin-laptop-07", "5CG1234XYZ", "U-1", software.clone()),
     )
     .await?;
     assert_eq!(item["action"], "update", "{item}");
+    // The open ticket on the machine follows its new name.
+    let number = ticket["number"].as_str().unwrap_or_default();
+    let followed = staff
+        .get(&format!("/api/v1/records/{number}"))
+        .await?
+        .expect_status(StatusCode::OK)?
+        .body;
+    assert_eq!(followed["fields"]["ci"], "fin-laptop-07", "{followed}");
+    assert_eq!(
+        followed["configuration_item"]["id"].as_i64(),
+        Some(id),
+        "{followed}"
+    );
     assert_eq!(item["ci_id"].as_i64(), Some(id));
     assert_eq!(item["matched_by"], "serial_number");
     let renamed = ci(&staff, id).await?;

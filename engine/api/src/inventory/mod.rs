@@ -14,6 +14,7 @@ mod plan;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tend_domain::Actor;
 use tend_inventory::{Document, Format, Message, ReadError};
@@ -115,14 +116,16 @@ impl From<ImportError> for ApiError {
 /// Imports `bytes` as `actor`, or with `dry_run` only plans it, then runs the CI rules of
 /// every CI it created or changed. `max_bytes` bounds the document once decompressed.
 pub async fn import(
-    store: &tend_store::Store,
-    schema: Arc<CmdbSchema>,
-    rules: &dyn tend_workflow::RuleRunner,
+    commands: &crate::Commands,
     actor: &Actor,
     bytes: &[u8],
     max_bytes: usize,
     dry_run: bool,
 ) -> Result<ImportReport, ImportError> {
+    let store = &commands.store;
+    let schema = commands.engine.definitions().cmdb.clone();
+    let loaded = commands.engine.current();
+    let rules = loaded.rules.as_ref();
     let sha256 = hex::encode(Sha256::digest(bytes));
     let document = match tend_inventory::read(bytes, max_bytes) {
         Ok(Message::Inventory(document)) => document,
@@ -146,9 +149,22 @@ pub async fn import(
         dry_run,
     )
     .await?;
-    // The class's CI rules run after each CI the import created or changed.
+    // The class's CI rules run after each CI the import created or changed, and the open
+    // records that named a renamed CI follow its new name.
     if !dry_run {
         for item in &mut report.items {
+            if let (Some(Value::String(before)), Some(Value::String(after))) = (
+                item.plan
+                    .changes
+                    .get(plan::NAME)
+                    .and_then(|change| change.get("before")),
+                item.plan
+                    .changes
+                    .get(plan::NAME)
+                    .and_then(|change| change.get("after")),
+            ) {
+                crate::record_cmdb::follow_rename(commands, before, after).await;
+            }
             if let ("create" | "update", Some(id)) = (item.plan.action, item.plan.ci_id) {
                 let ran = crate::ci_rules::run(store, schema.clone(), rules, id).await?;
                 let did_anything =
@@ -164,12 +180,11 @@ pub async fn import(
 /// document), as `actor`, once the CMDB or the definitions are corrected. The new import
 /// adds its own log entries; entry `id` stays as it is.
 pub async fn import_again(
-    store: &tend_store::Store,
-    schema: Arc<CmdbSchema>,
-    rules: &dyn tend_workflow::RuleRunner,
+    commands: &crate::Commands,
     actor: &Actor,
     id: i64,
 ) -> Result<ImportReport, ApiError> {
+    let store = &commands.store;
     let (_, document) =
         log::import_document(store.db(), id)
             .await?
@@ -187,9 +202,7 @@ pub async fn import_again(
         ));
     };
     let report = import(
-        store,
-        schema,
-        rules,
+        commands,
         actor,
         &document,
         tend_inventory::DEFAULT_MAX_BYTES,

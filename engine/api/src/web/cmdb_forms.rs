@@ -676,8 +676,9 @@ pub async fn edit(
         update,
     )
     .await;
-    if let Ok(ci) = &updated {
-        run_ci_rules(&state, ci.id).await;
+    if let Ok(updated) = &updated {
+        crate::record_cmdb::follow_rename(&state.commands, &ci.name, &updated.name).await;
+        run_ci_rules(&state, updated.id).await;
     }
 
     match updated {

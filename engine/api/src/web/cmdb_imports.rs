@@ -360,14 +360,7 @@ pub async fn retry(
         outcome: form.get("outcome").unwrap_or("").to_owned(),
         before: String::new(),
     };
-    let result = crate::inventory::import_again(
-        &state.commands.store,
-        schema(&state),
-        state.commands.engine.current().rules.as_ref(),
-        viewer.actor(),
-        id,
-    )
-    .await;
+    let result = crate::inventory::import_again(&state.commands, viewer.actor(), id).await;
     let (status, notice) = match result {
         Ok(report) => {
             tracing::info!(import = id, items = report.items.len(), actor = %viewer.actor().name, "inventory document imported again from the console");
