@@ -1,7 +1,7 @@
 //! CI rules: the rules a CI class lists under `rules:`, run with the `on_ci_change` hook
 //! after a person or an import created or changed a CI of the class.
 //!
-//! A rule sees the CI as `record`: its attributes as fields, plus `id`, `class`, `name`
+//! A rule reads the CI as `record`: its attributes as fields, plus `id`, `class`, `name`
 //! and `status`. Two effects apply:
 //! - `set_field(attribute, value, reason)` sets an attribute of the CI, checked against
 //!   its class like a person's change;

@@ -15,6 +15,7 @@ use tend_workflow::cmdb::{AttributeOwner, CmdbSchema};
 
 use crate::commands::{Commands, NewRecord};
 use crate::error::ApiError;
+use crate::rest_cmdb::ci_summary;
 
 /// Most CIs listed per kind of finding; the totals count them all.
 pub const DEFAULT_LIMIT: u64 = 200;
@@ -59,16 +60,6 @@ pub struct AuditReport {
     pub import_conflicts: Findings<Value>,
 }
 
-fn summary(schema: &CmdbSchema, ci: &Ci) -> Value {
-    json!({
-        "id": ci.id,
-        "class": ci.class,
-        "class_label": schema.class(&ci.class).map(|class| class.label.as_str()),
-        "name": ci.name,
-        "status": ci.status,
-    })
-}
-
 /// Runs the audit. `stale_after_days` overrides the setting of `audit.yaml`.
 pub async fn audit(
     db: &impl sea_orm::ConnectionTrait,
@@ -105,7 +96,7 @@ pub async fn audit(
             .cis
             .iter()
             .map(|ci| StaleCi {
-                ci: summary(schema, ci),
+                ci: ci_summary(schema, ci),
                 last_seen_at: seen.get(&ci.id).copied(),
             })
             .collect(),
@@ -127,7 +118,11 @@ pub async fn audit(
     let orphans = cmdb_audit::orphan_cis(db, &orphan_classes, limit).await?;
     let orphans = Findings {
         total: orphans.total,
-        items: orphans.cis.iter().map(|ci| summary(schema, ci)).collect(),
+        items: orphans
+            .cis
+            .iter()
+            .map(|ci| ci_summary(schema, ci))
+            .collect(),
     };
 
     let disagreements = disagreements(db, schema, limit).await?;
@@ -209,7 +204,7 @@ async fn disagreements(
         total += 1;
         if (items.len() as u64) < limit {
             items.push(Disagreement {
-                ci: summary(schema, ci),
+                ci: ci_summary(schema, ci),
                 attribute: entry.attribute.clone(),
                 value: value.clone(),
                 reported: entry.value.clone(),

@@ -1,4 +1,4 @@
-//! What the CMDB knows about a record: the CIs it names (its `ci` field and, for changes,
+//! The CMDB context of a record: the CIs it names (its `ci` field and, for changes,
 //! the `cis` list), what a failure of them affects downstream with the business services
 //! among it, the other open records on the same CIs (changes, known errors, problems,
 //! incidents), the CIs that the requester owns, and for a release the members of its
@@ -14,6 +14,7 @@ use tend_store::impact::{self, Walk};
 use tend_workflow::cmdb::{CmdbSchema, ImpactDirection};
 
 use crate::error::ApiError;
+use crate::rest_cmdb::ci_summary;
 
 /// Depth of the impact analysis of a record's CIs.
 pub const RECORD_IMPACT_DEPTH: u32 = 5;
@@ -62,17 +63,6 @@ async fn resolve<C: ConnectionTrait>(db: &C, given: &str) -> Result<Option<Ci>, 
         .filter(|ci| ci.retired_at.is_none())
         .collect();
     Ok(if found.len() == 1 { found.pop() } else { None })
-}
-
-fn summary(schema: &CmdbSchema, ci: &Ci) -> Value {
-    json!({
-        "id": ci.id,
-        "class": ci.class,
-        "class_label": schema.class(&ci.class).map(|class| class.label.as_str()),
-        "name": ci.name,
-        "status": ci.status,
-        "criticality": ci.attributes.get("criticality"),
-    })
 }
 
 /// Ranks a criticality value: 0 for none or unknown, then low 1 to critical 4.
@@ -173,7 +163,7 @@ pub async fn context<C: ConnectionTrait>(
                 .iter()
                 .filter(|ci| ci.retired_at.is_none())
                 .take(LIST_LIMIT as usize)
-                .map(|ci| summary(schema, ci))
+                .map(|ci| ci_summary(schema, ci))
                 .collect()
         }
         None => Vec::new(),
@@ -187,7 +177,7 @@ pub async fn context<C: ConnectionTrait>(
                     "collection": name.trim(),
                     "label": collection.label,
                     "count": members.len(),
-                    "cis": members.iter().take(LIST_LIMIT as usize).map(|ci| summary(schema, ci)).collect::<Vec<_>>(),
+                    "cis": members.iter().take(LIST_LIMIT as usize).map(|ci| ci_summary(schema, ci)).collect::<Vec<_>>(),
                 })
             }
             None => json!({ "collection": name.trim(), "unknown": true, "count": 0 }),
@@ -197,13 +187,13 @@ pub async fn context<C: ConnectionTrait>(
 
     Ok(json!({
         "target": target,
-        "cis": cis.iter().map(|ci| summary(schema, ci)).collect::<Vec<_>>(),
+        "cis": cis.iter().map(|ci| ci_summary(schema, ci)).collect::<Vec<_>>(),
         "unknown_cis": unknown,
         "affected": {
             "count": reached.len(),
             "depth": RECORD_IMPACT_DEPTH,
-            "cis": reached.iter().take(LIST_LIMIT as usize).map(|ci| summary(schema, ci)).collect::<Vec<_>>(),
-            "services": services.iter().map(|ci| summary(schema, ci)).collect::<Vec<_>>(),
+            "cis": reached.iter().take(LIST_LIMIT as usize).map(|ci| ci_summary(schema, ci)).collect::<Vec<_>>(),
+            "services": services.iter().map(|ci| ci_summary(schema, ci)).collect::<Vec<_>>(),
             "critical_services": critical,
             "highest_criticality": highest,
             "cycles": walked.cycles.len(),
@@ -221,8 +211,9 @@ pub const CMDB_ACTOR: &str = "cmdb";
 
 /// Makes the open records whose `ci` field names `before` name `after`, after a person or
 /// an import renamed the CI, so that they stay attached to it. Each record is changed
-/// through its process's update, journaled as the `cmdb` actor; a record that refuses the
-/// change is logged and left as it is. Closed records keep the name they were closed with.
+/// through its process's update, journaled as the `cmdb` actor. A record that rejects
+/// the change is logged and left as it is. Closed records keep the name they were closed
+/// with.
 pub async fn follow_rename(commands: &crate::Commands, before: &str, after: &str) {
     if before == after {
         return;

@@ -157,8 +157,8 @@ pub async fn import(
     }
 }
 
-/// A 401 that asks for HTTP Basic credentials, which is what makes an agent configured
-/// with `--user` and `--password` send them.
+/// Returns a 401 that requests HTTP Basic credentials, which is what makes an agent
+/// configured with `--user` and `--password` send them.
 fn basic_challenge() -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,
@@ -172,7 +172,7 @@ fn basic_challenge() -> Response {
     response
 }
 
-/// An XML reply of the agent protocol, compressed when the request was.
+/// Returns an XML reply of the agent protocol, compressed when the request was.
 fn agent_reply(reply: &str, compressed: bool, status: StatusCode) -> Response {
     let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n{reply}\n");
     if compressed {

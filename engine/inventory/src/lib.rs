@@ -58,7 +58,7 @@ impl Format {
     }
 }
 
-/// What a document describes. The reconciliation maps it to a CI class.
+/// Kind of device a document describes. The reconciliation maps it to a CI class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
@@ -227,7 +227,7 @@ pub struct Software {
     pub publisher: Option<String>,
 }
 
-/// What a device sees behind one of its ports.
+/// A device found behind one of a network device's ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Connection {
     /// The port's name on this device (`Gi1/0/12`).
@@ -239,7 +239,7 @@ pub struct Connection {
     pub neighbour: Option<String>,
 }
 
-/// Why a document could not be read. Each message names what was found and what to do.
+/// Reason a document could not be read. Each message names what was found and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("the document is empty: send the agent's inventory (XML or JSON) in the body")]
@@ -336,7 +336,7 @@ pub fn decompress(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, ReadError> 
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to a Vec cannot fail.
+    // The encoder writes into a Vec, whose writes return no error, so neither call fails.
     let _ = encoder.write_all(bytes);
     encoder.finish().unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-//! What discovery reported: the values each source last reported of a CI
+//! Discovery's records: the values each source last reported of a CI
 //! (`ci_discovered`), when each source last saw it (`ci_sightings`), and the log of
 //! imported items with their outcome (`inventory_imports`).
 

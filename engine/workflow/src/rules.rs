@@ -26,9 +26,9 @@ pub enum Hook {
     /// the message.
     OnEmail,
     /// A CI class's rule, run after a person or an import created or changed a CI of the
-    /// class; `record` holds the CI.
+    /// class. `record` contains the CI.
     OnCiChange,
-    /// An alert source's rule, run on each alert before it opens a record; `alert` holds
+    /// An alert source's rule, run on each alert before it opens a record. `alert` contains
     /// the alert.
     OnAlert,
 }
@@ -71,7 +71,7 @@ pub struct RuleInput<'a> {
     /// For `on_email`: the message, as a JSON object (`from`, `from_name`, `to`, `cc`,
     /// `subject`, `message_id`, `mailbox`, `text`).
     pub email: Option<&'a serde_json::Value>,
-    /// What the CMDB knows about the record: its CIs, what a failure of them affects, the
+    /// The record's CMDB context: its CIs, what a failure of them affects, the
     /// open records on them and the requester's CIs, as `record_cmdb::context` builds it.
     pub cmdb: Option<&'a serde_json::Value>,
     /// For `on_alert`: the alert, as a JSON object (`status`, `labels`, `annotations`,

@@ -63,7 +63,7 @@ async fn import_one(client: &ApiClient, document: &Value) -> anyhow::Result<Valu
     Ok(reply.body["items"][0].clone())
 }
 
-/// A GLPI agent JSON inventory of a computer. `extra` is merged into `content`.
+/// Builds a GLPI agent JSON inventory of a computer, with `extra` merged into `content`.
 fn glpi_computer(device: &str, name: &str, serial: &str, uuid: &str, extra: Value) -> Value {
     let mut content = json!({
         "hardware": { "name": name, "uuid": uuid },
@@ -999,7 +999,7 @@ async fn ci_rules_place_discovered_machines(backend: Backend) -> anyhow::Result<
     assert_eq!(item["action"], "unchanged", "{item}");
     assert_eq!(ci(&staff, id).await?["version"], placed["version"]);
 
-    // A subnet whose location CI does not exist is reported in the import's answer.
+    // A subnet whose location CI does not exist is reported in the import's response.
     let lyon = glpi_computer(
         "d9",
         "ws-9",
@@ -1030,8 +1030,8 @@ async fn ci_rules_place_discovered_machines(backend: Backend) -> anyhow::Result<
     Ok(())
 }
 
-/// The software list of the source ranked first stands: a FusionInventory document of the
-/// same machine neither adds nor removes packages that the GLPI agent reported.
+/// The software list of the source ranked first is kept: a FusionInventory document of
+/// the same machine neither adds nor removes packages that the GLPI agent reported.
 async fn lower_source_keeps_software_list(backend: Backend) -> anyhow::Result<()> {
     let server = TestServer::in_process(backend).await?;
     let client = agent(&server).await?;

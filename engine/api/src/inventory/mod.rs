@@ -53,8 +53,8 @@ pub struct ItemReport {
     pub plan: ItemPlan,
     /// Id of the log entry; none in a dry run.
     pub import_id: Option<i64>,
-    /// What the class's CI rules did after the import, including the effects they could
-    /// not apply; none when no rule ran.
+    /// Outcome of the class's CI rules after the import, with the effects they could not
+    /// apply. `None` when no rule did anything.
     pub rules: Option<crate::ci_rules::RuleReport>,
 }
 
@@ -65,7 +65,7 @@ pub struct Unreadable {
     pub import_id: Option<i64>,
 }
 
-/// Why an import failed as a whole.
+/// Failure of an import as a whole.
 #[derive(Debug)]
 pub enum ImportError {
     /// The document is not an inventory that can be read.
@@ -209,7 +209,7 @@ pub async fn import_again(
         false,
     )
     .await?;
-    // A document whose items all imported no longer stands as a conflict in the log.
+    // A document whose items all imported is no longer a conflict in the log.
     let applied = report
         .items
         .iter()

@@ -1,4 +1,4 @@
-//! What importing one item would change: the CI to create or update with the attribute
+//! The plan of importing one item: the CI to create or update with the attribute
 //! changes that the class's ownership and source precedence allow, the software to
 //! link and unlink, and the connections to record.
 
@@ -75,7 +75,7 @@ pub struct ConnectionPlan {
     pub(super) unlink: Vec<i64>,
 }
 
-/// What importing one item does, or would do in a dry run.
+/// The changes that importing one item makes, or would make in a dry run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemPlan {
     /// `create`, `update`, `unchanged`, `conflict` or `rejected`.
@@ -91,9 +91,9 @@ pub struct ItemPlan {
     pub kept: Vec<Kept>,
     pub software: SoftwarePlan,
     pub connections: ConnectionPlan,
-    /// Why a conflict or a rejected item is not applied.
+    /// Reason a conflict or a rejected item is not applied.
     pub message: Option<String>,
-    /// What the source reported, saved for precedence and the audit.
+    /// Values the source reported, saved for precedence and the audit.
     #[serde(skip)]
     pub(super) reported: BTreeMap<String, Reported>,
     /// Attributes a new CI gets.
@@ -129,7 +129,7 @@ impl ItemPlan {
     }
 }
 
-/// The name a new CI gets: the host name, else an identifier, else the kind.
+/// Returns the name a new CI gets: the host name, else an identifier, else the kind.
 fn display_name(item: &Item) -> String {
     if let Some(name) = item
         .name
@@ -189,8 +189,8 @@ pub fn class_for(item: &Item) -> &'static str {
     }
 }
 
-/// The class that matching searches under: every computer for a computer, else the
-/// class itself.
+/// Returns the class that matching searches under: every computer for a computer, else
+/// the class itself.
 fn match_root(item: &Item, class: &str) -> String {
     match item.kind {
         ItemKind::Computer | ItemKind::Phone => "computer".to_owned(),
@@ -372,7 +372,7 @@ pub async fn plan_item<C: ConnectionTrait>(
     Ok(plan)
 }
 
-/// The attributes that the identification keys of `class` name, in key order.
+/// Returns the attributes that the identification keys of `class` name, in key order.
 fn key_attributes(class: &ResolvedClass) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for attribute in class.keys.iter().flatten() {
@@ -431,8 +431,8 @@ async fn match_partial<C: ConnectionTrait>(
     })
 }
 
-/// The values to save as reported by the source: every attribute, the placeholders and
-/// the host name.
+/// Returns the values to save as reported by the source: every attribute, the
+/// placeholders, the host name and the size of the software list.
 fn reported_values(item: &Item) -> BTreeMap<String, Reported> {
     let mut reported: BTreeMap<String, Reported> = item
         .attributes
@@ -638,7 +638,7 @@ fn missing_required(
     })
 }
 
-/// A package's identity as the key index compares it.
+/// Returns a package's identity as the key index compares it.
 fn package_key(name: &str, version: Option<&str>) -> (String, String) {
     (
         store::key_value(name),
@@ -740,7 +740,7 @@ async fn plan_software<C: ConnectionTrait>(
 
 /// Plans the `connected_to` relationships of a network device from the MAC addresses
 /// and neighbours seen on its ports. Only a MAC or name that matches exactly one CI is
-/// linked. A complete document also unlinks the devices it no longer sees.
+/// linked. A complete document also unlinks the devices it no longer reports.
 async fn plan_connections<C: ConnectionTrait>(
     db: &C,
     schema: &CmdbSchema,

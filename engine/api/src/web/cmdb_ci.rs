@@ -253,6 +253,11 @@ pub(super) async fn load(state: &AppState, id: i64) -> Result<Ci, ApiError> {
         })
 }
 
+/// Loads the CI that a path names by id, or a "not found" error that names it.
+pub(super) async fn load_from_path(state: &AppState, id: &str) -> Result<Ci, ApiError> {
+    load(state, parse_id(id)?).await
+}
+
 /// Renders the CI page, with a rejected relationship form when there is one.
 pub(super) async fn render_ci(
     state: &AppState,

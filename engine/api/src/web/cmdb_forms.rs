@@ -15,7 +15,7 @@ use tend_workflow::cmdb::{AttributeOwner, AttributeType, ResolvedClass};
 use super::cmdb::{
     attribute_label, ci_href, class_label, class_options, require_staff, schema, type_text,
 };
-use super::cmdb_ci::{RelateProblem, load, parse_id, render_ci};
+use super::cmdb_ci::{RelateProblem, load_from_path, parse_id, render_ci};
 use super::display::humanise;
 use super::forms::{FormData, FormError, SelectOption};
 use super::{Viewer, format_time};
@@ -492,11 +492,7 @@ pub async fn edit_form(
         return state.web.error(Some(&viewer), &error);
     }
 
-    let loaded = match parse_id(&id) {
-        Ok(id) => load(&state, id).await,
-        Err(error) => Err(error),
-    };
-    let ci = match loaded {
+    let ci = match load_from_path(&state, &id).await {
         Ok(ci) => ci,
         Err(error) => return state.web.error(Some(&viewer), &error),
     };
@@ -627,11 +623,7 @@ pub async fn edit(
         return state.web.error(Some(&viewer), &error);
     }
 
-    let loaded = match parse_id(&id) {
-        Ok(id) => load(&state, id).await,
-        Err(error) => Err(error),
-    };
-    let ci = match loaded {
+    let ci = match load_from_path(&state, &id).await {
         Ok(ci) => ci,
         Err(error) => return state.web.error(Some(&viewer), &error),
     };
@@ -728,11 +720,7 @@ pub async fn retire_form(
         return state.web.error(Some(&viewer), &error);
     }
 
-    let loaded = match parse_id(&id) {
-        Ok(id) => load(&state, id).await,
-        Err(error) => Err(error),
-    };
-    let ci = match loaded {
+    let ci = match load_from_path(&state, &id).await {
         Ok(ci) => ci,
         Err(error) => return state.web.error(Some(&viewer), &error),
     };
@@ -927,7 +915,7 @@ pub async fn unrelate(
 }
 
 /// Runs the class's CI rules after a change made in the console, as the API does. A
-/// failure is logged: the person's change stands, and the CI page shows the result.
+/// failure is logged, the person's change is kept, and the CI page shows the result.
 async fn run_ci_rules(state: &AppState, id: i64) {
     let rules = state.commands.engine.current().rules.clone();
     let schema = state.commands.engine.definitions().cmdb.clone();

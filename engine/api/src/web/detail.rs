@@ -85,7 +85,7 @@ struct RecordPage {
     approvals: Vec<RoundView>,
     /// Files that came with the record's mail.
     attachments: Vec<super::mail::AttachmentRow>,
-    /// What the CMDB knows about the record, for the Configuration section.
+    /// The record's CMDB context, for the Configuration section.
     cmdb: Option<serde_json::Value>,
     error: Option<String>,
 }
@@ -389,7 +389,7 @@ struct PageParts<'a> {
     /// The CI that the record's `ci` field names, resolved for staff only, since the
     /// CMDB is theirs.
     configuration_item: Option<&'a tend_store::cmdb::Ci>,
-    /// What the CMDB knows about the record (`record_cmdb::context`), for staff only.
+    /// The record's CMDB context (`record_cmdb::context`), for staff only.
     cmdb: Option<serde_json::Value>,
 }
 

@@ -13,7 +13,7 @@ pub struct Model {
     pub outcome: String,
     pub ci_id: Option<i64>,
     pub item_name: Option<String>,
-    /// What the import changed or would have changed, as JSON.
+    /// The import's plan: what it changed, as JSON.
     pub summary: String,
     /// Why a conflict or a rejected document was not applied.
     pub message: Option<String>,
